@@ -1,0 +1,58 @@
+#pragma once
+// Thread control. ember parallelises with OpenMP when it is found; without it everything runs on one thread.
+// Eigen's own threading is kept off inside our parallel regions (each thread runs its own single-threaded GEMM).
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ember {
+
+// Number of threads ember's kernels use (as torch.get_num_threads).
+inline int get_num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// As torch.set_num_threads: n >= 1.
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(std::max(1, n));
+#else
+  (void)n;
+#endif
+}
+
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+// Index of the calling thread inside a parallel region (0 outside).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Threads to use for `work` units of roughly `cost` flops each: below the threshold the fork/join costs more
+// than it saves, so small layers stay on one thread.
+inline int threads_for(std::int64_t work_items, double flops_per_item, double min_flops_per_thread = 2.0e5) {
+  const int max_threads = in_parallel_region() ? 1 : get_num_threads();
+  if (max_threads <= 1 || work_items <= 1) return 1;
+  const double total = static_cast<double>(work_items) * flops_per_item;
+  const int by_work = static_cast<int>(total / min_flops_per_thread);
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({max_threads, by_work, work_items})));
+}
+
+}  // namespace ember

@@ -1,0 +1,37 @@
+#pragma once
+// Shapes: a plain vector of extents, PyTorch-style printing, and overflow-checked element counts.
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ember/core/error.hpp"
+
+namespace ember {
+
+using Shape = std::vector<std::int64_t>;
+
+// "[32, 1, 28, 28]", as PyTorch prints torch.Size.
+inline std::string to_string(const Shape& shape) {
+  std::ostringstream os;
+  os << '[';
+  for (std::size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+// Number of elements; throws on negative extents or when the product overflows int64, so a corrupt header
+// can never turn into a wrapped-around (small) allocation.
+inline std::int64_t shape_numel(const Shape& shape) {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    if (d < 0) throw shape_error("shape " + to_string(shape) + " has a negative extent");
+    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / d)
+      throw shape_error("shape " + to_string(shape) + " has more elements than fit in int64");
+    n *= d;
+  }
+  return n;
+}
+
+}  // namespace ember

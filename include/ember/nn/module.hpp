@@ -1,0 +1,164 @@
+#pragma once
+// The module contract, shared by every layer and by Sequential.
+//
+//   forward(x)        training-mode forward: keeps in the module what backward needs.
+//   backward(g)       gradient for the input of the last forward; *adds* into the parameters' .grad.
+//   predict(x) const  inference as in eval mode; changes nothing, so one model can serve several threads.
+//
+// Each has an *_into variant that writes into a caller-owned tensor: Sequential and the training loop use
+// those with buffers kept across steps, so a warmed-up training step allocates nothing. backward_into takes
+// a null grad_in when the caller does not need the input gradient (the first layer of a network), which
+// skips that work.
+//
+// Parameters and buffers are reported through virtual collectors rather than stored pointers, so modules
+// stay safely movable. Names are PyTorch's dotted names (fc1.weight, batchnorm1.running_mean).
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ember/core/tensor.hpp"
+
+namespace ember::nn {
+
+// A learnable tensor and its gradient, always of the same shape.
+template <typename T>
+struct ParameterT {
+  TensorT<T> value;
+  TensorT<T> grad;
+};
+using Parameter = ParameterT<float>;
+
+template <typename T>
+class ModuleT {
+ public:
+  using Scalar = T;
+  using TensorType = TensorT<T>;
+  using NamedParameters = std::vector<std::pair<std::string, ParameterT<T>*>>;
+  using NamedBuffers = std::vector<std::pair<std::string, TensorT<T>*>>;
+
+  ModuleT() = default;
+  ModuleT(const ModuleT&) = delete;
+  ModuleT& operator=(const ModuleT&) = delete;
+  ModuleT(ModuleT&&) noexcept = default;
+  ModuleT& operator=(ModuleT&&) noexcept = default;
+  virtual ~ModuleT() = default;
+
+  TensorT<T> forward(const TensorT<T>& x) {
+    TensorT<T> out;
+    forward_into(x, out);
+    return out;
+  }
+  TensorT<T> backward(const TensorT<T>& grad_out) {
+    TensorT<T> grad_in;
+    backward_into(grad_out, &grad_in);
+    return grad_in;
+  }
+  TensorT<T> predict(const TensorT<T>& x) const {
+    TensorT<T> out;
+    predict_into(x, out);
+    return out;
+  }
+
+  virtual void forward_into(const TensorT<T>& x, TensorT<T>& out) = 0;
+  virtual void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) = 0;
+  virtual void predict_into(const TensorT<T>& x, TensorT<T>& out) const = 0;
+
+  // As PyTorch: train(true) / train(false) == eval(). Containers pass it on to their children.
+  virtual void train(bool mode = true) { training_ = mode; }
+  void eval() { train(false); }
+  bool is_training() const noexcept { return training_; }
+
+  NamedParameters named_parameters() {
+    NamedParameters out;
+    collect_parameters("", out);
+    return out;
+  }
+  std::vector<std::pair<std::string, const ParameterT<T>*>> named_parameters() const {
+    NamedParameters all;
+    const_cast<ModuleT*>(this)->collect_parameters("", all);
+    return {all.begin(), all.end()};
+  }
+  std::vector<ParameterT<T>*> parameters() {
+    std::vector<ParameterT<T>*> out;
+    for (auto& [name, p] : named_parameters()) out.push_back(p);
+    return out;
+  }
+  NamedBuffers named_buffers() {
+    NamedBuffers out;
+    collect_buffers("", out);
+    return out;
+  }
+  std::vector<std::pair<std::string, const TensorT<T>*>> named_buffers() const {
+    NamedBuffers all;
+    const_cast<ModuleT*>(this)->collect_buffers("", all);
+    return {all.begin(), all.end()};
+  }
+  void zero_grad() {
+    for (auto* p : parameters()) p->grad.zero();
+  }
+
+  // The type's name as PyTorch prints it ("Linear", "Conv2d", ...).
+  virtual std::string type_name() const = 0;
+  // What goes inside the parentheses of the printout ("in_features=784, out_features=512, bias=True").
+  virtual std::string extra_repr() const { return ""; }
+  // The whole printout, as PyTorch's repr() of the same module.
+  virtual std::string repr() const { return type_name() + "(" + extra_repr() + ")"; }
+
+  // Parameters and buffers with `prefix` before each name ("fc1." inside a Sequential).
+  virtual void collect_parameters(const std::string& prefix, NamedParameters& out) {
+    (void)prefix;
+    (void)out;
+  }
+  virtual void collect_buffers(const std::string& prefix, NamedBuffers& out) {
+    (void)prefix;
+    (void)out;
+  }
+
+ protected:
+  bool training_ = true;
+};
+
+using Module = ModuleT<float>;
+
+template <typename T>
+std::ostream& operator<<(std::ostream& os, const ModuleT<T>& m) {
+  return os << m.repr();
+}
+
+// Python's repr of a float (shortest round-trip digits; scientific below 1e-4 and from 1e16), which is how
+// PyTorch prints eps, momentum and p: 1e-05, 0.1, 0.5, 100.0.
+inline std::string python_float(double v) {
+  if (v != v) return "nan";
+  if (v == 1.0 / 0.0) return "inf";
+  if (v == -1.0 / 0.0) return "-inf";
+  char buf[64];
+  int precision = 1;
+  for (; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*e", precision - 1, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s = buf;  // d.ddde[+-]xx
+  const auto e = s.find('e');
+  const int exponent = std::atoi(s.c_str() + e + 1);
+  std::string sign = s[0] == '-' ? "-" : "";
+  std::string digits;
+  for (std::size_t i = sign.size(); i < e; ++i)
+    if (s[i] != '.') digits += s[i];
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  if (exponent < -4 || exponent >= 16) {
+    std::string mant = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "");
+    char exp[8];
+    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
+    return sign + mant + exp;
+  }
+  if (exponent < 0) return sign + "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+  const auto int_len = static_cast<std::size_t>(exponent + 1);
+  if (digits.size() <= int_len) return sign + digits + std::string(int_len - digits.size(), '0') + ".0";
+  return sign + digits.substr(0, int_len) + "." + digits.substr(int_len);
+}
+
+}  // namespace ember::nn

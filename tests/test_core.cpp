@@ -1,0 +1,230 @@
+// Tensor, Shape, Generator and the error types.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <ember/core/parallel.hpp>
+#include <ember/core/random.hpp>
+#include <ember/core/tensor.hpp>
+#include <limits>
+#include <set>
+#include <sstream>
+
+using ember::Shape;
+using ember::Tensor;
+using ember::TensorT;
+
+TEST_CASE("a tensor built from a shape is zero-filled, contiguous and aligned") {
+  Tensor t({2, 3, 4});
+  CHECK(t.dim() == 3);
+  CHECK(t.numel() == 24);
+  CHECK(t.shape() == Shape{2, 3, 4});
+  CHECK(t.size(0) == 2);
+  CHECK(t.size(-1) == 4);
+  CHECK(t.size(-3) == 2);
+  for (float v : t) CHECK(v == 0.0f);
+  CHECK(reinterpret_cast<std::uintptr_t>(t.data()) % 64 == 0);
+  CHECK_THROWS_AS(t.size(3), std::out_of_range);
+  CHECK_THROWS_AS(t.size(-4), std::out_of_range);
+}
+
+TEST_CASE("the default tensor is empty with shape [0], and a 0-d tensor holds one value") {
+  Tensor e;
+  CHECK(e.numel() == 0);
+  CHECK(e.shape() == Shape{0});
+  Tensor scalar(Shape{});
+  CHECK(scalar.numel() == 1);
+  CHECK(scalar.dim() == 0);
+}
+
+TEST_CASE("factories fill, and from() checks the element count") {
+  Tensor f = Tensor::full({2, 2}, 3.5f);
+  for (float v : f) CHECK(v == 3.5f);
+  Tensor o = Tensor::ones({3});
+  CHECK(o.vector().sum() == 3.0f);
+  Tensor z = Tensor::zeros({4});
+  CHECK(z.vector().sum() == 0.0f);
+  Tensor a = Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(a.at({1, 2}) == 6.0f);
+  CHECK(a.at({0, 1}) == 2.0f);
+  CHECK_THROWS_AS(Tensor::from({2, 3}, {1, 2, 3}), std::invalid_argument);
+  CHECK_THROWS_AS(Tensor::from({2, 3}, {1, 2, 3}), ember::shape_error);
+}
+
+TEST_CASE("at() is bounds-checked in every dimension") {
+  Tensor t({2, 3});
+  t.at({1, 1}) = 7.0f;
+  CHECK(t[4] == 7.0f);
+  CHECK_THROWS_AS(t.at({2, 0}), std::out_of_range);
+  CHECK_THROWS_AS(t.at({0, 3}), std::out_of_range);
+  CHECK_THROWS_AS(t.at({-1, 0}), std::out_of_range);
+  CHECK_THROWS_AS(t.at({0}), std::out_of_range);
+  CHECK_THROWS_AS(t.at({0, 0, 0}), std::out_of_range);
+}
+
+TEST_CASE("negative or overflowing shapes are rejected before any allocation") {
+  CHECK_THROWS_AS(Tensor({2, -1}), ember::shape_error);
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max() / 2;
+  CHECK_THROWS_AS(Tensor({big, 4}), ember::shape_error);
+  CHECK_THROWS_AS(Tensor({1 << 30, 1 << 30, 1 << 20}), ember::shape_error);
+  CHECK_THROWS_AS(ember::shape_numel({3, -2}), ember::shape_error);
+  CHECK(ember::shape_numel({}) == 1);
+  CHECK(ember::shape_numel({5, 0, 7}) == 0);
+}
+
+TEST_CASE("reshape keeps the data, infers one -1 and rejects wrong counts") {
+  Tensor a = Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = a.reshape({3, -1});
+  CHECK(b.shape() == Shape{3, 2});
+  CHECK(b.at({2, 1}) == 6.0f);
+  CHECK(a.shape() == Shape{2, 3});  // a copy: the original is untouched
+  CHECK(a.reshape({-1}).shape() == Shape{6});
+  CHECK_THROWS_AS(a.reshape({4, 2}), ember::shape_error);
+  CHECK_THROWS_AS(a.reshape({-1, -1}), ember::shape_error);
+  CHECK_THROWS_AS(a.reshape({4, -1}), ember::shape_error);
+  CHECK_THROWS_AS(a.reshape({-2, 3}), ember::shape_error);
+}
+
+TEST_CASE("tensors are values: copies are deep and moves leave the source empty-able") {
+  Tensor a = Tensor::full({4}, 1.0f);
+  Tensor b = a;
+  b[0] = 9.0f;
+  CHECK(a[0] == 1.0f);
+  CHECK(a != b);
+  Tensor c = std::move(b);
+  CHECK(c[0] == 9.0f);
+  b = a;
+  CHECK(b == a);
+}
+
+TEST_CASE("the matrix view reads the tensor as rows = size(0) and writes through") {
+  Tensor t = Tensor::from({2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+  auto m = t.matrix();
+  CHECK(m.rows() == 2);
+  CHECK(m.cols() == 4);
+  CHECK(m(1, 2) == 6.0f);
+  m(0, 0) = 42.0f;
+  CHECK(t[0] == 42.0f);
+  const Tensor& ct = t;
+  CHECK(ct.matrix(4, 2)(3, 1) == 7.0f);
+  CHECK_THROWS_AS(t.matrix(3, 3), ember::shape_error);
+  // Eigen arithmetic works on the view.
+  Tensor w = Tensor::from({2, 2}, {1, 0, 0, 2});
+  Tensor x = Tensor::from({2, 2}, {1, 2, 3, 4});
+  Tensor y({2, 2});
+  y.matrix() = x.matrix() * w.matrix();
+  CHECK(y.at({1, 1}) == 8.0f);
+}
+
+TEST_CASE("resize reuses capacity and cast converts elementwise") {
+  Tensor t({8, 8});
+  const float* p = t.data();
+  t.resize({4, 4});
+  CHECK(t.shape() == Shape{4, 4});
+  CHECK(t.data() == p);
+  t.resize({8, 8});
+  CHECK(t.data() == p);
+  TensorT<double> d = Tensor::from({2}, {0.5f, -1.25f}).cast<double>();
+  CHECK(d[0] == 0.5);
+  CHECK(d[1] == -1.25);
+}
+
+TEST_CASE("double tensors work like float ones") {
+  TensorT<double> t = TensorT<double>::full({3, 2}, 0.25);
+  CHECK(t.matrix().sum() == doctest::Approx(1.5));
+  CHECK(reinterpret_cast<std::uintptr_t>(t.data()) % 64 == 0);
+}
+
+TEST_CASE("expect_shape names the caller and both shapes") {
+  Tensor t({32, 3, 28, 28});
+  CHECK_NOTHROW(ember::expect_shape(t, {-1, 3, 28, 28}, "Conv2d"));
+  try {
+    ember::expect_shape(t, {-1, 1, -1, -1}, "Conv2d(1, 75)");
+    FAIL("expected a shape_error");
+  } catch (const ember::shape_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("Conv2d(1, 75)") != std::string::npos);
+    CHECK(msg.find("[N, 1, *, *]") != std::string::npos);
+    CHECK(msg.find("[32, 3, 28, 28]") != std::string::npos);
+  }
+}
+
+TEST_CASE("printing a tensor shows its shape and first values") {
+  std::ostringstream os;
+  os << Tensor::from({2}, {1, 2});
+  CHECK(os.str() == "Tensor[2] {1, 2}");
+}
+
+TEST_CASE("a generator repeats with its seed and differs between seeds") {
+  ember::Generator a(42), b(42), c(43);
+  for (int i = 0; i < 100; ++i) {
+    const auto x = a.next_u64();
+    CHECK(x == b.next_u64());
+  }
+  CHECK(a.next_u64() != c.next_u64());
+  a.manual_seed(7);
+  b.manual_seed(7);
+  CHECK(a.uniform() == b.uniform());
+  CHECK(a.initial_seed() == 7);
+}
+
+TEST_CASE("uniform, randint, normal and bernoulli have the right ranges and moments") {
+  ember::Generator g(1);
+  double sum = 0, sum_sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double u = g.uniform();
+    CHECK_UNARY(u >= 0.0);
+    CHECK_UNARY(u < 1.0);
+    sum += u;
+  }
+  CHECK(sum / n == doctest::Approx(0.5).epsilon(0.02));
+  std::set<std::uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const auto r = g.randint(7);
+    CHECK(r < 7);
+    seen.insert(r);
+  }
+  CHECK(seen.size() == 7);
+  sum = 0;
+  for (int i = 0; i < n; ++i) {
+    const double z = g.normal();
+    sum += z;
+    sum_sq += z * z;
+  }
+  CHECK(sum / n == doctest::Approx(0.0).epsilon(0.03).scale(1.0));
+  CHECK(sum_sq / n == doctest::Approx(1.0).epsilon(0.05));
+  int hits = 0;
+  for (int i = 0; i < n; ++i) hits += g.bernoulli(0.3);
+  CHECK(static_cast<double>(hits) / n == doctest::Approx(0.3).epsilon(0.05));
+}
+
+TEST_CASE("shuffle is a seeded permutation") {
+  std::vector<int> v(50), w(50);
+  for (int i = 0; i < 50; ++i) v[i] = w[i] = i;
+  ember::Generator g1(3), g2(3);
+  g1.shuffle(v.begin(), v.end());
+  g2.shuffle(w.begin(), w.end());
+  CHECK(v == w);
+  std::set<int> s(v.begin(), v.end());
+  CHECK(s.size() == 50);
+  bool moved = false;
+  for (int i = 0; i < 50; ++i) moved |= v[i] != i;
+  CHECK(moved);
+}
+
+TEST_CASE("manual_seed reseeds the default generator") {
+  ember::manual_seed(11);
+  const auto first = ember::default_generator().next_u64();
+  ember::manual_seed(11);
+  CHECK(ember::default_generator().next_u64() == first);
+}
+
+TEST_CASE("thread control and the work threshold") {
+  const int before = ember::get_num_threads();
+  ember::set_num_threads(1);
+  CHECK(ember::get_num_threads() == 1);
+  CHECK(ember::threads_for(1000, 1e9) == 1);
+  ember::set_num_threads(before);
+  CHECK(ember::threads_for(1, 1e12) == 1);   // one item cannot be split
+  CHECK(ember::threads_for(100, 1.0) == 1);  // too little work to fork
+}
