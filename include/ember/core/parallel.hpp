@@ -56,3 +56,12 @@ inline int threads_for(std::int64_t work_items, double flops_per_item, double mi
 }
 
 }  // namespace ember
+
+// `EMBER_OMP(parallel for num_threads(n))` expands to the OpenMP pragma when OpenMP is on and to nothing
+// otherwise (a bare #pragma omp would warn under -Wall without -fopenmp).
+#define EMBER_STRINGIFY_(x) #x
+#ifdef _OPENMP
+#define EMBER_OMP(directive) _Pragma(EMBER_STRINGIFY_(omp directive))
+#else
+#define EMBER_OMP(directive)
+#endif

@@ -35,3 +35,17 @@ inline std::int64_t shape_numel(const Shape& shape) {
 }
 
 }  // namespace ember
+
+namespace ember {
+
+// A 2-d size given as one int (square) or as {h, w}, as PyTorch's kernel_size, stride and padding arguments.
+struct Size2 {
+  std::int64_t h, w;
+  Size2(std::int64_t both) : h(both), w(both) {}  // NOLINT: implicit by design, as in PyTorch
+  Size2(std::int64_t h_, std::int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Size2& o) const { return h == o.h && w == o.w; }
+  // "(3, 3)", as PyTorch prints a tuple.
+  std::string str() const { return "(" + std::to_string(h) + ", " + std::to_string(w) + ")"; }
+};
+
+}  // namespace ember

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <memory>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,6 +120,17 @@ class ModuleT {
   }
 
  protected:
+  // backward without a forward before it is a usage error, not undefined behaviour.
+  void require_forward(bool has_forward) const {
+    if (!has_forward) throw std::logic_error(repr() + ": backward called before forward");
+  }
+  // The upstream gradient must have the shape of the last forward's output.
+  void require_grad_shape(const TensorT<T>& grad_out, const Shape& expected) const {
+    if (grad_out.shape() != expected)
+      throw shape_error(repr() + ": expected grad_output " + to_string(expected) + ", got " +
+                        to_string(grad_out.shape()));
+  }
+
   bool training_ = true;
 };
 
@@ -151,7 +163,7 @@ inline std::string python_float(double v) {
   while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
   if (exponent < -4 || exponent >= 16) {
     std::string mant = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "");
-    char exp[8];
+    char exp[16];
     std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
     return sign + mant + exp;
   }

@@ -1,0 +1,110 @@
+#pragma once
+// im2col / col2im for one image, and a direct (naive) convolution that the tests use as the reference.
+//
+// Geometry, as PyTorch's Conv2d with dilation 1:
+//   out_h = (h + 2*pad_h - kernel_h) / stride_h + 1, likewise out_w.
+// im2col writes the column matrix cols[(c*kh + i)*kw + j][oy*out_w + ox] = img[c][oy*sh - ph + i][ox*sw - pw + j]
+// (zero outside the image), row-major, so that conv = weight[out_c x (c*kh*kw)] * cols[(c*kh*kw) x (out_h*out_w)].
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace ember::kernels {
+
+struct Conv2dGeometry {
+  std::int64_t channels, height, width;  // input, per image
+  std::int64_t kernel_h, kernel_w;
+  std::int64_t stride_h, stride_w;
+  std::int64_t pad_h, pad_w;
+
+  std::int64_t out_h() const { return (height + 2 * pad_h - kernel_h) / stride_h + 1; }
+  std::int64_t out_w() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
+  std::int64_t col_rows() const { return channels * kernel_h * kernel_w; }
+  std::int64_t col_cols() const { return out_h() * out_w(); }
+};
+
+// img: channels x height x width; cols: col_rows x col_cols.
+template <typename T>
+void im2col(const Conv2dGeometry& g, const T* img, T* cols) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w();
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    const T* plane = img + c * g.height * g.width;
+    for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+        T* row = cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow;
+        for (std::int64_t oy = 0; oy < oh; ++oy) {
+          const std::int64_t y = oy * g.stride_h - g.pad_h + ki;
+          T* dst = row + oy * ow;
+          if (y < 0 || y >= g.height) {
+            std::fill(dst, dst + ow, T(0));
+            continue;
+          }
+          const T* src = plane + y * g.width;
+          if (g.stride_w == 1) {
+            // Contiguous run: only the padded borders need care.
+            const std::int64_t x0 = kj - g.pad_w;  // x for ox = 0
+            const std::int64_t lo = std::clamp<std::int64_t>(-x0, 0, ow);
+            const std::int64_t hi = std::clamp<std::int64_t>(g.width - x0, lo, ow);
+            std::fill(dst, dst + lo, T(0));
+            if (hi > lo) std::memcpy(dst + lo, src + x0 + lo, static_cast<std::size_t>(hi - lo) * sizeof(T));
+            std::fill(dst + hi, dst + ow, T(0));
+          } else {
+            for (std::int64_t ox = 0; ox < ow; ++ox) {
+              const std::int64_t x = ox * g.stride_w - g.pad_w + kj;
+              dst[ox] = (x >= 0 && x < g.width) ? src[x] : T(0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds every column entry back into the image position it came from. img must be
+// zeroed (or hold what should be added to) by the caller.
+template <typename T>
+void col2im(const Conv2dGeometry& g, const T* cols, T* img) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w();
+  for (std::int64_t c = 0; c < g.channels; ++c) {
+    T* plane = img + c * g.height * g.width;
+    for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+        const T* row = cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow;
+        for (std::int64_t oy = 0; oy < oh; ++oy) {
+          const std::int64_t y = oy * g.stride_h - g.pad_h + ki;
+          if (y < 0 || y >= g.height) continue;
+          T* dst = plane + y * g.width;
+          const T* src = row + oy * ow;
+          for (std::int64_t ox = 0; ox < ow; ++ox) {
+            const std::int64_t x = ox * g.stride_w - g.pad_w + kj;
+            if (x >= 0 && x < g.width) dst[x] += src[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Reference convolution of one image, straight from the definition (double accumulation).
+// weight: out_channels x channels x kernel_h x kernel_w; bias may be null; out: out_channels x out_h x out_w.
+template <typename T>
+void conv2d_naive(const Conv2dGeometry& g, std::int64_t out_channels, const T* img, const T* weight, const T* bias,
+                  T* out) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w();
+  for (std::int64_t o = 0; o < out_channels; ++o)
+    for (std::int64_t oy = 0; oy < oh; ++oy)
+      for (std::int64_t ox = 0; ox < ow; ++ox) {
+        double acc = bias ? static_cast<double>(bias[o]) : 0.0;
+        for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t i = 0; i < g.kernel_h; ++i)
+            for (std::int64_t j = 0; j < g.kernel_w; ++j) {
+              const std::int64_t y = oy * g.stride_h - g.pad_h + i, x = ox * g.stride_w - g.pad_w + j;
+              if (y < 0 || y >= g.height || x < 0 || x >= g.width) continue;
+              acc += static_cast<double>(img[(c * g.height + y) * g.width + x]) *
+                     weight[((o * g.channels + c) * g.kernel_h + i) * g.kernel_w + j];
+            }
+        out[(o * oh + oy) * ow + ox] = static_cast<T>(acc);
+      }
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,58 @@
+#pragma once
+// Max pooling over one plane (PyTorch's MaxPool2d, dilation 1, floor mode).
+//   out_h = (h + 2*pad_h - kernel_h) / stride_h + 1; padded positions count as -inf.
+// The first maximum in scan order wins and NaN propagates, as in PyTorch's CPU kernel; the flat index of the
+// winner within the plane is kept for backward, which routes each output gradient to that input.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace ember::kernels {
+
+struct Pool2dGeometry {
+  std::int64_t height, width;
+  std::int64_t kernel_h, kernel_w;
+  std::int64_t stride_h, stride_w;
+  std::int64_t pad_h, pad_w;
+
+  std::int64_t out_h() const { return (height + 2 * pad_h - kernel_h) / stride_h + 1; }
+  std::int64_t out_w() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
+};
+
+// in: height x width; out and argmax: out_h x out_w. argmax may be null (inference).
+template <typename T>
+void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w();
+  for (std::int64_t oy = 0; oy < oh; ++oy) {
+    const std::int64_t y0 = oy * g.stride_h - g.pad_h;
+    const std::int64_t ylo = y0 < 0 ? 0 : y0, yhi = std::min(y0 + g.kernel_h, g.height);
+    for (std::int64_t ox = 0; ox < ow; ++ox) {
+      const std::int64_t x0 = ox * g.stride_w - g.pad_w;
+      const std::int64_t xlo = x0 < 0 ? 0 : x0, xhi = std::min(x0 + g.kernel_w, g.width);
+      T best = -std::numeric_limits<T>::infinity();
+      std::int64_t best_at = ylo * g.width + xlo;
+      for (std::int64_t y = ylo; y < yhi; ++y)
+        for (std::int64_t x = xlo; x < xhi; ++x) {
+          const T v = in[y * g.width + x];
+          if (v > best || std::isnan(v)) {
+            best = v;
+            best_at = y * g.width + x;
+            if (std::isnan(v)) goto done;
+          }
+        }
+    done:
+      out[oy * ow + ox] = best;
+      if (argmax) argmax[oy * ow + ox] = static_cast<std::int32_t>(best_at);
+    }
+  }
+}
+
+// grad_in (height x width) must be zeroed by the caller; overlapping windows add up.
+template <typename T>
+void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_out, const std::int32_t* argmax, T* grad_in) {
+  const std::int64_t n = g.out_h() * g.out_w();
+  for (std::int64_t i = 0; i < n; ++i) grad_in[argmax[i]] += grad_out[i];
+}
+
+}  // namespace ember::kernels

@@ -1,0 +1,92 @@
+#pragma once
+// ReLU() and Softmax(dim = 1), as torch.nn.ReLU and torch.nn.Softmax.
+// ReLU's gradient at exactly 0 is 0, as PyTorch's threshold_backward. Both keep their output for backward.
+#include <algorithm>
+#include <string>
+
+#include "ember/core/tensor.hpp"
+#include "ember/kernels/softmax.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::nn {
+
+template <typename T>
+class ReLUT : public ModuleT<T> {
+ public:
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    predict_into(x, out);
+    output_.assign(out);
+    has_forward_ = true;
+  }
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    this->require_grad_shape(grad_out, output_.shape());
+    if (!grad_in) return;
+    grad_in->resize(output_.shape());
+    const T* y = output_.data();
+    const T* g = grad_out.data();
+    T* d = grad_in->data();
+    const std::int64_t n = output_.numel();
+    for (std::int64_t i = 0; i < n; ++i) d[i] = y[i] > T(0) ? g[i] : T(0);
+  }
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    out.resize(x.shape());
+    std::transform(x.begin(), x.end(), out.begin(), [](T v) { return v > T(0) ? v : T(0); });
+  }
+  std::string type_name() const override { return "ReLU"; }
+
+ private:
+  TensorT<T> output_;
+  bool has_forward_ = false;
+};
+
+template <typename T>
+class SoftmaxT : public ModuleT<T> {
+ public:
+  explicit SoftmaxT(std::int64_t dim = 1) : dim_(dim) {
+    if (dim != 1 && dim != -1)
+      throw std::invalid_argument("Softmax: only dim=1 (or -1 on 2-d input) is supported, got dim=" +
+                                  std::to_string(dim));
+  }
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    predict_into(x, out);
+    output_.assign(out);
+    has_forward_ = true;
+  }
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    this->require_grad_shape(grad_out, output_.shape());
+    if (!grad_in) return;
+    grad_in->resize(output_.shape());
+    const auto [outer, cols, inner] = layout(output_);
+    kernels::softmax_backward(output_.data(), grad_out.data(), grad_in->data(), outer, cols, inner);
+  }
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    const auto [outer, cols, inner] = layout(x);
+    out.resize(x.shape());
+    kernels::softmax_forward(x.data(), out.data(), outer, cols, inner);
+  }
+  std::string type_name() const override { return "Softmax"; }
+  std::string extra_repr() const override { return "dim=" + std::to_string(dim_); }
+
+ private:
+  struct Layout {
+    std::int64_t outer, cols, inner;
+  };
+  Layout layout(const TensorT<T>& x) const {
+    if (x.dim() < 2 || (dim_ == -1 && x.dim() != 2))
+      throw shape_error(this->repr() + ": expected input [N, C, ...], got " + to_string(x.shape()));
+    const std::int64_t cols = x.size(1);
+    if (cols == 0) throw shape_error(this->repr() + ": softmax over an empty dimension, input " + to_string(x.shape()));
+    return {x.size(0), cols, x.numel() / std::max<std::int64_t>(1, x.size(0) * cols)};
+  }
+
+  std::int64_t dim_;
+  TensorT<T> output_;
+  bool has_forward_ = false;
+};
+
+using ReLU = ReLUT<float>;
+using Softmax = SoftmaxT<float>;
+
+}  // namespace ember::nn

@@ -1,0 +1,160 @@
+#pragma once
+// BatchNorm2d(num_features, eps = 1e-5, momentum = 0.1), as torch.nn.BatchNorm2d (affine, tracking running
+// statistics). In training it normalises with the batch's biased variance and updates the running estimates
+// with the unbiased one; in eval it uses the running estimates. See kernels/batchnorm.hpp for the formulas.
+// Buffers: running_mean, running_var, num_batches_tracked (a 0-d tensor; saved as int64 in checkpoints).
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ember/core/parallel.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/kernels/batchnorm.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::nn {
+
+template <typename T>
+class BatchNorm2dT : public ModuleT<T> {
+ public:
+  explicit BatchNorm2dT(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1)
+      : c_(num_features), eps_(eps), momentum_(momentum) {
+    if (num_features <= 0)
+      throw std::invalid_argument("BatchNorm2d: num_features must be positive, got " + std::to_string(num_features));
+    if (!(eps > 0.0)) throw std::invalid_argument("BatchNorm2d: eps must be positive");
+    weight_.value = TensorT<T>::ones({c_});
+    weight_.grad = TensorT<T>({c_});
+    bias_.value = TensorT<T>({c_});
+    bias_.grad = TensorT<T>({c_});
+    running_mean_ = TensorT<T>({c_});
+    running_var_ = TensorT<T>::ones({c_});
+    num_batches_tracked_ = TensorT<T>(Shape{});
+    mean_.resize(static_cast<std::size_t>(c_));
+    invstd_.resize(static_cast<std::size_t>(c_));
+  }
+
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    check(x);
+    const std::int64_t n = x.size(0), hw = x.size(2) * x.size(3);
+    out.resize(x.shape());
+    input_.assign(x);
+    has_forward_ = true;
+    batch_stats_ = this->training_;
+    if (!this->training_) {
+      normalise_with_running(x, out);
+      return;
+    }
+    const std::int64_t count = n * hw;
+    if (count <= 1)
+      throw shape_error(this->repr() + ": expected more than 1 value per channel when training, got input " +
+                        to_string(x.shape()));
+    [[maybe_unused]] const int nt = threads_for(c_, static_cast<double>(3 * count));
+    EMBER_OMP(parallel for num_threads(nt) schedule(static))
+    for (std::int64_t ch = 0; ch < c_; ++ch) {
+      double mean, var;
+      kernels::batchnorm_stats(x.data(), n, c_, hw, ch, mean, var);
+      const double invstd = 1.0 / std::sqrt(var + eps_);
+      mean_[static_cast<std::size_t>(ch)] = mean;
+      invstd_[static_cast<std::size_t>(ch)] = invstd;
+      const double scale = weight_.value[ch] * invstd;
+      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
+                               static_cast<T>(bias_.value[ch] - mean * scale));
+      const double unbiased = var * static_cast<double>(count) / static_cast<double>(count - 1);
+      running_mean_[ch] = static_cast<T>((1.0 - momentum_) * running_mean_[ch] + momentum_ * mean);
+      running_var_[ch] = static_cast<T>((1.0 - momentum_) * running_var_[ch] + momentum_ * unbiased);
+    }
+    num_batches_tracked_[0] += T(1);
+  }
+
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    this->require_grad_shape(grad_out, input_.shape());
+    const std::int64_t n = input_.size(0), hw = input_.size(2) * input_.size(3);
+    if (grad_in) grad_in->resize(input_.shape());
+    [[maybe_unused]] const int nt = threads_for(c_, static_cast<double>(4 * n * hw));
+    EMBER_OMP(parallel for num_threads(nt) schedule(static))
+    for (std::int64_t ch = 0; ch < c_; ++ch) {
+      double dgamma = 0, dbeta = 0;
+      if (batch_stats_) {
+        kernels::batchnorm_backward_train(input_.data(), grad_out.data(), grad_in ? grad_in->data() : nullptr, n, c_,
+                                          hw, ch, mean_[static_cast<std::size_t>(ch)],
+                                          invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], dgamma, dbeta);
+      } else {
+        // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
+        const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T* xp = input_.data() + (i * c_ + ch) * hw;
+          const T* gp = grad_out.data() + (i * c_ + ch) * hw;
+          T* dp = grad_in ? grad_in->data() + (i * c_ + ch) * hw : nullptr;
+          for (std::int64_t j = 0; j < hw; ++j) {
+            dbeta += gp[j];
+            dgamma += gp[j] * (xp[j] - mean) * invstd;
+            if (dp) dp[j] = static_cast<T>(gp[j] * weight_.value[ch] * invstd);
+          }
+        }
+      }
+      weight_.grad[ch] += static_cast<T>(dgamma);
+      bias_.grad[ch] += static_cast<T>(dbeta);
+    }
+  }
+
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    check(x);
+    out.resize(x.shape());
+    normalise_with_running(x, out);
+  }
+
+  std::string type_name() const override { return "BatchNorm2d"; }
+  std::string extra_repr() const override {
+    return std::to_string(c_) + ", eps=" + python_float(eps_) + ", momentum=" + python_float(momentum_) +
+           ", affine=True, track_running_stats=True";
+  }
+
+  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
+    out.emplace_back(prefix + "weight", &weight_);
+    out.emplace_back(prefix + "bias", &bias_);
+  }
+  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
+    out.emplace_back(prefix + "running_mean", &running_mean_);
+    out.emplace_back(prefix + "running_var", &running_var_);
+    out.emplace_back(prefix + "num_batches_tracked", &num_batches_tracked_);
+  }
+
+  ParameterT<T>& weight() { return weight_; }
+  ParameterT<T>& bias() { return bias_; }
+  TensorT<T>& running_mean() { return running_mean_; }
+  TensorT<T>& running_var() { return running_var_; }
+  std::int64_t num_batches_tracked() const { return static_cast<std::int64_t>(num_batches_tracked_[0]); }
+
+ private:
+  void check(const TensorT<T>& x) const {
+    if (x.dim() != 4 || x.size(1) != c_)
+      throw shape_error(this->repr() + ": expected input [N, " + std::to_string(c_) + ", H, W], got " +
+                        to_string(x.shape()));
+  }
+
+  void normalise_with_running(const TensorT<T>& x, TensorT<T>& out) const {
+    const std::int64_t n = x.size(0), hw = x.size(2) * x.size(3);
+    for (std::int64_t ch = 0; ch < c_; ++ch) {
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
+      const double scale = weight_.value[ch] * invstd;
+      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
+                               static_cast<T>(bias_.value[ch] - running_mean_[ch] * scale));
+    }
+  }
+
+  std::int64_t c_;
+  double eps_, momentum_;
+  ParameterT<T> weight_, bias_;
+  TensorT<T> running_mean_, running_var_, num_batches_tracked_;
+  // Saved for backward: the input and this batch's statistics.
+  TensorT<T> input_;
+  std::vector<double> mean_, invstd_;
+  bool batch_stats_ = true;
+  bool has_forward_ = false;
+};
+
+using BatchNorm2d = BatchNorm2dT<float>;
+
+}  // namespace ember::nn

@@ -1,0 +1,92 @@
+#pragma once
+// MaxPool2d(kernel_size, stride = kernel_size, padding = 0), as torch.nn.MaxPool2d with dilation 1 and
+// ceil_mode False. [N, C, H, W] -> [N, C, out_h, out_w]. Keeps the argmax of every window for backward.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ember/core/parallel.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/kernels/pool.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::nn {
+
+template <typename T>
+class MaxPool2dT : public ModuleT<T> {
+ public:
+  explicit MaxPool2dT(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0)
+      : kernel_(kernel_size), stride_(stride ? *stride : kernel_size), padding_(padding) {
+    if (kernel_.h <= 0 || kernel_.w <= 0 || stride_.h <= 0 || stride_.w <= 0 || padding_.h < 0 || padding_.w < 0)
+      throw std::invalid_argument("MaxPool2d: kernel_size and stride must be positive and padding non-negative");
+    if (2 * padding_.h > kernel_.h || 2 * padding_.w > kernel_.w)
+      throw std::invalid_argument("MaxPool2d: pad should be at most half of effective kernel size, got padding=" +
+                                  padding_.str() + " and kernel_size=" + kernel_.str());
+  }
+
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    run(x, out, &argmax_);
+    input_shape_ = x.shape();
+    has_forward_ = true;
+  }
+
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    const auto g = geometry(input_shape_);
+    const std::int64_t planes = input_shape_[0] * input_shape_[1];
+    this->require_grad_shape(grad_out, {input_shape_[0], input_shape_[1], g.out_h(), g.out_w()});
+    if (!grad_in) return;
+    grad_in->resize(input_shape_);
+    grad_in->zero();
+    const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
+    [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane));
+    EMBER_OMP(parallel for num_threads(nt) schedule(static))
+    for (std::int64_t p = 0; p < planes; ++p)
+      kernels::maxpool2d_backward(g, grad_out.data() + p * out_plane, argmax_.data() + p * out_plane,
+                                  grad_in->data() + p * in_plane);
+  }
+
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { run(x, out, nullptr); }
+
+  std::string type_name() const override { return "MaxPool2d"; }
+  std::string extra_repr() const override {
+    return "kernel_size=" + one_or_pair(kernel_) + ", stride=" + one_or_pair(stride_) +
+           ", padding=" + one_or_pair(padding_) + ", dilation=1, ceil_mode=False";
+  }
+
+ private:
+  // PyTorch prints the arguments as given; an int stays an int.
+  static std::string one_or_pair(const Size2& s) { return s.h == s.w ? std::to_string(s.h) : s.str(); }
+
+  kernels::Pool2dGeometry geometry(const Shape& s) const {
+    return {s[2], s[3], kernel_.h, kernel_.w, stride_.h, stride_.w, padding_.h, padding_.w};
+  }
+
+  void run(const TensorT<T>& x, TensorT<T>& out, std::vector<std::int32_t>* argmax) const {
+    if (x.dim() != 4) throw shape_error(this->repr() + ": expected input [N, C, H, W], got " + to_string(x.shape()));
+    const auto g = geometry(x.shape());
+    if (g.height + 2 * g.pad_h < g.kernel_h || g.width + 2 * g.pad_w < g.kernel_w)
+      throw shape_error(this->repr() + ": input " + to_string(x.shape()) + " is smaller than the kernel " +
+                        kernel_.str());
+    const std::int64_t planes = x.size(0) * x.size(1);
+    const std::int64_t oh = g.out_h(), ow = g.out_w(), in_plane = g.height * g.width, out_plane = oh * ow;
+    out.resize({x.size(0), x.size(1), oh, ow});
+    if (argmax) argmax->resize(static_cast<std::size_t>(planes * out_plane));
+    std::int32_t* am = argmax ? argmax->data() : nullptr;
+    [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));
+    EMBER_OMP(parallel for num_threads(nt) schedule(static))
+    for (std::int64_t p = 0; p < planes; ++p)
+      kernels::maxpool2d_forward(g, x.data() + p * in_plane, out.data() + p * out_plane,
+                                 am ? am + p * out_plane : nullptr);
+  }
+
+  Size2 kernel_, stride_, padding_;
+  std::vector<std::int32_t> argmax_;
+  Shape input_shape_;
+  bool has_forward_ = false;
+};
+
+using MaxPool2d = MaxPool2dT<float>;
+
+}  // namespace ember::nn

@@ -1,0 +1,165 @@
+#pragma once
+// Sequential: an ordered list of named children, run one after another, as torch.nn.Sequential with an
+// OrderedDict. An optional display name replaces "Sequential" in the printout, so the report's models print as
+// in the report:
+//   Sequential("Net", {{"fc1", Linear(784, 512)}, {"relu1", ReLU()}, {"fc2", Linear(512, 10)}})
+// Children added without a name are named by position ("0", "1", ...), as in PyTorch.
+// Intermediate activations and gradients live in buffers kept across steps; a shape error from a child is
+// rethrown naming the child.
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ember/core/tensor.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::nn {
+
+// One child for Sequential's initializer list: a module moved in by value, with an optional name.
+template <typename T>
+struct NamedModuleT {
+  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
+  NamedModuleT(std::string n, M&& m) : name(std::move(n)), module(std::make_unique<std::decay_t<M>>(std::move(m))) {}
+  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
+  NamedModuleT(M&& m) : module(std::make_unique<std::decay_t<M>>(std::move(m))) {}  // NOLINT: implicit by design
+
+  std::string name;
+  // initializer_list elements are const; the module is moved out of it exactly once, by Sequential.
+  mutable std::unique_ptr<ModuleT<T>> module;
+};
+
+template <typename T>
+class SequentialT : public ModuleT<T> {
+ public:
+  SequentialT() = default;
+  SequentialT(std::initializer_list<NamedModuleT<T>> children) : SequentialT("", children) {}
+  SequentialT(std::string display_name, std::initializer_list<NamedModuleT<T>> children)
+      : display_name_(std::move(display_name)) {
+    for (const auto& c : children) push_back(c.name, std::move(c.module));
+  }
+
+  // Adds a child at the end; an empty name means its position.
+  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
+  SequentialT& add(std::string name, M&& module) {
+    return push_back(std::move(name), std::make_unique<std::decay_t<M>>(std::move(module)));
+  }
+  SequentialT& push_back(std::string name, std::unique_ptr<ModuleT<T>> module) {
+    if (!module) throw std::invalid_argument("Sequential: null child");
+    if (name.empty()) name = std::to_string(children_.size());
+    for (const auto& c : children_)
+      if (c.first == name) throw std::invalid_argument("Sequential: a child named '" + name + "' exists already");
+    module->train(this->training_);
+    children_.emplace_back(std::move(name), std::move(module));
+    return *this;
+  }
+
+  std::size_t size() const { return children_.size(); }
+  ModuleT<T>& operator[](std::size_t i) { return *children_.at(i).second; }
+  const ModuleT<T>& operator[](std::size_t i) const { return *children_.at(i).second; }
+  const std::string& name_of(std::size_t i) const { return children_.at(i).first; }
+  // The child with this name; throws std::out_of_range naming it when absent.
+  ModuleT<T>& operator[](const std::string& name) { return *find(name); }
+  // The child with this name as its concrete type (std::bad_cast when it is another type).
+  template <typename M>
+  M& get(const std::string& name) {
+    return dynamic_cast<M&>(*find(name));
+  }
+
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    if (children_.empty()) {
+      out.assign(x);
+      return;
+    }
+    acts_.resize(children_.size() - 1);
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      const TensorT<T>& in = i == 0 ? x : acts_[i - 1];
+      TensorT<T>& o = i + 1 == children_.size() ? out : acts_[i];
+      try {
+        children_[i].second->forward_into(in, o);
+      } catch (const shape_error& e) {
+        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+      }
+    }
+  }
+
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    if (children_.empty()) {
+      if (grad_in) grad_in->assign(grad_out);
+      return;
+    }
+    grads_.resize(children_.size() - 1);
+    for (std::size_t i = children_.size(); i-- > 0;) {
+      const TensorT<T>& g = i + 1 == children_.size() ? grad_out : grads_[i];
+      TensorT<T>* gi = i == 0 ? grad_in : &grads_[i - 1];
+      try {
+        children_[i].second->backward_into(g, gi);
+      } catch (const shape_error& e) {
+        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+      }
+    }
+  }
+
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    if (children_.empty()) {
+      out.assign(x);
+      return;
+    }
+    TensorT<T> a, b;
+    const TensorT<T>* in = &x;
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      TensorT<T>& o = i + 1 == children_.size() ? out : (i % 2 == 0 ? a : b);
+      try {
+        children_[i].second->predict_into(*in, o);
+      } catch (const shape_error& e) {
+        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+      }
+      in = &o;
+    }
+  }
+
+  void train(bool mode = true) override {
+    ModuleT<T>::train(mode);
+    for (auto& c : children_) c.second->train(mode);
+  }
+
+  std::string type_name() const override { return display(); }
+  // PyTorch's layout: one "(name): child" line per child, nested reprs indented by two spaces.
+  std::string repr() const override {
+    if (children_.empty()) return display() + "()";
+    std::string s = display() + "(\n";
+    for (const auto& [name, child] : children_) {
+      std::string r = child->repr(), indented;
+      for (char ch : r) {
+        indented += ch;
+        if (ch == '\n') indented += "  ";
+      }
+      s += "  (" + name + "): " + indented + "\n";
+    }
+    return s + ")";
+  }
+
+  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
+    for (auto& [name, child] : children_) child->collect_parameters(prefix + name + ".", out);
+  }
+  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
+    for (auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
+  }
+
+ private:
+  std::string display() const { return display_name_.empty() ? "Sequential" : display_name_; }
+  ModuleT<T>* find(const std::string& name) const {
+    for (const auto& c : children_)
+      if (c.first == name) return c.second.get();
+    throw std::out_of_range(display() + ": no child named '" + name + "'");
+  }
+
+  std::string display_name_;
+  std::vector<std::pair<std::string, std::unique_ptr<ModuleT<T>>>> children_;
+  std::vector<TensorT<T>> acts_, grads_;
+};
+
+using Sequential = SequentialT<float>;
+
+}  // namespace ember::nn
