@@ -1,0 +1,156 @@
+#pragma once
+// Stochastic gradient descent, as torch.optim.SGD (PyTorch 1.12/1.13, maximize=False by default):
+//
+//   d = g + weight_decay * p
+//   if momentum != 0:  buf = d on a parameter's first step, else buf = momentum * buf + (1 - dampening) * d
+//                      d = nesterov ? d + momentum * buf : buf
+//   p -= lr * d
+//
+// The update runs element by element in place, so step() allocates nothing after the first step (which
+// creates the momentum buffers). The momentum buffers are the optimiser's whole state; state() exposes them
+// so checkpoints can save and restore them (io::save_checkpoint writes them as
+// "optimizer.momentum_buffer.<parameter name>"). An empty buffer means "not created yet", as PyTorch's None.
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ember/core/error.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::optim {
+
+struct SGDOptions {
+  double lr = 1e-3;  // torch.optim.SGD's default since 2.0 (required in 1.x)
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool maximize = false;  // ascend instead of descend: g is negated first
+};
+
+// The momentum buffer of each parameter, in the order of the parameter list.
+template <typename T>
+struct SGDState {
+  std::vector<TensorT<T>> momentum_buffers;  // empty tensor: no buffer yet (first step seeds it)
+  std::vector<bool> has_momentum_buffer;
+};
+
+template <typename T>
+class SGDT {
+ public:
+  SGDT(std::vector<nn::ParameterT<T>*> params, SGDOptions options) : params_(std::move(params)), options_(options) {
+    validate(options_);
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (params_[i] == nullptr)
+        throw std::invalid_argument("SGD: parameter " + std::to_string(i) + " is a null pointer");
+    state_.momentum_buffers.resize(params_.size());
+    state_.has_momentum_buffer.assign(params_.size(), false);
+  }
+
+  // One update of every parameter from its current .grad.
+  void step() {
+    const T lr = static_cast<T>(options_.lr);
+    const T momentum = static_cast<T>(options_.momentum);
+    const T damp = static_cast<T>(1.0 - options_.dampening);
+    const T wd = static_cast<T>(options_.weight_decay);
+    const bool use_momentum = options_.momentum != 0.0;
+    const bool nesterov = options_.nesterov;
+    const T sign = options_.maximize ? T(-1) : T(1);
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      nn::ParameterT<T>& p = *params_[i];
+      if (p.grad.shape() != p.value.shape())
+        throw shape_error("SGD: parameter " + std::to_string(i) + " has value " + to_string(p.value.shape()) +
+                          " but grad " + to_string(p.grad.shape()));
+      T* w = p.value.data();
+      const T* g = p.grad.data();
+      const std::int64_t n = p.value.numel();
+      if (!use_momentum) {
+        for (std::int64_t j = 0; j < n; ++j) {
+          T d = sign * g[j];
+          if (wd != T(0)) d += wd * w[j];
+          w[j] -= lr * d;
+        }
+        continue;
+      }
+      TensorT<T>& buf_tensor = state_.momentum_buffers[i];
+      const bool first = !state_.has_momentum_buffer[i];
+      if (first) buf_tensor.resize(p.value.shape());
+      T* buf = buf_tensor.data();
+      for (std::int64_t j = 0; j < n; ++j) {
+        T d = sign * g[j];
+        if (wd != T(0)) d += wd * w[j];
+        buf[j] = first ? d : momentum * buf[j] + damp * d;
+        d = nesterov ? d + momentum * buf[j] : buf[j];
+        w[j] -= lr * d;
+      }
+      state_.has_momentum_buffer[i] = true;
+    }
+  }
+
+  // As PyTorch's zero_grad(set_to_none=False): gradients become zeros (their storage is kept).
+  void zero_grad() {
+    for (auto* p : params_) p->grad.zero();
+  }
+
+  const SGDOptions& options() const noexcept { return options_; }
+  // For learning-rate schedules; the other options are fixed at construction, as in PyTorch's param_groups.
+  void set_lr(double lr) {
+    SGDOptions o = options_;
+    o.lr = lr;
+    validate(o);
+    options_ = o;
+  }
+
+  const std::vector<nn::ParameterT<T>*>& params() const noexcept { return params_; }
+  const SGDState<T>& state() const noexcept { return state_; }
+
+  // Restores the momentum buffer of parameter i (checks the shape).
+  void set_momentum_buffer(std::size_t i, TensorT<T> buffer) {
+    check_index(i);
+    if (buffer.shape() != params_[i]->value.shape())
+      throw shape_error("SGD: momentum buffer for parameter " + std::to_string(i) + " must have shape " +
+                        to_string(params_[i]->value.shape()) + ", got " + to_string(buffer.shape()));
+    state_.momentum_buffers[i] = std::move(buffer);
+    state_.has_momentum_buffer[i] = true;
+  }
+  // Back to "no buffer yet": the next step seeds it from the gradient.
+  void clear_momentum_buffer(std::size_t i) {
+    check_index(i);
+    state_.momentum_buffers[i] = TensorT<T>();
+    state_.has_momentum_buffer[i] = false;
+  }
+  // Drops every momentum buffer: the next step seeds them again.
+  void reset_state() {
+    for (std::size_t i = 0; i < params_.size(); ++i) clear_momentum_buffer(i);
+  }
+
+  // Throws std::invalid_argument for what torch.optim.SGD rejects.
+  static void validate(const SGDOptions& o) {
+    if (!(o.lr >= 0.0)) throw std::invalid_argument("SGD: invalid learning rate: " + std::to_string(o.lr));
+    if (!(o.momentum >= 0.0)) throw std::invalid_argument("SGD: invalid momentum value: " + std::to_string(o.momentum));
+    if (!(o.weight_decay >= 0.0))
+      throw std::invalid_argument("SGD: invalid weight_decay value: " + std::to_string(o.weight_decay));
+    if (o.dampening != o.dampening) throw std::invalid_argument("SGD: invalid dampening value: nan");
+    if (o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0))
+      throw std::invalid_argument("SGD: Nesterov momentum requires a momentum and zero dampening (got momentum=" +
+                                  std::to_string(o.momentum) + ", dampening=" + std::to_string(o.dampening) + ")");
+  }
+
+ private:
+  void check_index(std::size_t i) const {
+    if (i >= params_.size())
+      throw std::out_of_range("SGD: parameter index " + std::to_string(i) + " out of range for " +
+                              std::to_string(params_.size()) + " parameters");
+  }
+
+  std::vector<nn::ParameterT<T>*> params_;
+  SGDOptions options_;
+  SGDState<T> state_;
+};
+
+using SGD = SGDT<float>;
+
+}  // namespace ember::optim

@@ -1,0 +1,293 @@
+// CrossEntropyLoss, NLLLoss and SGD against PyTorch's numbers (fixtures/training/*.txt, written by
+// fixtures/make_training_fixtures.py), a finite-difference check of the loss gradient, argument checks, and
+// a check that a warmed-up loss + optimiser step allocates nothing.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <ember/loss/cross_entropy.hpp>
+#include <ember/core/random.hpp>
+#include <ember/optim/sgd.hpp>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "alloc_counter.hpp"
+
+using ember::Shape;
+using ember::TensorT;
+
+namespace {
+
+struct Record {
+  Shape shape;
+  std::vector<double> values;
+};
+
+std::map<std::string, Record> read_fixture(const std::string& name) {
+  const std::string path = std::string(EMBER_FIXTURE_DIR) + "/training/" + name;
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
+  std::map<std::string, Record> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream head(line);
+    std::string key;
+    int ndim = 0;
+    head >> key >> ndim;
+    Record r;
+    for (int i = 0; i < ndim; ++i) {
+      std::int64_t d = 0;
+      head >> d;
+      r.shape.push_back(d);
+    }
+    REQUIRE(std::getline(in, line));
+    std::istringstream body(line);
+    std::string tok;
+    while (body >> tok) r.values.push_back(std::strtod(tok.c_str(), nullptr));
+    REQUIRE(static_cast<std::int64_t>(r.values.size()) == ember::shape_numel(r.shape));
+    out[key] = std::move(r);
+  }
+  return out;
+}
+
+template <typename T>
+TensorT<T> to_tensor(const Record& r) {
+  std::vector<T> v(r.values.begin(), r.values.end());
+  return TensorT<T>::from(r.shape, v);
+}
+
+std::vector<std::int64_t> to_targets(const Record& r) {
+  std::vector<std::int64_t> t;
+  for (double v : r.values) t.push_back(static_cast<std::int64_t>(v));
+  return t;
+}
+
+// Tolerances of the brief: 1e-6 absolute in double; 1e-5 relative (absolute below 1) in float.
+template <typename T>
+double tolerance(double ref) {
+  return std::is_same<T, double>::value ? 1e-6 : 1e-5 * std::max(1.0, std::abs(ref));
+}
+
+template <typename T>
+double max_error(const TensorT<T>& got, const Record& ref) {
+  REQUIRE(got.shape() == ref.shape);
+  double worst = 0;
+  for (std::int64_t i = 0; i < got.numel(); ++i) {
+    const double e = std::abs(static_cast<double>(got[i]) - ref.values[static_cast<std::size_t>(i)]);
+    CHECK_MESSAGE(e <= tolerance<T>(ref.values[static_cast<std::size_t>(i)]), "element " << i << ": got " << got[i]
+                                                                                        << ", want " << ref.values[static_cast<std::size_t>(i)]);
+    worst = std::max(worst, e);
+  }
+  return worst;
+}
+
+template <typename T>
+void check_losses_against_pytorch() {
+  const auto fx = read_fixture("losses.txt");
+  double worst_loss = 0, worst_grad = 0;
+  int cases = 0;
+  for (int k = 0; fx.count("ce" + std::to_string(k) + ".logits"); ++k, ++cases) {
+    const std::string n = "ce" + std::to_string(k);
+    CAPTURE(n);
+    ember::nn::CrossEntropyLossT<T> loss(fx.at(n + ".label_smoothing").values[0]);
+    const T got = loss.forward(to_tensor<T>(fx.at(n + ".logits")), to_targets(fx.at(n + ".target")));
+    const double want = fx.at(n + ".loss").values[0];
+    CHECK(std::abs(got - want) <= tolerance<T>(want));
+    worst_loss = std::max(worst_loss, std::abs(static_cast<double>(got) - want));
+    worst_grad = std::max(worst_grad, max_error(loss.backward(), fx.at(n + ".grad")));
+  }
+  CHECK(cases >= 12);
+  for (int k = 0; fx.count("nll" + std::to_string(k) + ".input"); ++k) {
+    const std::string n = "nll" + std::to_string(k);
+    ember::nn::NLLLossT<T> loss;
+    const T got = loss.forward(to_tensor<T>(fx.at(n + ".input")), to_targets(fx.at(n + ".target")));
+    const double want = fx.at(n + ".loss").values[0];
+    CHECK(std::abs(got - want) <= tolerance<T>(want));
+    worst_loss = std::max(worst_loss, std::abs(static_cast<double>(got) - want));
+    worst_grad = std::max(worst_grad, max_error(loss.backward(), fx.at(n + ".grad")));
+  }
+  MESSAGE(std::string(std::is_same<T, double>::value ? "double" : "float") << " losses vs PyTorch: max |loss error| "
+                                                                 << worst_loss << ", max |grad error| " << worst_grad);
+}
+
+template <typename T>
+void check_sgd_against_pytorch() {
+  const auto fx = read_fixture("sgd.txt");
+  const int configs = static_cast<int>(fx.at("configs").values[0]);
+  double worst = 0;
+  for (int c = 0; c < configs; ++c) {
+    const std::string n = "sgd" + std::to_string(c);
+    CAPTURE(n);
+    const auto& o = fx.at(n + ".options").values;
+    ember::optim::SGDOptions opts{o[0], o[1], o[2], o[3], o[4] != 0.0};
+    opts.maximize = o[5] != 0.0;
+    ember::nn::ParameterT<T> p0{to_tensor<T>(fx.at("p0.init")), TensorT<T>(fx.at("p0.init").shape)};
+    ember::nn::ParameterT<T> p1{to_tensor<T>(fx.at("p1.init")), TensorT<T>(fx.at("p1.init").shape)};
+    ember::optim::SGDT<T> sgd({&p0, &p1}, opts);
+    for (int s = 1; s <= 5; ++s) {
+      sgd.zero_grad();
+      p0.grad = to_tensor<T>(fx.at("p0.grad" + std::to_string(s)));
+      p1.grad = to_tensor<T>(fx.at("p1.grad" + std::to_string(s)));
+      sgd.step();
+      worst = std::max(worst, max_error(p0.value, fx.at(n + ".p0.step" + std::to_string(s))));
+      worst = std::max(worst, max_error(p1.value, fx.at(n + ".p1.step" + std::to_string(s))));
+    }
+    if (o[1] != 0.0) {
+      REQUIRE(sgd.state().has_momentum_buffer[0]);
+      worst = std::max(worst, max_error(sgd.state().momentum_buffers[0], fx.at(n + ".p0.buf")));
+      worst = std::max(worst, max_error(sgd.state().momentum_buffers[1], fx.at(n + ".p1.buf")));
+    } else {
+      CHECK_FALSE(sgd.state().has_momentum_buffer[0]);
+    }
+  }
+  MESSAGE(std::string(std::is_same<T, double>::value ? "double" : "float") << " SGD vs PyTorch over " << configs
+                                                                 << " option sets x 5 steps: max |error| " << worst);
+}
+
+}  // namespace
+
+TEST_CASE("CrossEntropyLoss and NLLLoss match PyTorch (double and float)") {
+  check_losses_against_pytorch<double>();
+  check_losses_against_pytorch<float>();
+}
+
+TEST_CASE("CrossEntropyLoss stays finite for huge logits, where a naive softmax overflows") {
+  ember::nn::CrossEntropyLoss loss;
+  const auto logits = ember::Tensor::from({2, 3}, {1e30f, 0.0f, -1e30f, 3e38f, 3e38f, 0.0f});
+  const float l = loss.forward(logits, {0, 1});
+  CHECK(std::isfinite(l));
+  CHECK(l == doctest::Approx(std::log(2.0f) / 2));
+  for (float g : loss.backward()) CHECK(std::isfinite(g));
+}
+
+TEST_CASE("CrossEntropyLoss gradient matches central finite differences (double)") {
+  ember::Generator gen(7);
+  for (double smoothing : {0.0, 0.2}) {
+    CAPTURE(smoothing);
+    TensorT<double> x({5, 4});
+    for (auto& v : x) v = gen.normal() * 3;
+    const std::vector<std::int64_t> target{3, 0, 1, 1, 2};
+    ember::nn::CrossEntropyLossT<double> loss(smoothing);
+    loss.forward(x, target);
+    const TensorT<double> analytic = loss.backward();
+    const double h = 1e-6;
+    double worst = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      TensorT<double> xp = x, xm = x;
+      xp[i] += h;
+      xm[i] -= h;
+      const double numeric = (loss.forward(xp, target) - loss.forward(xm, target)) / (2 * h);
+      worst = std::max(worst, std::abs(numeric - analytic[i]));
+      CHECK(numeric == doctest::Approx(analytic[i]).epsilon(1e-6).scale(1.0));
+    }
+    MESSAGE("label_smoothing " << smoothing << ": max |finite difference - backward| " << worst);
+  }
+}
+
+TEST_CASE("losses reject wrong shapes, batch sizes, targets and an empty batch, naming the loss") {
+  ember::nn::CrossEntropyLoss ce;
+  ember::nn::NLLLoss nll;
+  const ember::Tensor x({2, 3});
+  CHECK_THROWS_AS(ce.forward(ember::Tensor({6}), {0}), ember::shape_error);
+  CHECK_THROWS_AS(ce.forward(x, {0}), ember::shape_error);
+  CHECK_THROWS_AS(ce.forward(x, {0, 1, 2}), ember::shape_error);
+  CHECK_THROWS_AS(ce.forward(ember::Tensor({0, 3}), {}), ember::shape_error);
+  CHECK_THROWS_AS(ce.forward(x, {0, 3}), std::invalid_argument);
+  CHECK_THROWS_AS(ce.forward(x, {-1, 0}), std::invalid_argument);
+  CHECK_THROWS_AS(nll.forward(x, {0, 5}), std::invalid_argument);
+  CHECK_THROWS_AS(nll.forward(ember::Tensor({2, 3, 1}), {0, 1}), ember::shape_error);
+  CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(1.5), std::invalid_argument);
+  CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(-0.1), std::invalid_argument);
+  CHECK_THROWS_AS(ember::nn::CrossEntropyLoss().backward(), std::logic_error);
+  try {
+    ce.forward(x, {0});
+    FAIL("no throw");
+  } catch (const ember::shape_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("CrossEntropyLoss") != std::string::npos);
+    CHECK(msg.find("expected 2 targets") != std::string::npos);
+    CHECK(msg.find("got 1") != std::string::npos);
+  }
+  try {
+    ce.forward(x, {0, 7});
+    FAIL("no throw");
+  } catch (const std::invalid_argument& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("target 7") != std::string::npos);
+    CHECK(msg.find("3 classes") != std::string::npos);
+  }
+}
+
+TEST_CASE("SGD matches torch.optim.SGD step by step (double and float)") {
+  check_sgd_against_pytorch<double>();
+  check_sgd_against_pytorch<float>();
+}
+
+TEST_CASE("SGD validates its options as PyTorch does") {
+  ember::nn::Parameter p{ember::Tensor({2}), ember::Tensor({2})};
+  using ember::optim::SGD;
+  using ember::optim::SGDOptions;
+  CHECK_NOTHROW(SGD({&p}, SGDOptions{0.1}));
+  CHECK_NOTHROW(SGD({&p}, SGDOptions{0.1, 0.9, 0.0, 0.0, true}));
+  CHECK_THROWS_AS(SGD({&p}, SGDOptions{-0.1}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({&p}, SGDOptions{0.1, -0.5}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({&p}, SGDOptions{0.1, 0.9, 0.0, -1e-4}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({&p}, SGDOptions{0.1, 0.0, 0.0, 0.0, true}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({&p}, SGDOptions{0.1, 0.9, 0.1, 0.0, true}), std::invalid_argument);
+  CHECK_THROWS_AS(SGD({nullptr}, SGDOptions{0.1}), std::invalid_argument);
+  SGD sgd({&p}, SGDOptions{0.1, 0.9});
+  CHECK_THROWS_AS(sgd.set_lr(-1.0), std::invalid_argument);
+  sgd.set_lr(0.01);
+  CHECK(sgd.options().lr == 0.01);
+  CHECK_THROWS_AS(sgd.set_momentum_buffer(0, ember::Tensor({3})), ember::shape_error);
+  CHECK_THROWS_AS(sgd.set_momentum_buffer(1, ember::Tensor({2})), std::out_of_range);
+  p.grad = ember::Tensor({3});
+  CHECK_THROWS_AS(sgd.step(), ember::shape_error);
+}
+
+TEST_CASE("zero_grad zeros the gradients in place; a restored momentum buffer continues the run") {
+  ember::nn::Parameter a{ember::Tensor::from({3}, {1, 2, 3}), ember::Tensor::from({3}, {0.5f, -1, 2})};
+  ember::nn::Parameter b{a.value, a.grad};
+  ember::optim::SGD sa({&a}, {0.1, 0.9});
+  ember::optim::SGD sb({&b}, {0.1, 0.9});
+  sa.step();
+  sa.step();
+  sb.step();
+  // A fresh optimiser given sb's buffer continues exactly as sb would.
+  ember::optim::SGD sc({&b}, {0.1, 0.9});
+  sc.set_momentum_buffer(0, sb.state().momentum_buffers[0]);
+  sc.step();
+  CHECK(a.value == b.value);
+  const float* storage = a.grad.data();
+  sa.zero_grad();
+  CHECK(a.grad.data() == storage);
+  for (float g : a.grad) CHECK(g == 0.0f);
+}
+
+TEST_CASE("a warmed-up loss forward / backward_into / SGD step allocates nothing") {
+  ember::Generator gen(3);
+  ember::Tensor logits({8, 10});
+  for (auto& v : logits) v = static_cast<float>(gen.normal());
+  const std::vector<std::int64_t> target{0, 1, 2, 3, 4, 5, 6, 7};
+  ember::nn::Parameter p{ember::Tensor({8, 10}), ember::Tensor({8, 10})};
+  ember::nn::CrossEntropyLoss loss(0.1);
+  ember::optim::SGD sgd({&p}, {0.01, 0.9, 0.0, 1e-4, true});
+  ember::Tensor grad;
+  for (int step = 0; step < 3; ++step) {
+    const long before = alloc_count();
+    sgd.zero_grad();
+    loss.forward(logits, target);
+    loss.backward_into(grad);
+    p.grad.assign(grad);
+    sgd.step();
+    const long allocated = alloc_count() - before;
+    if (step > 0) CHECK(allocated == 0);
+  }
+}
