@@ -1,0 +1,188 @@
+#pragma once
+// Sign Language MNIST CSV: a header `label,pixel1,...,pixelK` (K a square, 784 for the real files), then one
+// row per image `label,p1,...,pK` of plain decimal integers. LF or CRLF line ends, plain or gzip. Parsing is
+// hand-written over the in-memory bytes (no streams, no strtod): both real files load in a fraction of a
+// second. Every cell is checked; errors name the file, the line and the column.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ember/core/error.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/data/dataset.hpp"
+
+namespace ember {
+namespace data {
+
+// A..Y without J (J and Z need motion, so the set has no images of them), in mapped-label order 0..23.
+inline std::vector<std::string> sign_mnist_classes() {
+  std::vector<std::string> names;
+  for (char c = 'A'; c <= 'Y'; ++c)
+    if (c != 'J') names.emplace_back(1, c);
+  return names;
+}
+
+// The file's label (0..24, no 9) -> the dataset's label 0..23; -1 for labels the set cannot hold.
+inline std::int64_t sign_mnist_label(std::int64_t file_label) {
+  if (file_label < 0 || file_label > 24 || file_label == 9) return -1;
+  return file_label > 9 ? file_label - 1 : file_label;
+}
+
+namespace detail {
+
+class CsvCursor {
+ public:
+  CsvCursor(const std::vector<unsigned char>& bytes, const std::string& path)
+      : p_(bytes.data()), end_(bytes.data() + bytes.size()), path_(path) {}
+
+  bool at_end() const { return p_ == end_; }
+  std::int64_t line() const { return line_; }
+
+  [[noreturn]] void fail(std::int64_t column, const std::string& what) const {
+    throw format_error(path_ + ": line " + std::to_string(line_) +
+                       (column > 0 ? ", column " + std::to_string(column) : std::string()) + ": " + what);
+  }
+
+  // The raw text of the current cell, for messages.
+  std::string cell_text() const {
+    const unsigned char* e = p_;
+    while (e != end_ && *e != ',' && *e != '\n' && *e != '\r' && e - p_ < 20) ++e;
+    return "'" + std::string(p_, e) + (e - p_ >= 20 ? "...'" : "'");
+  }
+
+  // A non-negative decimal integer of at most 9 digits; leaves the cursor on the separator after it.
+  std::int64_t integer(std::int64_t column, const char* name) {
+    const unsigned char* start = p_;
+    std::int64_t v = 0;
+    while (p_ != end_ && static_cast<unsigned>(*p_ - '0') < 10u) {
+      if (p_ - start == 9) {
+        p_ = start;
+        fail(column, std::string(name) + " " + cell_text() + " has too many digits");
+      }
+      v = v * 10 + (*p_ - '0');
+      ++p_;
+    }
+    if (p_ == start || (p_ != end_ && *p_ != ',' && *p_ != '\n' && *p_ != '\r')) {
+      p_ = start;
+      fail(column, std::string(name) + " " + (at_end() || *p_ == ',' || *p_ == '\n' || *p_ == '\r'
+                                                   ? std::string("is empty")
+                                                   : cell_text() + " is not a non-negative integer"));
+    }
+    return v;
+  }
+
+  // Consumes a ',' (more cells follow on this line) or fails naming the column count.
+  void comma(std::int64_t column, std::int64_t expected_columns) {
+    if (p_ != end_ && *p_ == ',') {
+      ++p_;
+      return;
+    }
+    fail(0, std::to_string(column) + " columns, expected " + std::to_string(expected_columns));
+  }
+
+  // Consumes the line end (LF, CRLF, or the end of the file) or fails naming the column count.
+  void end_of_line(std::int64_t columns) {
+    if (p_ != end_ && *p_ == '\r') {
+      ++p_;
+      if (p_ == end_ || *p_ != '\n') fail(0, "carriage return not followed by a line feed");
+    }
+    if (p_ != end_) {
+      if (*p_ == ',') fail(0, "more than " + std::to_string(columns) + " columns");
+      ++p_;  // '\n'
+    }
+    ++line_;
+  }
+
+  // The current line's text up to its end (without CR/LF), consumed.
+  std::string take_line() {
+    const unsigned char* e = static_cast<const unsigned char*>(std::memchr(p_, '\n', static_cast<std::size_t>(end_ - p_)));
+    if (!e) e = end_;
+    const unsigned char* text_end = (e != p_ && e[-1] == '\r') ? e - 1 : e;
+    std::string s(p_, text_end);
+    p_ = e == end_ ? e : e + 1;
+    ++line_;
+    return s;
+  }
+
+ private:
+  const unsigned char* p_;
+  const unsigned char* end_;
+  const std::string& path_;
+  std::int64_t line_ = 1;
+};
+
+}  // namespace detail
+
+// Loads a Sign-MNIST CSV into a Dataset of N x 1 x S x S images (S*S = number of pixel columns), labels
+// mapped to 0..23 and class names A..Y without J. A file label of 9 (J) or 25 and above (Z, ...) is an error,
+// as are a pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a blank line.
+inline Dataset load_sign_mnist(const std::string& csv_path) {
+  const std::vector<unsigned char> bytes = read_bytes(csv_path);
+  detail::CsvCursor cur(bytes, csv_path);
+  if (cur.at_end()) throw format_error(csv_path + ": empty file, expected the header label,pixel1,...");
+
+  const std::string header = cur.take_line();
+  std::int64_t pixels = 0;
+  {
+    std::size_t pos = 0;
+    auto next_cell = [&]() {
+      const std::size_t comma = header.find(',', pos);
+      std::string cell = header.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      pos = comma == std::string::npos ? header.size() + 1 : comma + 1;
+      return cell;
+    };
+    if (next_cell() != "label")
+      throw format_error(csv_path + ": line 1: the header must start with 'label', got '" + header.substr(0, 40) + "'");
+    while (pos <= header.size()) {
+      const std::string cell = next_cell();
+      if (cell != "pixel" + std::to_string(pixels + 1))
+        throw format_error(csv_path + ": line 1, column " + std::to_string(pixels + 2) + ": expected header 'pixel" +
+                           std::to_string(pixels + 1) + "', got '" + cell.substr(0, 40) + "'");
+      ++pixels;
+    }
+  }
+  std::int64_t side = 0;
+  while (side * side < pixels) ++side;
+  if (pixels == 0 || side * side != pixels)
+    throw format_error(csv_path + ": line 1: " + std::to_string(pixels) +
+                       " pixel columns do not make a square image");
+  const std::int64_t columns = pixels + 1;
+
+  // A valid row takes at least 2 bytes per column, which bounds the row count by the real data length.
+  const std::size_t max_rows = bytes.size() / static_cast<std::size_t>(2 * columns) + 1;
+  std::vector<unsigned char> pixel_bytes;
+  pixel_bytes.reserve(max_rows * static_cast<std::size_t>(pixels));
+  std::vector<std::int64_t> labels;
+  labels.reserve(max_rows);
+
+  while (!cur.at_end()) {
+    const std::int64_t file_label = cur.integer(1, "label");
+    const std::int64_t label = sign_mnist_label(file_label);
+    if (label < 0)
+      cur.fail(1, "label " + std::to_string(file_label) +
+                      (file_label == 9 ? " (J) cannot occur: J needs motion" : " is outside 0..24"));
+    labels.push_back(label);
+    for (std::int64_t c = 2; c <= columns; ++c) {
+      cur.comma(c - 1, columns);
+      const std::int64_t v = cur.integer(c, "pixel");
+      if (v > 255) cur.fail(c, "pixel value " + std::to_string(v) + " is outside 0..255");
+      pixel_bytes.push_back(static_cast<unsigned char>(v));
+    }
+    cur.end_of_line(columns);
+  }
+  if (labels.empty()) throw format_error(csv_path + ": no data rows after the header");
+
+  Dataset ds;
+  const auto n = static_cast<std::int64_t>(labels.size());
+  ds.images = Tensor({n, 1, side, side});
+  float* dst = ds.images.data();
+  for (std::size_t i = 0; i < pixel_bytes.size(); ++i) dst[i] = static_cast<float>(pixel_bytes[i]);
+  ds.labels = std::move(labels);
+  ds.class_names = sign_mnist_classes();
+  ds.num_classes = static_cast<std::int64_t>(ds.class_names.size());
+  return ds;
+}
+
+}  // namespace data
+}  // namespace ember
