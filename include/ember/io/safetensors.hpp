@@ -1,0 +1,490 @@
+#pragma once
+// Checkpoints in the safetensors format (https://huggingface.co/docs/safetensors):
+//
+//   8 bytes   N, the header length, unsigned little-endian
+//   N bytes   JSON object: tensor name -> {"dtype", "shape", "data_offsets": [begin, end)} and an optional
+//             "__metadata__" object of string -> string; we pad it with spaces to a multiple of 8
+//   rest      the data section: raw little-endian values; offsets are relative to its start
+//
+// Tensor names are the module's dotted names (fc1.weight, batchnorm1.running_mean, ...), parameters then
+// buffers, so a file moves to PyTorch with load_state_dict (tools/checkpoint_to_torch.py). Float models are
+// written as F32, double models as F64; buffers named num_batches_tracked are written as I64, as PyTorch keeps
+// them. Loading accepts F32, F64 and I64 for any tensor and converts when every value survives exactly.
+//
+// Optimiser state: given an SGD, save_checkpoint also writes each existing momentum buffer as
+// "optimizer.momentum_buffer.<parameter name>", and load_checkpoint with an SGD restores them (a parameter
+// without one in the file gets none: its next step seeds it, as in PyTorch). Loading without an optimiser
+// ignores those entries, so a training checkpoint also serves inference.
+//
+// Writes are atomic: a temporary file in the target's directory, flushed and fsync'ed, then renamed over the
+// target; on failure the temporary is removed, ember::io_error names the path, the old file is untouched.
+// Loading parses and checks the whole file (sizes, dtypes, shapes, offsets, coverage, names) before touching
+// the module; any problem throws ember::format_error naming the file, the problem and the offset.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ember/core/error.hpp"
+#include "ember/core/shape.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/nn/module.hpp"
+#include "ember/optim/sgd.hpp"
+#include "ember/version.hpp"
+
+namespace ember::io {
+
+// One tensor of a safetensors header; begin/end are relative to the data section.
+struct SafetensorsEntry {
+  std::string name;
+  std::string dtype;
+  Shape shape;
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+// A parsed and structurally checked safetensors file.
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;
+  std::vector<SafetensorsEntry> tensors;  // in the order of data_offsets
+  std::uint64_t data_start = 0;           // file offset of the data section (8 + N)
+  std::vector<unsigned char> data;        // the data section
+};
+
+// The prefix of optimiser entries in a checkpoint.
+inline const std::string& momentum_buffer_prefix() {
+  static const std::string prefix = "optimizer.momentum_buffer.";
+  return prefix;
+}
+
+namespace detail {
+
+// Bytes per element of the dtypes of the safetensors spec; 0 for an unknown name.
+inline std::uint64_t dtype_size(const std::string& dtype) {
+  static const std::map<std::string, std::uint64_t> sizes = {
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+      {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"F64", 8},     {"I64", 8}, {"U64", 8}};
+  const auto it = sizes.find(dtype);
+  return it == sizes.end() ? 0 : it->second;
+}
+
+// Headers beyond this are corrupt, not big: the largest real models have headers of a few MB.
+constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;
+
+inline bool is_num_batches_tracked(const std::string& name) {
+  const std::string leaf = "num_batches_tracked";
+  return name == leaf ||
+         (name.size() > leaf.size() && name.compare(name.size() - leaf.size() - 1, std::string::npos, "." + leaf) == 0);
+}
+
+// Little-endian encoding, independent of the host's byte order.
+inline void put_le(unsigned char* out, std::uint64_t bits, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<unsigned char>(bits >> (8 * i));
+}
+inline std::uint64_t get_le(const unsigned char* in, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+  return v;
+}
+
+inline std::string errno_text() { return std::strerror(errno); }
+
+// A file written under a temporary name and renamed over the target on commit(); removed if not committed.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)) {
+    static std::atomic<unsigned> counter{0};
+    tmp_ = path_ + ".tmp-" + std::to_string(static_cast<long>(::getpid())) + "-" + std::to_string(counter++);
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd_ < 0) throw io_error("cannot write " + path_ + ": cannot create " + tmp_ + ": " + errno_text());
+  }
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+
+  void write(const void* bytes, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(bytes);
+    while (n > 0) {
+      const ::ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) fail("write failed");
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+
+  void commit() {
+    if (::fsync(fd_) != 0) fail("fsync failed");
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("close failed");
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " over it");
+    committed_ = true;
+    // Make the rename itself durable; a failure here leaves a complete file in place, so it is not an error.
+    const auto slash = path_.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      (void)::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) {
+    const std::string reason = errno_text();
+    throw io_error("cannot write " + path_ + ": " + what + ": " + reason);
+  }
+
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// What a module's tensors and an optimiser's buffers look like to the file.
+template <typename T>
+struct SavedTensor {
+  std::string name;
+  const TensorT<T>* tensor;
+  bool as_int64;
+};
+
+template <typename T>
+std::string parameter_name(const nn::ModuleT<T>& module, const nn::ParameterT<T>* p, std::size_t index) {
+  for (const auto& [name, q] : module.named_parameters())
+    if (q == p) return name;
+  throw std::invalid_argument("checkpoint: optimiser parameter " + std::to_string(index) +
+                              " is not a parameter of the module");
+}
+
+[[noreturn]] inline void bad(const std::string& path, const std::string& what) {
+  throw format_error(path + ": " + what);
+}
+
+// Converts n values of `dtype` (F32, F64 or I64) at `in` into `out`; format_error when a value would change.
+template <typename T>
+void decode(const std::string& path, const SafetensorsEntry& e, const unsigned char* in, std::uint64_t file_offset,
+            T* out, std::int64_t n) {
+  const std::uint64_t size = dtype_size(e.dtype);
+  const int kind = e.dtype == "F32" ? 0 : e.dtype == "F64" ? 1 : 2;  // hoisted out of the loop
+  for (std::int64_t i = 0; i < n; ++i) {
+    const unsigned char* p = in + static_cast<std::uint64_t>(i) * size;
+    long double exact = 0;
+    bool nan = false;
+    if (kind == 0) {
+      const auto bits = static_cast<std::uint32_t>(get_le(p, 4));
+      float f;
+      std::memcpy(&f, &bits, 4);
+      exact = f;
+      nan = f != f;
+    } else if (kind == 1) {
+      const std::uint64_t bits = get_le(p, 8);
+      double d;
+      std::memcpy(&d, &bits, 8);
+      exact = d;
+      nan = d != d;
+    } else {
+      const std::uint64_t bits = get_le(p, 8);
+      std::int64_t v;
+      std::memcpy(&v, &bits, 8);
+      exact = static_cast<long double>(v);
+    }
+    const T v = nan ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(exact);
+    if (!nan && static_cast<long double>(v) != exact)
+      bad(path, "tensor '" + e.name + "': " + e.dtype + " value at offset " +
+                    std::to_string(file_offset + static_cast<std::uint64_t>(i) * size) +
+                    " is not exactly representable in the model's " + (sizeof(T) == 4 ? "F32" : "F64"));
+    out[i] = v;
+  }
+}
+
+}  // namespace detail
+
+// Reads and checks the structure of a safetensors file: the sizes, the JSON, dtypes, shapes and offsets
+// (inside the data section, begin <= end, matching numel * dtype size, no overlaps, no holes).
+// io_error when the file cannot be read; format_error naming the file and the problem otherwise.
+inline SafetensorsFile read_safetensors(const std::string& path) {
+  using detail::bad;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw io_error("cannot open " + path + ": " + detail::errno_text());
+  in.seekg(0, std::ios::end);
+  const auto end_pos = in.tellg();
+  if (end_pos < 0) throw io_error("cannot read " + path);
+  const auto file_size = static_cast<std::uint64_t>(end_pos);
+  in.seekg(0);
+  if (file_size < 8)
+    bad(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length at offset 0");
+  unsigned char len_bytes[8];
+  in.read(reinterpret_cast<char*>(len_bytes), 8);
+  const std::uint64_t n = detail::get_le(len_bytes, 8);
+  if (n > file_size - 8)
+    bad(path, "header length " + std::to_string(n) + " (offset 0) runs past the end of the " +
+                  std::to_string(file_size) + "-byte file");
+  if (n > detail::kMaxHeaderBytes)
+    bad(path, "header length " + std::to_string(n) + " (offset 0) exceeds the limit of " +
+                  std::to_string(detail::kMaxHeaderBytes) + " bytes");
+  if (n < 2) bad(path, "header length " + std::to_string(n) + " (offset 0) is too short for a JSON object");
+  std::string header(static_cast<std::size_t>(n), '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  SafetensorsFile file;
+  file.data_start = 8 + n;
+  file.data.resize(static_cast<std::size_t>(file_size - file.data_start));
+  in.read(reinterpret_cast<char*>(file.data.data()), static_cast<std::streamsize>(file.data.size()));
+  if (!in) throw io_error("cannot read " + path + ": " + detail::errno_text());
+
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::parse_error& e) {
+    bad(path, "header is not valid JSON at offset " + std::to_string(8 + e.byte) + ": " + e.what());
+  }
+  if (!j.is_object()) bad(path, "header (offset 8) is not a JSON object");
+  const std::uint64_t data_size = file.data.size();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const auto& v = it.value();
+    if (key == "__metadata__") {
+      if (!v.is_object()) bad(path, "__metadata__ is not a JSON object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) bad(path, "__metadata__ entry '" + m.key() + "' is not a string");
+        file.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string who = "tensor '" + key + "'";
+    if (!v.is_object()) bad(path, who + " is not a JSON object");
+    if (!v.contains("dtype") || !v["dtype"].is_string()) bad(path, who + " has no dtype string");
+    SafetensorsEntry e;
+    e.name = key;
+    e.dtype = v["dtype"].get<std::string>();
+    const std::uint64_t esize = detail::dtype_size(e.dtype);
+    if (esize == 0) bad(path, who + " has unknown dtype '" + e.dtype + "'");
+    if (!v.contains("shape") || !v["shape"].is_array()) bad(path, who + " has no shape array");
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        bad(path, who + " has an invalid extent in its shape " + v["shape"].dump());
+      e.shape.push_back(d.get<std::int64_t>());
+    }
+    std::int64_t numel = 0;
+    try {
+      numel = shape_numel(e.shape);
+    } catch (const shape_error&) {
+      bad(path, who + " has a shape " + to_string(e.shape) + " too large to index");
+    }
+    const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      bad(path, who + " has no data_offsets [begin, end] of two non-negative integers");
+    e.begin = off[0].get<std::uint64_t>();
+    e.end = off[1].get<std::uint64_t>();
+    if (e.begin > e.end)
+      bad(path, who + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                    "] with begin after end");
+    if (e.end > data_size)
+      bad(path, who + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                    "] (file offsets " + std::to_string(file.data_start + e.begin) + ".." +
+                    std::to_string(file.data_start + e.end) + ") outside the " + std::to_string(data_size) +
+                    "-byte data section");
+    const auto un = static_cast<std::uint64_t>(numel);
+    if (un > std::numeric_limits<std::uint64_t>::max() / esize || un * esize != e.end - e.begin)
+      bad(path, who + ": " + e.dtype + " " + to_string(e.shape) + " needs " +
+                    (un > std::numeric_limits<std::uint64_t>::max() / esize ? std::string("too many")
+                                                                           : std::to_string(un * esize)) +
+                    " bytes, data_offsets give " + std::to_string(e.end - e.begin) + " (at file offset " +
+                    std::to_string(file.data_start + e.begin) + ")");
+    file.tensors.push_back(std::move(e));
+  }
+  std::sort(file.tensors.begin(), file.tensors.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  // The data section must be covered exactly: no overlaps, and (as the spec demands) no holes.
+  std::uint64_t covered = 0;
+  const SafetensorsEntry* last = nullptr;
+  for (const auto& e : file.tensors) {
+    if (e.begin < covered)
+      bad(path, "tensor '" + e.name + "' at data offset " + std::to_string(e.begin) + " (file offset " +
+                    std::to_string(file.data_start + e.begin) + ") overlaps tensor '" + (last ? last->name : "") +
+                    "', which ends at data offset " + std::to_string(covered));
+    if (e.begin > covered)
+      bad(path, "bytes " + std::to_string(covered) + ".." + std::to_string(e.begin) +
+                    " of the data section (file offset " + std::to_string(file.data_start + covered) +
+                    ") belong to no tensor");
+    if (e.end > covered) {
+      covered = e.end;
+      last = &e;
+    }
+  }
+  if (covered != data_size)
+    bad(path, "the last " + std::to_string(data_size - covered) + " bytes of the data section (from file offset " +
+                  std::to_string(file.data_start + covered) + ") belong to no tensor");
+  return file;
+}
+
+// Writes the module's parameters and buffers (and, given an optimiser over the module's parameters, its
+// momentum buffers) to `path` atomically. __metadata__ gets "format": "pt", "ember_version", "model" (the
+// module's printout), "dtype" and, with an optimiser, "optimizer" (its options); `metadata` is added last and
+// wins on equal keys. io_error naming the path when the file cannot be written.
+template <typename T>
+void save_checkpoint(const nn::ModuleT<T>& module, const std::string& path,
+                     const std::map<std::string, std::string>& metadata = {},
+                     const optim::SGDT<typename nn::ModuleT<T>::Scalar>* optimizer = nullptr) {
+  std::vector<detail::SavedTensor<T>> tensors;
+  for (const auto& [name, p] : module.named_parameters()) tensors.push_back({name, &p->value, false});
+  for (const auto& [name, b] : module.named_buffers())
+    tensors.push_back({name, b, detail::is_num_batches_tracked(name)});
+  std::map<std::string, std::string> meta = {{"format", "pt"},
+                                             {"ember_version", ember::version()},
+                                             {"model", module.repr()},
+                                             {"dtype", sizeof(T) == 4 ? "float32" : "float64"}};
+  if (optimizer) {
+    const auto& o = optimizer->options();
+    meta["optimizer"] = "SGD(lr=" + nn::python_float(o.lr) + ", momentum=" + nn::python_float(o.momentum) +
+                        ", dampening=" + nn::python_float(o.dampening) +
+                        ", weight_decay=" + nn::python_float(o.weight_decay) +
+                        ", nesterov=" + (o.nesterov ? "True" : "False") + ", maximize=" + (o.maximize ? "True" : "False") + ")";
+    const auto& params = optimizer->params();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const std::string name = detail::parameter_name(module, params[i], i);
+      if (optimizer->state().has_momentum_buffer[i])
+        tensors.push_back({momentum_buffer_prefix() + name, &optimizer->state().momentum_buffers[i], false});
+    }
+  }
+  for (const auto& [k, v] : metadata) meta[k] = v;
+
+  nlohmann::ordered_json header;
+  header["__metadata__"] = meta;
+  std::uint64_t offset = 0;
+  const char* float_dtype = sizeof(T) == 4 ? "F32" : "F64";
+  for (const auto& t : tensors) {
+    if (header.contains(t.name)) throw std::invalid_argument("checkpoint: duplicate tensor name '" + t.name + "'");
+    const std::uint64_t bytes = static_cast<std::uint64_t>(t.tensor->numel()) * (t.as_int64 ? 8 : sizeof(T));
+    header[t.name] = {{"dtype", t.as_int64 ? "I64" : float_dtype},
+                      {"shape", t.tensor->shape()},
+                      {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Padding to 8 bytes keeps the data section aligned for readers that map the file.
+  text.append((8 - text.size() % 8) % 8, ' ');
+
+  detail::AtomicFile file(path);
+  unsigned char len[8];
+  detail::put_le(len, text.size(), 8);
+  file.write(len, 8);
+  file.write(text.data(), text.size());
+  std::vector<unsigned char> chunk(1 << 16);
+  for (const auto& t : tensors) {
+    const int size = t.as_int64 ? 8 : static_cast<int>(sizeof(T));
+    const std::size_t per_chunk = chunk.size() / static_cast<std::size_t>(size);
+    const std::int64_t n = t.tensor->numel();
+    for (std::int64_t i0 = 0; i0 < n; i0 += static_cast<std::int64_t>(per_chunk)) {
+      const std::int64_t i1 = std::min<std::int64_t>(n, i0 + static_cast<std::int64_t>(per_chunk));
+      unsigned char* out = chunk.data();
+      for (std::int64_t i = i0; i < i1; ++i, out += size) {
+        const T v = (*t.tensor)[i];
+        std::uint64_t bits = 0;
+        if (t.as_int64) {
+          const auto iv = static_cast<std::int64_t>(std::llround(static_cast<double>(v)));
+          std::memcpy(&bits, &iv, 8);
+        } else if (sizeof(T) == 4) {
+          std::uint32_t b32;
+          std::memcpy(&b32, &v, 4);
+          bits = b32;
+        } else {
+          std::memcpy(&bits, &v, 8);
+        }
+        detail::put_le(out, bits, size);
+      }
+      file.write(chunk.data(), static_cast<std::size_t>(out - chunk.data()));
+    }
+  }
+  file.commit();
+}
+
+// Loads a checkpoint written by save_checkpoint (or any safetensors file with the module's names) into the
+// module, and, given an optimiser over the module's parameters, its momentum buffers. Returns __metadata__.
+// Every module tensor must be present with exactly its shape; other tensors are an error, except optimiser
+// entries when no optimiser is given. On any error (format_error naming the file) nothing is changed.
+template <typename T>
+std::map<std::string, std::string> load_checkpoint(nn::ModuleT<T>& module, const std::string& path,
+                                                   optim::SGDT<typename nn::ModuleT<T>::Scalar>* optimizer = nullptr) {
+  using detail::bad;
+  SafetensorsFile file = read_safetensors(path);
+
+  // Where each model tensor goes; the momentum buffers get their own list.
+  std::vector<std::pair<std::string, TensorT<T>*>> targets;
+  for (auto& [name, p] : module.named_parameters()) targets.emplace_back(name, &p->value);
+  for (auto& [name, b] : module.named_buffers()) targets.emplace_back(name, b);
+  std::map<std::string, std::size_t> momentum_slot;  // file name -> optimiser parameter index
+  if (optimizer) {
+    const auto& params = optimizer->params();
+    for (std::size_t i = 0; i < params.size(); ++i)
+      momentum_slot[momentum_buffer_prefix() + detail::parameter_name<T>(module, params[i], i)] = i;
+  }
+
+  std::map<std::string, const SafetensorsEntry*> by_name;
+  for (const auto& e : file.tensors) by_name[e.name] = &e;
+
+  std::vector<std::string> missing;
+  for (const auto& [name, t] : targets)
+    if (!by_name.count(name)) missing.push_back(name);
+  std::vector<std::string> extra;
+  std::map<std::string, bool> known;
+  for (const auto& [name, t] : targets) known[name] = true;
+  for (const auto& e : file.tensors) {
+    if (known.count(e.name) || momentum_slot.count(e.name)) continue;
+    if (!optimizer && e.name.rfind(momentum_buffer_prefix(), 0) == 0) continue;
+    extra.push_back(e.name);
+  }
+  auto join = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  };
+  if (!missing.empty()) bad(path, "missing tensors for the model: " + join(missing));
+  if (!extra.empty()) bad(path, "tensors the model does not have: " + join(extra));
+
+  auto stage = [&](const SafetensorsEntry& e, const Shape& expected) {
+    if (e.shape != expected)
+      bad(path, "tensor '" + e.name + "' has shape " + to_string(e.shape) + ", the model expects " +
+                    to_string(expected));
+    if (e.dtype != "F32" && e.dtype != "F64" && e.dtype != "I64")
+      bad(path, "tensor '" + e.name + "' has dtype " + e.dtype + "; ember loads F32, F64 and I64");
+    TensorT<T> t(e.shape);
+    detail::decode(path, e, file.data.data() + e.begin, file.data_start + e.begin, t.data(), t.numel());
+    return t;
+  };
+  std::vector<TensorT<T>> staged;
+  staged.reserve(targets.size());
+  for (const auto& [name, t] : targets) staged.push_back(stage(*by_name[name], t->shape()));
+  std::vector<std::pair<std::size_t, TensorT<T>>> staged_momentum;
+  for (const auto& [name, i] : momentum_slot) {
+    const auto it = by_name.find(name);
+    if (it != by_name.end()) staged_momentum.emplace_back(i, stage(*it->second, optimizer->params()[i]->value.shape()));
+  }
+
+  // Everything is checked: from here on nothing can fail.
+  for (std::size_t k = 0; k < targets.size(); ++k) std::copy(staged[k].begin(), staged[k].end(), targets[k].second->begin());
+  if (optimizer) {
+    optimizer->reset_state();
+    for (auto& [i, t] : staged_momentum) optimizer->set_momentum_buffer(i, std::move(t));
+  }
+  return file.metadata;
+}
+
+}  // namespace ember::io
