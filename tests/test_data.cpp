@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <ember/data/csv.hpp>
+#include <ember/data/dataloader.hpp>
 #include <ember/data/dataset.hpp>
 #include <ember/data/idx.hpp>
+#include <ember/data/transforms.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -20,6 +23,7 @@
 #include <string>
 #include <vector>
 
+using ember::Generator;
 using ember::Shape;
 using ember::Tensor;
 namespace data = ember::data;
@@ -327,4 +331,340 @@ TEST_CASE("Dataset subset keeps the first n samples, and validate() catches mism
   CHECK_THROWS_AS(d.validate(), ember::shape_error);
   d.labels = {0, 1, 2, 3, 0};
   CHECK_THROWS_AS(d.validate(), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------------------------------- Transforms
+
+namespace {
+
+// tests/fixtures/transforms.txt (made by make_transform_fixtures.py): "<name> <ndim> <dims...>" then values.
+const std::map<std::string, Tensor>& goldens() {
+  static const std::map<std::string, Tensor> table = [] {
+    std::map<std::string, Tensor> out;
+    std::ifstream in(std::string(EMBER_FIXTURE_DIR) + "/transforms.txt");
+    REQUIRE_MESSAGE(in.good(), "missing fixture transforms.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream header(line);
+      std::string name;
+      int ndim = 0;
+      header >> name >> ndim;
+      Shape shape(static_cast<std::size_t>(ndim));
+      for (auto& d : shape) header >> d;
+      Tensor t(shape);
+      REQUIRE(std::getline(in, line));
+      std::istringstream values(line);
+      for (float& v : t) values >> v;
+      REQUIRE_MESSAGE(!values.fail(), "short value line for " << name);
+      out.emplace(name, std::move(t));
+    }
+    return out;
+  }();
+  return table;
+}
+
+const Tensor& golden(const std::string& name) {
+  const auto it = goldens().find(name);
+  REQUIRE_MESSAGE(it != goldens().end(), "no golden " << name);
+  return it->second;
+}
+
+// Largest absolute difference; the shapes must agree.
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  float m = 0.0f;
+  for (std::int64_t i = 0; i < a.numel(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace
+
+// Tolerances (pixel values 0..255; float32 ulp at 255 is 1.5e-5): bilinear resize 2e-4 (seen 7e-5: the
+// weights are summed in another order), area resize 1e-5, crop and flip exact, normalize 1e-5 (values ~1).
+// The affine's sample points come from the same float32 matrix but are evaluated in another order, a few
+// 1e-6 pixels apart, times gradients up to ~255 per pixel: 2e-3 (seen 1.8e-4).
+TEST_CASE("resize (bilinear and area) matches torchvision") {
+  for (const char* name : {"gray", "rgb"})
+    for (auto hw : {std::pair<int, int>{12, 5}, {4, 13}, {3, 3}}) {
+      const std::string size = std::to_string(hw.first) + "x" + std::to_string(hw.second);
+      CAPTURE(name);
+      CAPTURE(size);
+      const Tensor& in = golden(name);
+      CHECK(max_abs_diff(data::resize(in, hw.first, hw.second), golden(std::string("resize_bilinear_") + name + "_" + size)) < 2e-4f);
+      CHECK(max_abs_diff(data::resize(in, hw.first, hw.second, data::Interpolation::Area),
+                         golden(std::string("resize_area_") + name + "_" + size)) < 1e-5f);
+    }
+  CHECK_THROWS_AS(data::resize(Tensor({2, 2}), 3, 3), ember::shape_error);
+  CHECK_THROWS_AS(data::resize(golden("gray"), 0, 3), std::invalid_argument);
+}
+
+TEST_CASE("center_crop, hflip and normalize match torchvision") {
+  for (auto hw : {std::pair<int, int>{4, 4}, {5, 6}, {10, 6}, {9, 12}}) {
+    const std::string key = "center_crop_gray_" + std::to_string(hw.first) + "x" + std::to_string(hw.second);
+    CAPTURE(key);
+    CHECK(max_abs_diff(data::center_crop(golden("gray"), hw.first, hw.second), golden(key)) == 0.0f);
+  }
+  Tensor flipped = golden("rgb");
+  data::hflip(flipped);
+  CHECK(max_abs_diff(flipped, golden("hflip_rgb")) == 0.0f);
+
+  Generator gen(1);
+  Tensor g = golden("gray");
+  data::Compose({data::ToUnit(), data::Normalize(0.5f, 0.5f)})(g, gen);
+  CHECK(max_abs_diff(g, golden("normalize_gray")) < 1e-5f);
+  // The report's x / 127.5 - 1, the same map within float rounding.
+  Tensor h = golden("gray");
+  data::Compose({data::Scale(1.0f / 255.0f), data::Normalize(0.5f, 0.5f)})(h, gen);
+  for (std::int64_t i = 0; i < h.numel(); ++i) CHECK(h[i] == doctest::Approx(golden("gray")[i] / 127.5 - 1.0).epsilon(1e-5));
+  Tensor c = golden("rgb");
+  data::Compose({data::ToUnit(), data::Normalize({0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f})})(c, gen);
+  CHECK(max_abs_diff(c, golden("normalize_rgb")) < 1e-5f);
+  CHECK_THROWS_AS(data::Normalize({0.5f, 0.5f}, {0.5f}), std::invalid_argument);
+  CHECK_THROWS_AS(data::Normalize(0.5f, 0.0f), std::invalid_argument);
+  Tensor two = golden("rgb");
+  CHECK_THROWS_AS(data::Normalize({0.5f, 0.5f}, {1.0f, 1.0f})(two, gen), std::invalid_argument);
+}
+
+TEST_CASE("affine (rotation, translation, scale, shear, fill) matches torchvision's F.affine") {
+  struct Case {
+    const char* tag;
+    double angle, tx, ty, scale, shear_x, shear_y;
+    float fill;
+  };
+  const Case cases[] = {{"a", 30.0, 2, -1, 1.2, 0, 0, 0.0f},
+                        {"b", -45.0, 0, 0, 0.8, 0, 0, 0.0f},
+                        {"c", 12.5, -1, 2, 1.0, 10.0, 5.0, 0.0f},
+                        {"d", 90.0, 1, 1, 0.9, 0, 0, 17.0f}};
+  float worst = 0.0f;
+  for (const Case& k : cases)
+    for (const char* name : {"gray", "rgb"}) {
+      CAPTURE(k.tag);
+      CAPTURE(name);
+      const Tensor out = data::affine(golden(name), k.angle, {k.tx, k.ty}, k.scale, {k.shear_x, k.shear_y}, k.fill);
+      const float err = max_abs_diff(out, golden(std::string("affine_") + k.tag + "_" + name));
+      worst = std::max(worst, err);
+      CHECK(err < 2e-3f);
+    }
+  MESSAGE("largest affine difference from torchvision: " << worst);
+  // The identity leaves the image alone.
+  CHECK(max_abs_diff(data::affine(golden("rgb"), 0.0, {0, 0}, 1.0), golden("rgb")) < 1e-4f);
+}
+
+TEST_CASE("random transforms are driven by the generator: same seed, same result") {
+  const data::Compose augment({data::RandomAffine(10.0, {0.1, 0.1}, {0.9, 1.1}), data::RandomHorizontalFlip(0.5)});
+  std::vector<Tensor> first;
+  Generator g1(42), g2(42), g3(43);
+  bool any_differs = false;
+  for (int i = 0; i < 8; ++i) {
+    Tensor a = golden("rgb"), b = golden("rgb"), c = golden("rgb");
+    augment(a, g1);
+    augment(b, g2);
+    augment(c, g3);
+    CHECK(a == b);
+    any_differs = any_differs || !(a == c);
+    CHECK(a.shape() == golden("rgb").shape());
+  }
+  CHECK(any_differs);
+
+  // p = 1 always flips, p = 0 never does.
+  Generator g(0);
+  Tensor f = golden("rgb");
+  data::RandomHorizontalFlip(1.0)(f, g);
+  CHECK(f == golden("hflip_rgb"));
+  data::RandomHorizontalFlip(0.0)(f, g);
+  CHECK(f == golden("hflip_rgb"));
+
+  // RandomAffine's parameters follow torchvision's draws: angle, tx, ty (rounded to whole pixels), scale.
+  Generator sampler(7), replay(7);
+  Tensor r = golden("gray");
+  data::RandomAffine(20.0, {0.2, 0.3}, {0.8, 1.2})(r, sampler);
+  const double angle = replay.uniform(-20.0, 20.0);
+  const double tx = std::nearbyint(replay.uniform(-0.2 * 9, 0.2 * 9));
+  const double ty = std::nearbyint(replay.uniform(-0.3 * 7, 0.3 * 7));
+  const double scale = replay.uniform(0.8, 1.2);
+  CHECK(r == data::affine(golden("gray"), angle, {tx, ty}, scale));
+
+  CHECK_THROWS_AS(data::RandomAffine(-1.0), std::invalid_argument);
+  CHECK_THROWS_AS(data::RandomAffine(5.0, {1.5, 0.0}), std::invalid_argument);
+  CHECK_THROWS_AS(data::RandomAffine(5.0, {0.0, 0.0}, {1.2, 0.8}), std::invalid_argument);
+  CHECK_THROWS_AS(data::RandomHorizontalFlip(2.0), std::invalid_argument);
+}
+
+TEST_CASE("Resize and CenterCrop transforms change the shape") {
+  Generator gen(0);
+  Tensor t = golden("gray");
+  data::Compose({data::Resize(14, 18), data::CenterCrop(10, 10)})(t, gen);
+  CHECK(t.shape() == Shape{1, 10, 10});
+  Tensor u = golden("gray");
+  data::Resize(3, 3, data::Interpolation::Area)(u, gen);
+  CHECK(u == golden("resize_area_gray_3x3"));
+}
+
+// ---------------------------------------------------------------------------------------------------- DataLoader
+
+namespace {
+
+// n images 1 x 3 x 4 where every pixel of image i equals i, labels i % classes.
+data::Dataset counting_dataset(std::int64_t n, std::int64_t classes = 5) {
+  data::Dataset d;
+  d.images = Tensor({n, 1, 3, 4});
+  for (std::int64_t i = 0; i < n; ++i)
+    std::fill(d.images.data() + i * 12, d.images.data() + (i + 1) * 12, static_cast<float>(i));
+  for (std::int64_t i = 0; i < n; ++i) d.labels.push_back(i % classes);
+  d.num_classes = classes;
+  return d;
+}
+
+struct EpochRecord {
+  std::vector<std::vector<std::int64_t>> indices, targets;
+  std::vector<Tensor> inputs;
+  bool operator==(const EpochRecord& o) const { return indices == o.indices && targets == o.targets && inputs == o.inputs; }
+};
+
+EpochRecord run_epoch(data::DataLoader& loader) {
+  EpochRecord r;
+  for (const data::Batch& b : loader) {
+    r.indices.push_back(b.indices);
+    r.targets.push_back(b.target);
+    r.inputs.push_back(b.input);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("DataLoader batches in order, with the last batch partial or dropped") {
+  const data::Dataset d = counting_dataset(10);
+  for (bool prefetch : {true, false}) {
+    CAPTURE(prefetch);
+    data::DataLoader loader(d, {4, false, false, 0, prefetch});
+    CHECK(loader.size() == 3);
+    CHECK(loader.num_samples() == 10);
+    std::vector<std::int64_t> sizes, seen;
+    for (const data::Batch& b : loader) {
+      sizes.push_back(b.size());
+      CHECK(b.input.shape() == Shape{b.size(), 1, 3, 4});
+      for (std::int64_t k = 0; k < b.size(); ++k) {
+        CHECK(b.input.at({k, 0, 2, 3}) == float(b.indices[static_cast<std::size_t>(k)]));
+        CHECK(b.target[static_cast<std::size_t>(k)] == b.indices[static_cast<std::size_t>(k)] % 5);
+        seen.push_back(b.indices[static_cast<std::size_t>(k)]);
+      }
+    }
+    CHECK(sizes == std::vector<std::int64_t>{4, 4, 2});
+    std::vector<std::int64_t> expect(10);
+    std::iota(expect.begin(), expect.end(), 0);
+    CHECK(seen == expect);
+
+    data::DataLoader dropping(d, {4, false, true, 0, prefetch});
+    CHECK(dropping.size() == 2);
+    CHECK(dropping.num_samples() == 8);
+    std::int64_t batches = 0;
+    for (const data::Batch& b : dropping) {
+      CHECK(b.size() == 4);
+      ++batches;
+    }
+    CHECK(batches == 2);
+  }
+  data::Dataset empty = counting_dataset(0);
+  data::DataLoader none(empty, {3});
+  CHECK(none.size() == 0);
+  CHECK(none.begin() == none.end());
+  CHECK_THROWS_AS(data::DataLoader(d, {0}), std::invalid_argument);
+}
+
+TEST_CASE("DataLoader shuffles with a new permutation every epoch, the same for the same seed") {
+  const data::Dataset d = counting_dataset(50);
+  data::DataLoader a(d, {8, true, false, 123});
+  data::DataLoader b(d, {8, true, false, 123});
+  data::DataLoader c(d, {8, true, false, 124});
+  const EpochRecord a1 = run_epoch(a), a2 = run_epoch(a);
+  CHECK(a.epoch() == 2);
+  CHECK(run_epoch(b) == a1);
+  CHECK(run_epoch(b) == a2);
+  CHECK(!(a1 == a2));
+  CHECK(!(run_epoch(c) == a1));
+  std::vector<std::int64_t> all;
+  for (const auto& idx : a1.indices) all.insert(all.end(), idx.begin(), idx.end());
+  std::sort(all.begin(), all.end());
+  std::vector<std::int64_t> expect(50);
+  std::iota(expect.begin(), expect.end(), 0);
+  CHECK(all == expect);
+  a.set_epoch(1);
+  CHECK(run_epoch(a) == a2);
+}
+
+TEST_CASE("prefetching gives bit-identical batches to the single-threaded path, with random transforms") {
+  const data::Dataset d = counting_dataset(37);
+  data::Dataset textured = d;
+  for (std::int64_t i = 0; i < textured.images.numel(); ++i) textured.images[i] = float((i * 37) % 256);
+  const data::Compose augment({data::RandomAffine(15.0, {0.2, 0.2}, {0.8, 1.2}), data::RandomHorizontalFlip(),
+                               data::ToUnit(), data::Normalize(0.5f, 0.5f)});
+  data::DataLoader threaded(textured, {5, true, false, 9, true}, augment);
+  data::DataLoader inline_(textured, {5, true, false, 9, false}, augment);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    const EpochRecord x = run_epoch(threaded), y = run_epoch(inline_);
+    CHECK(x == y);
+    CHECK(x.inputs.size() == 8);
+  }
+  // The augmentation really does something, and differs between epochs.
+  data::DataLoader plain(textured, {5, true, false, 9, true});
+  data::DataLoader again(textured, {5, true, false, 9, true}, augment);
+  const EpochRecord p = run_epoch(plain), q = run_epoch(again), q2 = run_epoch(again);
+  CHECK(p.indices == q.indices);
+  CHECK(!(p.inputs == q.inputs));
+  CHECK(!(q.inputs == q2.inputs));
+}
+
+TEST_CASE("breaking out early neither hangs nor shifts later epochs; buffers are reused") {
+  const data::Dataset d = counting_dataset(40);
+  const data::Compose augment({data::RandomAffine(10.0), data::RandomHorizontalFlip()});
+  data::DataLoader broken(d, {4, true, false, 5, true}, augment);
+  data::DataLoader full(d, {4, true, false, 5, true}, augment);
+  int taken = 0;
+  for (const data::Batch& b : broken) {
+    (void)b;
+    if (++taken == 2) break;
+  }
+  run_epoch(full);
+  CHECK(run_epoch(broken) == run_epoch(full));
+  {
+    data::DataLoader dropped(d, {4, true, false, 5, true}, augment);
+    auto it = dropped.begin();
+    CHECK(it->size() == 4);
+  }  // destroyed while the worker holds a finished batch: joins, no hang
+
+  data::DataLoader reuse(d, {4, false, false, 0, true});
+  std::set<const float*> buffers;
+  for (int epoch = 0; epoch < 2; ++epoch)
+    for (const data::Batch& b : reuse) buffers.insert(b.input.data());
+  CHECK(buffers.size() <= 2);
+}
+
+TEST_CASE("an exception while preparing a batch reaches the consumer at that batch, in both modes") {
+  const data::Dataset d = counting_dataset(20);
+  const data::Transform failing = [](Tensor& image, Generator&) {
+    if (image[0] == 13.0f) throw std::runtime_error("bad sample 13");
+  };
+  for (bool prefetch : {true, false}) {
+    CAPTURE(prefetch);
+    data::DataLoader loader(d, {4, false, false, 0, prefetch}, failing);
+    std::int64_t delivered = 0;
+    std::string what;
+    try {
+      for (const data::Batch& b : loader) delivered += b.size();
+    } catch (const std::runtime_error& e) {
+      what = e.what();
+    }
+    CHECK(what == "bad sample 13");
+    CHECK(delivered == 12);  // batches 0..2 arrive, batch 3 (samples 12..15) fails
+    // The loader stays usable.
+    CHECK_THROWS_AS(run_epoch(loader), std::runtime_error);
+  }
+  // A transform that changes shapes inconsistently within a batch is a shape_error.
+  const data::Transform ragged = [](Tensor& image, Generator&) {
+    if (image[0] == 1.0f) image.resize({1, 2, 2});
+  };
+  data::DataLoader loader(d, {4, false, false, 0, true}, ragged);
+  CHECK_THROWS_AS(run_epoch(loader), ember::shape_error);
 }
