@@ -1,0 +1,526 @@
+// Layers: finite-difference gradient checks (double), golden values from PyTorch (float), printing, errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <ember/kernels/gemm.hpp>
+#include <ember/kernels/im2col.hpp>
+#include <ember/nn/nn.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "fixture.hpp"
+#include "gradcheck.hpp"
+
+using namespace ember;
+using TensorD = TensorT<double>;
+
+namespace {
+
+TensorD random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0) {
+  Generator g(seed);
+  TensorD t(s);
+  for (double& v : t) v = scale * g.normal();
+  return t;
+}
+
+void expect_gradcheck(nn::ModuleT<double>& m, const Shape& in, const std::string& what,
+                      const std::function<void()>& before = {}) {
+  auto r = gradcheck::check(m, random_tensor(in, 7), 3, before);
+  MESSAGE("gradcheck " << what << ": input " << r.input_error << ", worst parameter " << r.worst_param << " "
+                        << r.worst_param_error);
+  CHECK(r.input_error < 1e-6);
+  CHECK(r.worst_param_error < 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("gradient check: every layer, input and parameters, in double") {
+  {
+    nn::LinearT<double> m(5, 3);
+    expect_gradcheck(m, {4, 5}, "Linear");
+  }
+  {
+    nn::LinearT<double> m(4, 2, false);
+    expect_gradcheck(m, {3, 4}, "Linear without bias");
+  }
+  {
+    nn::Conv2dT<double> m(3, 4, 3);
+    expect_gradcheck(m, {2, 3, 6, 5}, "Conv2d 3x3");
+  }
+  {
+    nn::Conv2dT<double> m(2, 3, {3, 2}, 2, 1);
+    expect_gradcheck(m, {2, 2, 7, 6}, "Conv2d stride 2 padding 1, non-square kernel");
+  }
+  {
+    nn::Conv2dT<double> m(3, 2, 1);
+    expect_gradcheck(m, {1, 3, 4, 5}, "Conv2d 1x1, batch 1");
+  }
+  {
+    nn::Conv2dT<double> m(2, 2, 5, 1, 2, false);
+    expect_gradcheck(m, {1, 2, 5, 7}, "Conv2d 5x5 padding 2 no bias, odd sizes");
+  }
+  {
+    nn::BatchNorm2dT<double> m(3);
+    for (auto* p : m.parameters()) p->value = random_tensor(p->value.shape(), 11);
+    expect_gradcheck(m, {4, 3, 3, 2}, "BatchNorm2d (train)");
+  }
+  {
+    nn::BatchNorm2dT<double> m(2);
+    m.running_mean() = random_tensor({2}, 12);
+    m.running_var() = TensorD::from({2}, {0.5, 2.0});
+    m.eval();
+    expect_gradcheck(m, {3, 2, 2, 3}, "BatchNorm2d (eval)");
+  }
+  {
+    nn::MaxPool2dT<double> m(2, 2);
+    expect_gradcheck(m, {2, 2, 6, 5}, "MaxPool2d(2, 2)");
+  }
+  {
+    nn::MaxPool2dT<double> m(2, 1);
+    expect_gradcheck(m, {1, 2, 5, 5}, "MaxPool2d(2, 1)");
+  }
+  {
+    nn::MaxPool2dT<double> m(3, 2, 1);
+    expect_gradcheck(m, {1, 1, 7, 6}, "MaxPool2d(3, 2, padding 1)");
+  }
+  {
+    Generator mask_gen(5);
+    nn::DropoutT<double> m(0.3, &mask_gen);
+    expect_gradcheck(m, {4, 6}, "Dropout (fixed mask)", [&] { mask_gen.manual_seed(5); });
+  }
+  {
+    nn::ReLUT<double> m;
+    expect_gradcheck(m, {3, 7}, "ReLU");
+  }
+  {
+    nn::SoftmaxT<double> m(1);
+    expect_gradcheck(m, {3, 5}, "Softmax");
+    expect_gradcheck(m, {2, 3, 2, 2}, "Softmax over channels of 4-d input");
+  }
+  {
+    nn::FlattenT<double> m;
+    expect_gradcheck(m, {2, 3, 2, 2}, "Flatten");
+  }
+  {
+    nn::SequentialT<double> m("Small", {{"conv1", nn::Conv2dT<double>(1, 3, 3)},
+                                        {"relu1", nn::ReLUT<double>()},
+                                        {"batchnorm1", nn::BatchNorm2dT<double>(3)},
+                                        {"pool1", nn::MaxPool2dT<double>(2, 2)},
+                                        {"flatten", nn::FlattenT<double>()},
+                                        {"fc1", nn::LinearT<double>(12, 4)},
+                                        {"softmax", nn::SoftmaxT<double>(1)}});
+    expect_gradcheck(m, {3, 1, 6, 6}, "Sequential: conv, relu, batchnorm, pool, flatten, linear, softmax");
+  }
+}
+
+namespace {
+
+// Runs one fixture case: loads the parameters into the layer, forward + backward in float, and compares every
+// tensor with PyTorch's. Returns the largest relative error seen.
+double compare_layer(nn::Module& m, const std::string& name) {
+  auto f = fixture::load("layers/" + name + ".txt");
+  for (auto& [pname, p] : m.named_parameters()) {
+    REQUIRE_MESSAGE(f.count(pname), name << ": fixture lacks " << pname);
+    p->value = f.at(pname).cast<float>();
+  }
+  m.zero_grad();
+  Tensor y = m.forward(f.at("input").cast<float>());
+  Tensor dx = m.backward(f.at("grad_output").cast<float>());
+  double worst = std::max(fixture::max_rel_error(y, f.at("output")), fixture::max_rel_error(dx, f.at("grad_input")));
+  for (auto& [pname, p] : m.named_parameters())
+    worst = std::max(worst, fixture::max_rel_error(p->grad, f.at("grad_" + pname)));
+  for (auto& [bname, b] : m.named_buffers())
+    if (f.count(bname)) worst = std::max(worst, fixture::max_rel_error(*b, f.at(bname)));
+  MESSAGE(name << ": largest relative error against PyTorch " << worst);
+  CHECK(worst < 1e-5);
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("golden values: each layer against PyTorch") {
+  {
+    nn::Linear m(5, 3);
+    compare_layer(m, "linear");
+  }
+  {
+    nn::Linear m(6, 2, false);
+    compare_layer(m, "linear_nobias");
+  }
+  {
+    nn::Conv2d m(3, 4, 3);
+    compare_layer(m, "conv_basic");
+  }
+  {
+    nn::Conv2d m(2, 3, {3, 2}, 2, 1);
+    compare_layer(m, "conv_stride2_pad1");
+  }
+  {
+    nn::Conv2d m(4, 2, 1);
+    compare_layer(m, "conv_1x1");
+  }
+  {
+    nn::Conv2d m(2, 3, 5, 1, 2);
+    compare_layer(m, "conv_5x5_pad2_batch1");
+  }
+  {
+    nn::Conv2d m(nn::Conv2dOptions(3, 2, 3).stride(2).bias(false));
+    compare_layer(m, "conv_nobias_stride2");
+  }
+  {
+    nn::MaxPool2d m(2, 2);
+    compare_layer(m, "maxpool_2_2");
+  }
+  {
+    nn::MaxPool2d m(2, 1);
+    compare_layer(m, "maxpool_2_1");
+  }
+  {
+    nn::MaxPool2d m(3, 2, 1);
+    compare_layer(m, "maxpool_3_2_pad1");
+  }
+  {
+    nn::ReLU m;
+    compare_layer(m, "relu");
+  }
+  {
+    nn::Softmax m(1);
+    compare_layer(m, "softmax");
+    compare_layer(m, "softmax_4d");
+  }
+  {
+    nn::Flatten m;
+    compare_layer(m, "flatten");
+  }
+}
+
+TEST_CASE("golden values: BatchNorm2d running statistics and eval mode against PyTorch") {
+  nn::BatchNorm2d bn(3);
+  compare_layer(bn, "batchnorm_train");
+  auto f = fixture::load("layers/batchnorm_eval.txt");
+  bn.forward(f.at("second_batch").cast<float>());
+  CHECK(fixture::max_rel_error(bn.running_mean(), f.at("running_mean")) < 1e-5);
+  CHECK(fixture::max_rel_error(bn.running_var(), f.at("running_var")) < 1e-5);
+  CHECK(bn.num_batches_tracked() == 2);
+  bn.eval();
+  bn.zero_grad();
+  const Tensor input = f.at("input").cast<float>();
+  Tensor y = bn.forward(input);
+  Tensor dx = bn.backward(f.at("grad_output").cast<float>());
+  const double e = std::max({fixture::max_rel_error(y, f.at("output")), fixture::max_rel_error(dx, f.at("grad_input")),
+                             fixture::max_rel_error(bn.weight().grad, f.at("grad_weight")),
+                             fixture::max_rel_error(bn.bias().grad, f.at("grad_bias"))});
+  MESSAGE("batchnorm_eval: largest relative error against PyTorch " << e);
+  CHECK(e < 1e-5);
+  // predict uses the running statistics and changes nothing.
+  const Tensor rm = bn.running_mean();
+  bn.train();
+  CHECK(fixture::max_rel_error(bn.predict(input), f.at("output")) < 1e-5);
+  CHECK(bn.running_mean() == rm);
+  CHECK(bn.num_batches_tracked() == 2);
+}
+
+namespace {
+
+// The report's models, as ember writes them.
+template <typename T = float>
+nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax) {
+  nn::SequentialT<T> m("Net", {{"flatten", nn::FlattenT<T>()},
+                               {"fc1", nn::LinearT<T>(784, 512)},
+                               {"relu1", nn::ReLUT<T>()},
+                               {"fc2", nn::LinearT<T>(512, 512)},
+                               {"relu2", nn::ReLUT<T>()},
+                               {"fc3", nn::LinearT<T>(512, classes)}});
+  if (softmax) m.add("softmax", nn::SoftmaxT<T>(1));
+  return m;
+}
+
+template <typename T = float>
+nn::SequentialT<T> report_cnn(bool softmax) {
+  nn::SequentialT<T> m("CNNNet", {{"conv1", nn::Conv2dT<T>(1, 75, 3)},     {"relu1", nn::ReLUT<T>()},
+                                  {"batchnorm1", nn::BatchNorm2dT<T>(75)}, {"pool1", nn::MaxPool2dT<T>(2, 2)},
+                                  {"conv2", nn::Conv2dT<T>(75, 50, 3)},    {"relu2", nn::ReLUT<T>()},
+                                  {"dropout1", nn::DropoutT<T>(0.2)},      {"batchnorm2", nn::BatchNorm2dT<T>(50)},
+                                  {"pool2", nn::MaxPool2dT<T>(2, 2)},      {"conv3", nn::Conv2dT<T>(50, 25, 3)},
+                                  {"relu3", nn::ReLUT<T>()},               {"batchnorm3", nn::BatchNorm2dT<T>(25)},
+                                  {"pool3", nn::MaxPool2dT<T>(2, 1)},      {"flatten", nn::FlattenT<T>()},
+                                  {"fc1", nn::LinearT<T>(100, 512)},       {"relu4", nn::ReLUT<T>()},
+                                  {"dropout2", nn::DropoutT<T>(0.3)},      {"fc2", nn::LinearT<T>(512, 24)}});
+  if (softmax) m.add("softmax", nn::SoftmaxT<T>(1));
+  return m;
+}
+
+// The fixture script's formula, exact in double.
+void formula_weights(nn::ModuleT<double>& m) {
+  std::int64_t layer = 0;
+  for (auto& [name, p] : m.named_parameters()) {
+    const auto& s = p->value.shape();
+    const std::int64_t fan_in = s.size() > 1 ? p->value.numel() / s[0] : p->value.numel();
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    const bool bn_weight = name.find("batchnorm") != std::string::npos && name.size() > 6 &&
+                           name.compare(name.size() - 6, 6, "weight") == 0;
+    for (std::int64_t i = 0; i < p->value.numel(); ++i) {
+      double w = bound * (static_cast<double>((i * 7919 + layer * 104729) % 2001) / 1000.0 - 1.0);
+      if (bn_weight) w = 1.0 + w / 2;
+      p->value[i] = w;
+    }
+    ++layer;
+  }
+}
+
+// Forward and backward of a whole report model in double against PyTorch in float64, every tensor compared.
+double compare_model(nn::SequentialT<double>& m, const std::string& name) {
+  auto f = fixture::load("layers/" + name + ".txt");
+  formula_weights(m);
+  m.train();
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (m[i].type_name() == "Dropout") m[i].eval();  // as the fixture: masks come from another RNG
+  m.zero_grad();
+  TensorD y = m.forward(f.at("input"));
+  TensorD dx = m.backward(f.at("grad_output"));
+  double worst = std::max(fixture::max_rel_error(y, f.at("output")), fixture::max_rel_error(dx, f.at("grad_input")));
+  for (auto& [pname, p] : m.named_parameters()) {
+    const TensorD& want = f.at("grad_" + pname);
+    TensorD got = p->grad.reshape({-1});
+    if (want.numel() != got.numel()) {  // thinned: every 97th value
+      TensorD thin({want.numel()});
+      for (std::int64_t i = 0; i < want.numel(); ++i) thin[i] = got[i * 97];
+      got = thin;
+    }
+    worst = std::max(worst, fixture::max_rel_error(got, want));
+  }
+  for (auto& [bname, b] : m.named_buffers())
+    if (f.count(bname)) worst = std::max(worst, fixture::max_rel_error(*b, f.at(bname)));
+  m.eval();
+  worst = std::max(worst, fixture::max_rel_error(m.forward(f.at("input")), f.at("eval_output")));
+  worst = std::max(worst, fixture::max_rel_error(m.predict(f.at("input")), f.at("eval_output")));
+  MESSAGE(name << " (double): largest relative error against PyTorch " << worst);
+  CHECK(worst < 1e-9);
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("golden values: the report's models end to end against PyTorch") {
+  auto mlp = report_mlp<double>(10, false);
+  compare_model(mlp, "model_mlp_logits");
+  auto mlp24 = report_mlp<double>(24, true);
+  compare_model(mlp24, "model_mlp_softmax");
+  auto cnn = report_cnn<double>(true);
+  compare_model(cnn, "model_cnn_softmax");
+}
+
+TEST_CASE("the report's models print exactly as PyTorch prints them") {
+  std::ifstream in(fixture::path("layers/model_printouts.txt"));
+  std::stringstream all;
+  all << in.rdbuf();
+  const std::string text = all.str();
+  const auto sep = text.find("\n---\n");
+  REQUIRE(sep != std::string::npos);
+  const std::string cnn_want = text.substr(0, sep), mlp_want = text.substr(sep + 5, text.size() - sep - 6);
+  CHECK(report_cnn(true).repr() == cnn_want);
+  std::ostringstream os;
+  os << report_mlp(10, false);
+  CHECK(os.str() == mlp_want);
+  CHECK(nn::Sequential().repr() == "Sequential()");
+  CHECK(nn::Conv2d(3, 8, 3, 1, 1, false).repr() == "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)");
+  CHECK(nn::MaxPool2d({2, 3}, 1).repr() ==
+        "MaxPool2d(kernel_size=(2, 3), stride=1, padding=0, dilation=1, ceil_mode=False)");
+}
+
+TEST_CASE("named parameters and buffers use PyTorch's dotted names, in registration order") {
+  auto cnn = report_cnn(false);
+  auto params = cnn.named_parameters();
+  REQUIRE(params.size() == 16);
+  CHECK(params[0].first == "conv1.weight");
+  CHECK(params[1].first == "conv1.bias");
+  CHECK(params[2].first == "batchnorm1.weight");
+  CHECK(params[15].first == "fc2.bias");
+  auto buffers = cnn.named_buffers();
+  REQUIRE(buffers.size() == 9);
+  CHECK(buffers[0].first == "batchnorm1.running_mean");
+  CHECK(buffers[1].first == "batchnorm1.running_var");
+  CHECK(buffers[2].first == "batchnorm1.num_batches_tracked");
+  std::int64_t count = 0;
+  for (auto* p : cnn.parameters()) count += p->value.numel();
+  CHECK(count == 675 + 75 + 150 + 33750 + 50 + 100 + 11250 + 25 + 50 + 51200 + 512 + 12288 + 24);
+  const nn::Sequential& ccnn = cnn;
+  CHECK(ccnn.named_parameters().size() == 16);
+  // Unnamed children are named by position, as in PyTorch.
+  nn::Sequential s({nn::Linear(2, 3), nn::ReLU(), nn::Linear(3, 1)});
+  CHECK(s.named_parameters()[2].first == "2.weight");
+}
+
+TEST_CASE("shape errors name the model, the layer and both shapes") {
+  auto cnn = report_cnn(true);
+  try {
+    cnn.forward(Tensor({2, 3, 28, 28}));
+    FAIL("expected shape_error");
+  } catch (const shape_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("CNNNet (conv1)") != std::string::npos);
+    CHECK(msg.find("[N, 1, H, W]") != std::string::npos);
+    CHECK(msg.find("[2, 3, 28, 28]") != std::string::npos);
+  }
+  nn::Linear fc(784, 512);
+  CHECK_THROWS_WITH_AS(fc.forward(Tensor({4, 100})), doctest::Contains("expected input [*, 784], got [4, 100]"),
+                       shape_error);
+  CHECK_THROWS_AS(nn::BatchNorm2d(3).forward(Tensor({2, 4, 5, 5})), shape_error);
+  CHECK_THROWS_AS(nn::BatchNorm2d(3).forward(Tensor({1, 3, 1, 1})), shape_error);  // one value per channel
+  CHECK_THROWS_AS(nn::MaxPool2d(2).forward(Tensor({2, 3, 5})), shape_error);
+  CHECK_THROWS_AS(nn::MaxPool2d(3).forward(Tensor({1, 1, 2, 2})), shape_error);
+  CHECK_THROWS_AS(nn::Conv2d(1, 2, 5).forward(Tensor({1, 1, 3, 3})), shape_error);
+  CHECK_THROWS_AS(nn::Softmax(1).forward(Tensor({5})), shape_error);
+  // A wrong upstream gradient is named too.
+  nn::ReLU relu;
+  relu.forward(Tensor({2, 3}));
+  CHECK_THROWS_AS(relu.backward(Tensor({3, 2})), shape_error);
+  CHECK_THROWS_AS(fc.backward(Tensor({4, 512})), std::logic_error);  // no forward yet
+  CHECK_THROWS_AS(nn::Linear(0, 3), std::invalid_argument);
+  CHECK_THROWS_AS(nn::Conv2d(1, 2, 0), std::invalid_argument);
+  CHECK_THROWS_AS(nn::Dropout(1.5), std::invalid_argument);
+  CHECK_THROWS_AS(nn::MaxPool2d(2, 2, 2), std::invalid_argument);
+}
+
+TEST_CASE("default initialisation follows PyTorch's bounds") {
+  manual_seed(0);
+  nn::Linear fc(400, 300);
+  const double bound = 1.0 / std::sqrt(400.0);
+  double sum = 0, sq = 0, mx = 0;
+  for (float v : fc.weight().value) {
+    sum += v;
+    sq += double(v) * v;
+    mx = std::max(mx, std::fabs(double(v)));
+  }
+  const double n = static_cast<double>(fc.weight().value.numel());
+  CHECK(mx <= bound);
+  CHECK(mx > 0.99 * bound);
+  CHECK(sum / n == doctest::Approx(0.0).epsilon(0.01).scale(bound));
+  CHECK(sq / n == doctest::Approx(bound * bound / 3).epsilon(0.02));
+  for (float v : fc.bias().value) CHECK(std::fabs(v) <= bound);
+  // The same seed gives the same model.
+  manual_seed(0);
+  nn::Linear again(400, 300);
+  CHECK(again.weight().value == fc.weight().value);
+  nn::Conv2d conv(75, 50, 3);
+  for (float v : conv.weight().value) CHECK(std::fabs(v) <= 1.0 / std::sqrt(675.0));
+  nn::BatchNorm2d bn(4);
+  CHECK(bn.weight().value == Tensor::ones({4}));
+  CHECK(bn.running_var() == Tensor::ones({4}));
+}
+
+TEST_CASE("dropout: inverted scaling in training, identity in eval, seeded masks") {
+  Generator g(1);
+  nn::Dropout d(0.25, &g);
+  Tensor x = Tensor::full({100, 100}, 1.0f);
+  Tensor y = d.forward(x);
+  std::int64_t zeros = 0;
+  for (float v : y) {
+    CHECK((v == 0.0f || std::fabs(v - 1.0f / 0.75f) < 1e-6f));
+    zeros += v == 0.0f;
+  }
+  CHECK(static_cast<double>(zeros) / 10000 == doctest::Approx(0.25).epsilon(0.06));
+  g.manual_seed(1);
+  CHECK(d.forward(x) == y);
+  d.eval();
+  CHECK(d.forward(x) == x);
+  CHECK(d.predict(x) == x);
+  nn::Dropout all(1.0, &g);
+  for (float v : all.forward(x)) CHECK(v == 0.0f);
+}
+
+TEST_CASE("predict is eval-mode inference that changes nothing") {
+  manual_seed(3);
+  auto cnn = report_cnn(true);
+  Tensor x({4, 1, 28, 28});
+  Generator g(9);
+  for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+  cnn.forward(x);  // moves the running statistics once
+  std::vector<Tensor> before;
+  for (auto& [n, b] : cnn.named_buffers()) before.push_back(*b);
+  Tensor p1 = cnn.predict(x);
+  std::size_t k = 0;
+  for (auto& [n, b] : cnn.named_buffers()) CHECK(*b == before[k++]);
+  CHECK(cnn.is_training());
+  cnn.eval();
+  Tensor e = cnn.forward(x);
+  CHECK(fixture::max_rel_error(p1, e) < 1e-6);
+  // Rows of the softmax head sum to one.
+  for (std::int64_t i = 0; i < 4; ++i) CHECK(p1.matrix().row(i).sum() == doctest::Approx(1.0f).epsilon(1e-5));
+}
+
+TEST_CASE("convolution: im2col + GEMM equals the direct definition on many shapes") {
+  struct Case {
+    std::int64_t n, c, h, w, o, kh, kw, s, p;
+  };
+  for (const Case& k : {Case{1, 1, 5, 5, 1, 3, 3, 1, 0}, Case{2, 3, 8, 7, 4, 3, 3, 2, 1}, Case{3, 2, 9, 9, 5, 5, 5, 1, 2},
+                        Case{1, 4, 6, 6, 3, 1, 1, 1, 0}, Case{2, 2, 7, 10, 3, 2, 4, 3, 1}, Case{5, 75, 13, 13, 50, 3, 3, 1, 0}}) {
+    nn::Conv2d conv(k.c, k.o, {k.kh, k.kw}, k.s, k.p);
+    Tensor x({k.n, k.c, k.h, k.w});
+    Generator g(2);
+    for (float& v : x) v = static_cast<float>(g.normal());
+    Tensor y = conv.forward(x);
+    kernels::Conv2dGeometry geo{k.c, k.h, k.w, k.kh, k.kw, k.s, k.s, k.p, k.p};
+    Tensor ref({k.n, k.o, geo.out_h(), geo.out_w()});
+    for (std::int64_t i = 0; i < k.n; ++i)
+      kernels::conv2d_naive(geo, k.o, x.data() + i * k.c * k.h * k.w, conv.weight().value.data(), conv.bias().value.data(),
+                            ref.data() + i * k.o * geo.out_h() * geo.out_w());
+    CHECK(fixture::max_rel_error(y, ref) < 1e-5);
+    // col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
+    std::vector<double> cols(static_cast<std::size_t>(geo.col_rows() * geo.col_cols())), c2(cols.size());
+    std::vector<double> img(static_cast<std::size_t>(k.c * k.h * k.w)), back(img.size(), 0.0);
+    for (auto& v : img) v = g.normal();
+    for (auto& v : c2) v = g.normal();
+    kernels::im2col(geo, img.data(), cols.data());
+    kernels::col2im(geo, c2.data(), back.data());
+    double lhs = 0, rhs = 0;
+    for (std::size_t i = 0; i < cols.size(); ++i) lhs += cols[i] * c2[i];
+    for (std::size_t i = 0; i < img.size(); ++i) rhs += img[i] * back[i];
+    CHECK(lhs == doctest::Approx(rhs).epsilon(1e-10));
+  }
+}
+
+TEST_CASE("gemm equals the naive reference in all four transpositions") {
+  Generator g(4);
+  const std::int64_t m = 7, n = 5, k = 9;
+  std::vector<float> a(m * k), b(k * n), c1(m * n), c2(m * n);
+  for (auto& v : a) v = static_cast<float>(g.normal());
+  for (auto& v : b) v = static_cast<float>(g.normal());
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      for (std::size_t i = 0; i < c1.size(); ++i) c1[i] = c2[i] = static_cast<float>(i);
+      kernels::gemm(ta, tb, m, n, k, 0.5f, a.data(), b.data(), 2.0f, c1.data());
+      kernels::gemm_naive(ta, tb, m, n, k, 0.5f, a.data(), b.data(), 2.0f, c2.data());
+      for (std::size_t i = 0; i < c1.size(); ++i) CHECK(c1[i] == doctest::Approx(c2[i]).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("training steps repeat bit for bit with the same thread count, and modules move") {
+  auto run = [] {
+    manual_seed(5);
+    auto cnn = report_cnn(true);
+    Tensor x({8, 1, 28, 28});
+    Generator g(1);
+    for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+    Tensor y = cnn.forward(x);
+    cnn.backward(Tensor(y.shape(), 0.1f));
+    nn::Sequential moved = std::move(cnn);
+    std::vector<Tensor> grads;
+    for (auto* p : moved.parameters()) grads.push_back(p->grad);
+    grads.push_back(moved.forward(x));
+    return grads;
+  };
+  auto a = run(), b = run();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+}
+
+TEST_CASE("batches of one and empty Sequential pass through") {
+  nn::Sequential empty;
+  Tensor x = Tensor::from({1, 2}, {1, -2});
+  CHECK(empty.forward(x) == x);
+  CHECK(empty.backward(x) == x);
+  nn::Conv2d conv(1, 2, 3);
+  Tensor y = conv.forward(Tensor({1, 1, 3, 3}, 1.0f));
+  CHECK(y.shape() == Shape{1, 2, 1, 1});
+}
