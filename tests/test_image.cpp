@@ -1,0 +1,240 @@
+// Image I/O: PNG round trips, PIL-exact gray conversion, JPEG and BMP decoding, errors, atomic writes, grids.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <ember/data/transforms.hpp>
+#include <ember/io/image.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using ember::Shape;
+using ember::Tensor;
+namespace io = ember::io;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string tmp_dir() {
+  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "image";
+  fs::create_directories(dir);
+  return dir.string();
+}
+std::string tmp_path(const std::string& name) { return tmp_dir() + "/" + name; }
+
+using Bytes = std::vector<unsigned char>;
+void write_file(const std::string& path, const Bytes& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(f.good());
+}
+Bytes read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+template <typename E, typename F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Named tensors from tests/fixtures/transforms.txt (made by make_transform_fixtures.py with PIL/torchvision).
+std::map<std::string, Tensor> goldens() {
+  std::map<std::string, Tensor> out;
+  std::ifstream in(std::string(EMBER_FIXTURE_DIR) + "/transforms.txt");
+  REQUIRE(in.good());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream header(line);
+    std::string name;
+    int ndim = 0;
+    header >> name >> ndim;
+    Shape shape(static_cast<std::size_t>(ndim));
+    for (auto& d : shape) header >> d;
+    Tensor t(shape);
+    REQUIRE(std::getline(in, line));
+    std::istringstream values(line);
+    for (float& v : t) values >> v;
+    out.emplace(name, std::move(t));
+  }
+  return out;
+}
+
+// A 24-bit BMP, written by hand: bottom-up rows of B, G, R padded to 4 bytes.
+Bytes bmp_rgb(int w, int h, const std::vector<unsigned char>& rgb) {
+  const int row = (3 * w + 3) / 4 * 4;
+  const std::uint32_t data = static_cast<std::uint32_t>(row * h), size = 54 + data;
+  Bytes b = {'B', 'M'};
+  auto le32 = [&](std::uint32_t v) {
+    for (int s = 0; s < 32; s += 8) b.push_back(static_cast<unsigned char>(v >> s));
+  };
+  auto le16 = [&](std::uint16_t v) {
+    b.push_back(static_cast<unsigned char>(v));
+    b.push_back(static_cast<unsigned char>(v >> 8));
+  };
+  le32(size), le32(0), le32(54);
+  le32(40), le32(static_cast<std::uint32_t>(w)), le32(static_cast<std::uint32_t>(h)), le16(1), le16(24), le32(0),
+      le32(data), le32(2835), le32(2835), le32(0), le32(0);
+  for (int y = h - 1; y >= 0; --y) {
+    for (int x = 0; x < w; ++x) {
+      const unsigned char* p = &rgb[static_cast<std::size_t>((y * w + x) * 3)];
+      b.push_back(p[2]), b.push_back(p[1]), b.push_back(p[0]);
+    }
+    for (int pad = 3 * w; pad < row; ++pad) b.push_back(0);
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("save_png then load_image round-trips gray values, rounding and clamping") {
+  Tensor img({1, 3, 4});
+  for (std::int64_t i = 0; i < img.numel(); ++i) img[i] = float(i * 20);
+  img[0] = -5.0f;     // -> 0
+  img[1] = 300.0f;    // -> 255
+  img[2] = 12.4f;     // -> 12
+  img[3] = 12.6f;     // -> 13
+  img[4] = std::nanf("");  // -> 0
+  io::save_png(tmp_path("gray.png"), img);
+  const Tensor back = io::load_image(tmp_path("gray.png"));
+  REQUIRE(back.shape() == Shape{1, 3, 4});
+  CHECK(back[0] == 0.0f);
+  CHECK(back[1] == 255.0f);
+  CHECK(back[2] == 12.0f);
+  CHECK(back[3] == 13.0f);
+  CHECK(back[4] == 0.0f);
+  for (std::int64_t i = 5; i < img.numel(); ++i) CHECK(back[i] == img[i]);
+  // H x W is accepted as one channel.
+  io::save_png(tmp_path("gray2d.png"), img.reshape({3, 4}));
+  CHECK(io::load_image(tmp_path("gray2d.png")) == back);
+}
+
+TEST_CASE("colour converts to gray exactly as PIL's convert('L'), ignoring alpha") {
+  const auto g = goldens();
+  const Tensor& rgba = g.at("pil_rgba");  // H x W x 4
+  const std::int64_t h = rgba.size(0), w = rgba.size(1);
+  Tensor rgb_chw({3, h, w}), rgba_chw({4, h, w});
+  for (std::int64_t c = 0; c < 4; ++c)
+    for (std::int64_t i = 0; i < h * w; ++i) {
+      rgba_chw[c * h * w + i] = rgba[i * 4 + c];
+      if (c < 3) rgb_chw[c * h * w + i] = rgba[i * 4 + c];
+    }
+  io::save_png(tmp_path("rgb.png"), rgb_chw);
+  io::save_png(tmp_path("rgba.png"), rgba_chw);
+  CHECK(io::load_image(tmp_path("rgb.png")) == g.at("pil_rgb_to_l").reshape({1, h, w}));
+  CHECK(io::load_image(tmp_path("rgba.png")) == g.at("pil_rgba_to_l").reshape({1, h, w}));
+}
+
+TEST_CASE("BMP and JPEG decode") {
+  std::vector<unsigned char> rgb;
+  for (int i = 0; i < 5 * 3; ++i) {
+    rgb.push_back(static_cast<unsigned char>(i * 17));
+    rgb.push_back(static_cast<unsigned char>(255 - i * 9));
+    rgb.push_back(static_cast<unsigned char>(i * 5));
+  }
+  write_file(tmp_path("small.bmp"), bmp_rgb(5, 3, rgb));
+  const Tensor bmp = io::load_image(tmp_path("small.bmp"));
+  REQUIRE(bmp.shape() == Shape{1, 3, 5});
+  for (int i = 0; i < 15; ++i) {
+    const unsigned r = rgb[i * 3], gch = rgb[i * 3 + 1], b = rgb[i * 3 + 2];
+    CHECK(bmp[i] == float((r * 19595u + gch * 38470u + b * 7471u + 0x8000u) >> 16));
+  }
+
+  // stb's JPEG decoder and libjpeg (PIL) may round the IDCT differently: allow 2 levels.
+  const Tensor jpg = io::load_image(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg");
+  const auto g = goldens();
+  const Tensor& pil = g.at("jpeg_ramp_pil");
+  REQUIRE(jpg.shape() == Shape{1, 8, 8});
+  float worst = 0.0f;
+  for (std::int64_t i = 0; i < 64; ++i) worst = std::max(worst, std::fabs(jpg[i] - pil[i]));
+  CHECK(worst <= 2.0f);
+  MESSAGE("largest JPEG difference from PIL: " << worst);
+}
+
+TEST_CASE("the real ASL sample decodes to PIL's gray values") {
+  const std::string path = std::string(EMBER_FIXTURE_DIR) + "/../../data/asl-samples/a.png";
+  const auto g = goldens();
+  if (!fs::exists(path) || g.count("asl_a_sum") == 0) {
+    MESSAGE("data/asl-samples/a.png not present; skipped");
+    return;
+  }
+  const Tensor a = io::load_image(path);
+  REQUIRE(a.shape() == Shape{1, static_cast<std::int64_t>(g.at("asl_a_shape")[0]),
+                             static_cast<std::int64_t>(g.at("asl_a_shape")[1])});
+  double sum = 0.0;
+  for (float v : a) sum += v;
+  CHECK(sum == double(g.at("asl_a_sum")[0]));
+  const Tensor& row = g.at("asl_a_row93");
+  for (std::int64_t x = 0; x < row.numel(); ++x) CHECK(a.at({0, 93, x}) == row[x]);
+}
+
+TEST_CASE("missing, corrupt and truncated images throw io_error / format_error naming the file") {
+  CHECK(contains(message_of<ember::io_error>([] { io::load_image(tmp_path("nope.png")); }), "nope.png"));
+  write_file(tmp_path("garbage.png"), Bytes{'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
+  const std::string garbage = message_of<ember::format_error>([] { io::load_image(tmp_path("garbage.png")); });
+  CHECK(contains(garbage, "garbage.png"));
+  CHECK(contains(garbage, "cannot decode image: "));
+  CHECK(garbage.size() > std::string(tmp_path("garbage.png") + ": cannot decode image: ").size());
+
+  Tensor img({3, 16, 16});
+  for (std::int64_t i = 0; i < img.numel(); ++i) img[i] = float((i * 7919) % 256);
+  io::save_png(tmp_path("full.png"), img);
+  Bytes png = read_file(tmp_path("full.png"));
+  png.resize(png.size() / 2);
+  write_file(tmp_path("half.png"), png);
+  CHECK(contains(message_of<ember::format_error>([] { io::load_image(tmp_path("half.png")); }), "half.png"));
+  write_file(tmp_path("empty.png"), Bytes{});
+  CHECK(contains(message_of<ember::format_error>([] { io::load_image(tmp_path("empty.png")); }), "empty.png"));
+}
+
+TEST_CASE("save_png writes atomically, replaces the old file and checks its input") {
+  const std::string dir = tmp_path("atomic");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Tensor a = Tensor::full({1, 2, 2}, 10.0f), b = Tensor::full({1, 2, 2}, 200.0f);
+  io::save_png(dir + "/x.png", a);
+  io::save_png(dir + "/x.png", b);
+  CHECK(io::load_image(dir + "/x.png") == b);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  CHECK(names == std::vector<std::string>{"x.png"});  // no temporary left behind
+
+  CHECK(contains(message_of<ember::io_error>([&] { io::save_png(dir + "/no/such/dir/y.png", a); }), "y.png"));
+  CHECK_THROWS_AS(io::save_png(dir + "/z.png", Tensor({2, 4, 4})), ember::shape_error);
+  CHECK_THROWS_AS(io::save_png(dir + "/z.png", Tensor({1, 1, 4, 4})), ember::shape_error);
+  CHECK_THROWS_AS(io::save_png(dir + "/z.png", Tensor({1, 0, 4})), ember::shape_error);
+  CHECK(!fs::exists(dir + "/z.png"));
+}
+
+TEST_CASE("io::resize is the bilinear data::resize; make_grid tiles as torchvision's make_grid") {
+  Tensor img({1, 5, 7});
+  for (std::int64_t i = 0; i < img.numel(); ++i) img[i] = float(i * 3);
+  CHECK(io::resize(img, 28, 28) == ember::data::resize(img, 28, 28));
+  CHECK(io::resize(img, 28, 28).shape() == Shape{1, 28, 28});
+
+  Tensor batch({3, 1, 2, 2});
+  for (std::int64_t i = 0; i < batch.numel(); ++i) batch[i] = float(1 + i);
+  const Tensor grid = io::make_grid(batch, 2, 1, 0.0f);
+  REQUIRE(grid.shape() == Shape{1, 7, 7});
+  CHECK(grid.at({0, 0, 0}) == 0.0f);
+  CHECK(grid.at({0, 1, 1}) == 1.0f);   // image 0, pixel (0, 0)
+  CHECK(grid.at({0, 2, 2}) == 4.0f);   // image 0, pixel (1, 1)
+  CHECK(grid.at({0, 1, 4}) == 5.0f);   // image 1, pixel (0, 0)
+  CHECK(grid.at({0, 4, 1}) == 9.0f);   // image 2, pixel (0, 0)
+  CHECK(grid.at({0, 4, 4}) == 0.0f);   // the empty fourth cell
+  CHECK(grid.at({0, 3, 3}) == 0.0f);   // padding between cells
+  io::save_grid_png(tmp_path("grid.png"), batch, 2, 1);
+  CHECK(io::load_image(tmp_path("grid.png")) == grid);
+  CHECK_THROWS_AS(io::make_grid(Tensor({1, 2, 2}), 2), ember::shape_error);
+}
