@@ -149,12 +149,27 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
                        " pixel columns do not make a square image");
   const std::int64_t columns = pixels + 1;
 
-  // A valid row takes at least 2 bytes per column, which bounds the row count by the real data length.
-  const std::size_t max_rows = bytes.size() / static_cast<std::size_t>(2 * columns) + 1;
-  std::vector<unsigned char> pixel_bytes;
-  pixel_bytes.reserve(max_rows * static_cast<std::size_t>(pixels));
+  // Blank lines are errors, so the line ends after the header count the rows exactly (plus an unterminated
+  // last line): the tensor is allocated once, from the real data length, and filled in place.
+  std::size_t rows = 0;
+  {
+    const unsigned char* p = bytes.data();
+    const unsigned char* end = bytes.data() + bytes.size();
+    const unsigned char* last = p;
+    while (p != end && (p = static_cast<const unsigned char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p))))) {
+      ++rows;
+      last = ++p;
+      if (p == end) break;
+    }
+    if (last != end) ++rows;  // a final line without a line end
+    --rows;                   // the header
+  }
+  if (rows == 0) throw format_error(csv_path + ": no data rows after the header");
+  Dataset ds;
+  ds.images = Tensor({static_cast<std::int64_t>(rows), 1, side, side});
   std::vector<std::int64_t> labels;
-  labels.reserve(max_rows);
+  labels.reserve(rows);
+  float* dst = ds.images.data();
 
   while (!cur.at_end()) {
     const std::int64_t file_label = cur.integer(1, "label");
@@ -162,22 +177,18 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
     if (label < 0)
       cur.fail(1, "label " + std::to_string(file_label) +
                       (file_label == 9 ? " (J) cannot occur: J needs motion" : " is outside 0..24"));
+    if (labels.size() == rows) cur.fail(0, "more rows than line ends");  // cannot happen; keeps writes in bounds
     labels.push_back(label);
     for (std::int64_t c = 2; c <= columns; ++c) {
       cur.comma(c - 1, columns);
       const std::int64_t v = cur.integer(c, "pixel");
       if (v > 255) cur.fail(c, "pixel value " + std::to_string(v) + " is outside 0..255");
-      pixel_bytes.push_back(static_cast<unsigned char>(v));
+      *dst++ = static_cast<float>(v);
     }
     cur.end_of_line(columns);
   }
-  if (labels.empty()) throw format_error(csv_path + ": no data rows after the header");
+  if (labels.size() != rows) throw format_error(csv_path + ": internal row count mismatch");
 
-  Dataset ds;
-  const auto n = static_cast<std::int64_t>(labels.size());
-  ds.images = Tensor({n, 1, side, side});
-  float* dst = ds.images.data();
-  for (std::size_t i = 0; i < pixel_bytes.size(); ++i) dst[i] = static_cast<float>(pixel_bytes[i]);
   ds.labels = std::move(labels);
   ds.class_names = sign_mnist_classes();
   ds.num_classes = static_cast<std::int64_t>(ds.class_names.size());
