@@ -1,0 +1,412 @@
+// The training loop: learning a small separable problem, the best checkpoint, NaN detection, metrics,
+// progress output, allocation-free warmed-up steps, and a resumed run that equals an uninterrupted one.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <ember/io/safetensors.hpp>
+#include <ember/nn/nn.hpp>
+#include <ember/train/fit.hpp>
+#include <ember/train/metrics.hpp>
+#include <ember/train/progress.hpp>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "alloc_counter.hpp"
+
+namespace fs = std::filesystem;
+using ember::Tensor;
+using ember::TensorT;
+namespace nn = ember::nn;
+namespace train = ember::train;
+
+namespace {
+
+std::string tmp_path(const std::string& name) {
+  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "train";
+  fs::create_directories(dir);
+  return (dir / name).string();
+}
+
+struct Batch {
+  Tensor input;  // N x 1 x 2 x 2
+  std::vector<std::int64_t> target;
+};
+
+// Batches of three Gaussian blobs in 4-d (one per class), built once. Iterating yields references, so the
+// loader allocates nothing. With shuffle, epoch e's batch order comes from seed + e (set by fit's set_epoch).
+class BlobLoader {
+ public:
+  BlobLoader(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, bool shuffle)
+      : seed_(seed), shuffle_(shuffle) {
+    ember::Generator gen(seed);
+    const float centers[3][4] = {{2, 0, 0, 1}, {-1, 2, 0, -1}, {0, -2, 2, 0}};
+    for (std::int64_t first = 0; first < samples; first += batch_size) {
+      const std::int64_t n = std::min(batch_size, samples - first);
+      Batch b{Tensor({n, 1, 2, 2}), {}};
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto c = static_cast<std::int64_t>(gen.randint(3));
+        b.target.push_back(c);
+        for (int j = 0; j < 4; ++j) b.input[i * 4 + j] = centers[c][j] + 0.6f * static_cast<float>(gen.normal());
+      }
+      batches_.push_back(std::move(b));
+    }
+    order_.resize(batches_.size());
+    set_epoch(0);
+  }
+
+  void set_epoch(std::int64_t epoch) {
+    std::iota(order_.begin(), order_.end(), std::size_t(0));
+    if (shuffle_) {
+      ember::Generator gen(seed_ * 1000003u + static_cast<std::uint64_t>(epoch));
+      gen.shuffle(order_.begin(), order_.end());
+    }
+  }
+
+  struct Iterator {
+    const BlobLoader* loader;
+    std::size_t i;
+    const Batch& operator*() const { return loader->batch(i); }
+    Iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const { return i != o.i; }
+  };
+  Iterator begin() const { return {this, 0}; }
+  Iterator end() const { return {this, batches_.size()}; }
+  std::size_t size() const { return batches_.size(); }
+  const Batch& batch(std::size_t i) const { return poisoned_ == i ? poison_ : batches_[order_[i]]; }
+
+  // Every label moves to the next class: a validation set the model now gets wrong.
+  void relabel() {
+    for (auto& b : batches_)
+      for (auto& t : b.target) t = (t + 1) % 3;
+  }
+
+  // Batch position i of the current order holds NaNs (from now on).
+  void poison(std::size_t i) {
+    poisoned_ = i;
+    poison_ = batches_[order_[i]];
+    poison_.input[0] = std::numeric_limits<float>::quiet_NaN();
+  }
+
+ private:
+  std::vector<Batch> batches_;
+  std::vector<std::size_t> order_;
+  std::uint64_t seed_;
+  bool shuffle_;
+  std::size_t poisoned_ = static_cast<std::size_t>(-1);
+  Batch poison_;
+};
+
+template <typename T>
+nn::SequentialT<T> make_net(std::uint64_t seed) {
+  ember::Generator gen(seed);
+  nn::SequentialT<T> net("Net", {});
+  net.add("flatten", nn::FlattenT<T>());
+  net.add("fc1", nn::LinearT<T>(4, 8, true, gen));
+  net.add("relu1", nn::ReLUT<T>());
+  net.add("fc2", nn::LinearT<T>(8, 3, true, gen));
+  return net;
+}
+
+// A linear classifier written here with Eigen: no hidden allocations and no ReLU (which would hide a NaN),
+// so the allocation and NaN tests see only what fit itself does.
+template <typename T>
+class TinyLinear : public nn::ModuleT<T> {
+ public:
+  TinyLinear(std::int64_t in, std::int64_t out, std::uint64_t seed) : in_(in), out_(out) {
+    ember::Generator gen(seed);
+    w_ = {TensorT<T>({out, in}), TensorT<T>({out, in})};
+    b_ = {TensorT<T>({out}), TensorT<T>({out})};
+    for (auto& v : w_.value) v = static_cast<T>(gen.uniform(-0.5, 0.5));
+  }
+  // x [N, ...] with in features per sample -> [N, out]
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    predict_into(x, out);
+    input_.assign(x);
+  }
+  void backward_into(const TensorT<T>& g, TensorT<T>* grad_in) override {
+    const std::int64_t n = g.size(0);
+    w_.grad.matrix().noalias() += g.matrix().transpose() * input_.matrix(n, in_);
+    b_.grad.vector() += g.matrix().colwise().sum().transpose();
+    if (grad_in) {
+      grad_in->resize(input_.shape());
+      grad_in->matrix(n, in_).noalias() = g.matrix() * w_.value.matrix();
+    }
+  }
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    const std::int64_t n = x.size(0);
+    if (out.dim() != 2 || out.size(0) != n || out.size(1) != out_) out.resize({n, out_});
+    out.matrix().noalias() = x.matrix(n, in_) * w_.value.matrix().transpose();
+    out.matrix().rowwise() += b_.value.vector().transpose();
+  }
+  std::string type_name() const override { return "TinyLinear"; }
+  void collect_parameters(const std::string& prefix, typename nn::ModuleT<T>::NamedParameters& out) override {
+    out.emplace_back(prefix + "weight", &w_);
+    out.emplace_back(prefix + "bias", &b_);
+  }
+
+ private:
+  std::int64_t in_, out_;
+  nn::ParameterT<T> w_, b_;
+  TensorT<T> input_;
+};
+
+template <typename T>
+std::vector<TensorT<T>> state_of(nn::ModuleT<T>& m) {
+  std::vector<TensorT<T>> out;
+  for (auto& [n, p] : m.named_parameters()) out.push_back(p->value);
+  for (auto& [n, b] : m.named_buffers()) out.push_back(*b);
+  return out;
+}
+
+train::FitOptions quiet(std::int64_t epochs) {
+  train::FitOptions o;
+  o.epochs = epochs;
+  o.progress = train::ProgressMode::off;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("fit learns a small separable problem and reports every epoch") {
+  BlobLoader train_data(480, 16, 1, true), val_data(120, 32, 2, false);
+  auto net = make_net<float>(3);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+  std::ostringstream log;
+  auto opts = quiet(8);
+  opts.log = &log;
+  std::int64_t steps = 0, epochs_seen = 0;
+  opts.on_step = [&](const train::StepInfo& s) {
+    ++steps;
+    CHECK(s.steps_per_epoch == 30);
+    CHECK(s.step == (steps - 1) % 30 + 1);
+    CHECK(s.global_step == steps);
+  };
+  opts.on_epoch = [&](const train::EpochStats& e) { CHECK(e.epoch == ++epochs_seen); };
+  const train::History h = train::fit(net, loss, opt, train_data, val_data, opts);
+  REQUIRE(h.epochs.size() == 8);
+  CHECK(steps == 8 * 30);
+  CHECK(h.epochs.back().val_accuracy >= 0.95);
+  CHECK(h.epochs.back().train_loss < h.epochs.front().train_loss);
+  CHECK(h.epochs.back().images_per_second > 0);
+  CHECK(net.is_training());
+  MESSAGE("final val accuracy " << h.epochs.back().val_accuracy << ", val loss " << h.epochs.back().val_loss);
+  // One plain line per epoch, no progress bar.
+  const std::string text = log.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 8);
+  CHECK(text.find("epoch 8/8") != std::string::npos);
+  CHECK(text.find("val_acc") != std::string::npos);
+  CHECK(text.find('\r') == std::string::npos);
+
+  // evaluate agrees with the last epoch, and changes nothing in the model.
+  const auto before = state_of(net);
+  const train::Evaluation ev = train::evaluate(net, val_data);
+  CHECK(state_of(net) == before);
+  CHECK(ev.loss == doctest::Approx(h.epochs.back().val_loss).epsilon(1e-12));
+  CHECK(ev.accuracy == h.epochs.back().val_accuracy);
+  CHECK(ev.samples == 120);
+  CHECK(ev.confusion.total() == 120);
+  CHECK(ev.precision.size() == 3);
+  CHECK(ev.recall.size() == 3);
+}
+
+TEST_CASE("the kept checkpoint is the epoch with the lowest validation loss") {
+  BlobLoader train_data(240, 16, 4, true), val_data(90, 30, 5, false);
+  auto net = make_net<float>(6);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+  auto opts = quiet(6);
+  opts.checkpoint_path = tmp_path("best.safetensors");
+  fs::remove(opts.checkpoint_path);
+  opts.metadata = {{"experiment", "blobs"}};
+  // From epoch 4 on the validation labels are wrong, so later epochs validate worse.
+  opts.on_epoch = [&](const train::EpochStats& e) {
+    if (e.epoch == 3) val_data.relabel();
+  };
+  const train::History h = train::fit(net, loss, opt, train_data, val_data, opts);
+  std::int64_t argmin = 0;
+  double lowest = std::numeric_limits<double>::infinity();
+  for (const auto& e : h.epochs)
+    if (e.val_loss < lowest) {
+      lowest = e.val_loss;
+      argmin = e.epoch;
+    }
+  CHECK(h.best_epoch == argmin);
+  CHECK(h.best_val_loss == lowest);
+  CHECK(argmin <= 3);
+  for (const auto& e : h.epochs) CHECK(e.best == (e.val_loss < [&] {
+                                         double m = std::numeric_limits<double>::infinity();
+                                         for (const auto& f : h.epochs)
+                                           if (f.epoch < e.epoch) m = std::min(m, f.val_loss);
+                                         return m;
+                                       }()));
+
+  auto reloaded = make_net<float>(7);
+  const auto meta = ember::io::load_checkpoint(reloaded, opts.checkpoint_path);
+  CHECK(meta.at("epoch") == std::to_string(argmin));
+  CHECK(meta.at("experiment") == "blobs");
+  CHECK(std::stod(meta.at("val_loss")) == lowest);
+  val_data.relabel();
+  val_data.relabel();  // three moves: the labels are right again
+  CHECK(train::evaluate(reloaded, val_data).loss == lowest);
+}
+
+TEST_CASE("a NaN loss stops training with an error naming the epoch and step") {
+  BlobLoader train_data(160, 16, 8, false), val_data(32, 32, 9, false);
+  TinyLinear<float> net(4, 3, 10);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05});
+  auto opts = quiet(3);
+  opts.on_epoch = [&](const train::EpochStats& e) {
+    if (e.epoch == 1) train_data.poison(3);
+  };
+  net.eval();
+  try {
+    train::fit(net, loss, opt, train_data, val_data, opts);
+    FAIL("no throw");
+  } catch (const train::training_error& e) {
+    CHECK(e.epoch() == 2);
+    CHECK(e.step() == 4);
+    CHECK(std::isnan(e.loss()));
+    const std::string msg = e.what();
+    CHECK(msg.find("epoch 2, step 4 of 10") != std::string::npos);
+    CHECK(msg.find("NaN") != std::string::npos);
+  }
+  CHECK_FALSE(net.is_training());  // the mode fit found is restored, also on error
+}
+
+TEST_CASE("resuming from a checkpoint continues bit for bit like an uninterrupted run") {
+  const ember::optim::SGDOptions sgd{0.05, 0.9, 0.0, 1e-3, true};
+  BlobLoader train_a(200, 16, 11, true), val_a(64, 32, 12, false);
+  auto a = make_net<float>(13);
+  nn::CrossEntropyLoss loss_a(0.05);
+  ember::optim::SGD opt_a(a.parameters(), sgd);
+  const train::History ha = train::fit(a, loss_a, opt_a, train_a, val_a, quiet(4));
+
+  BlobLoader train_b(200, 16, 11, true), val_b(64, 32, 12, false);
+  const std::string last = tmp_path("last.safetensors");
+  {
+    auto b = make_net<float>(13);
+    nn::CrossEntropyLoss loss_b(0.05);
+    ember::optim::SGD opt_b(b.parameters(), sgd);
+    auto opts = quiet(2);
+    opts.last_checkpoint_path = last;
+    train::fit(b, loss_b, opt_b, train_b, val_b, opts);
+  }
+  // A new process, in effect: fresh model (other init), fresh optimiser, fresh loss, state from the file.
+  auto c = make_net<float>(99);
+  nn::CrossEntropyLoss loss_c(0.05);
+  ember::optim::SGD opt_c(c.parameters(), sgd);
+  auto opts = quiet(4);
+  opts.resume_from(ember::io::load_checkpoint(c, last, &opt_c));
+  CHECK(opts.start_epoch == 2);
+  const train::History hc = train::fit(c, loss_c, opt_c, train_b, val_b, opts);
+  REQUIRE(hc.epochs.size() == 2);
+  CHECK(hc.epochs[0].epoch == 3);
+  CHECK(state_of(c) == state_of(a));
+  for (std::size_t i = 0; i < opt_a.params().size(); ++i)
+    CHECK(opt_c.state().momentum_buffers[i] == opt_a.state().momentum_buffers[i]);
+  for (int k = 0; k < 2; ++k) {
+    CHECK(hc.epochs[static_cast<std::size_t>(k)].train_loss == ha.epochs[static_cast<std::size_t>(k + 2)].train_loss);
+    CHECK(hc.epochs[static_cast<std::size_t>(k)].val_loss == ha.epochs[static_cast<std::size_t>(k + 2)].val_loss);
+  }
+  CHECK(hc.best_epoch == ha.best_epoch);
+  CHECK(hc.best_val_loss == ha.best_val_loss);
+  double max_diff = 0;
+  const auto sa = state_of(a), sc = state_of(c);
+  for (std::size_t t = 0; t < sa.size(); ++t)
+    for (std::int64_t i = 0; i < sa[t].numel(); ++i) max_diff = std::max(max_diff, double(std::abs(sa[t][i] - sc[t][i])));
+  MESSAGE("resumed (2 + 2 epochs) vs uninterrupted (4 epochs): max |parameter difference| " << max_diff);
+}
+
+TEST_CASE("a warmed-up training step allocates nothing") {
+  BlobLoader train_data(320, 16, 14, false), val_data(32, 32, 15, false);
+  TinyLinear<float> net(4, 3, 16);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9, 0.0, 1e-4});
+  auto opts = quiet(2);
+  long last = 0;
+  std::int64_t checked = 0, allocating = 0;
+  opts.on_step = [&](const train::StepInfo& s) {
+    const long now = alloc_count();
+    if (s.global_step > 2 && s.step > 1) {
+      ++checked;
+      allocating += now != last;
+    }
+    last = alloc_count();
+  };
+  const auto h = train::fit(net, loss, opt, train_data, val_data, opts);
+  CHECK(h.epochs.back().val_accuracy >= 0.9);
+  CHECK(checked > 30);
+  CHECK(allocating == 0);
+}
+
+TEST_CASE("a double model trains from float batches") {
+  BlobLoader train_data(160, 16, 17, true), val_data(64, 32, 18, false);
+  auto net = make_net<double>(19);
+  nn::CrossEntropyLossT<double> loss;
+  ember::optim::SGDT<double> opt(net.parameters(), {0.05, 0.9});
+  const auto h = train::fit(net, loss, opt, train_data, val_data, quiet(5));
+  CHECK(h.epochs.back().val_accuracy >= 0.9);
+}
+
+TEST_CASE("the progress bar draws in place on the stream it is given") {
+  BlobLoader train_data(64, 16, 20, false), val_data(32, 32, 21, false);
+  auto net = make_net<float>(22);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05});
+  std::ostringstream bar, log;
+  auto opts = quiet(1);
+  opts.progress = train::ProgressMode::on;
+  opts.progress_stream = &bar;
+  opts.log = &log;
+  train::fit(net, loss, opt, train_data, val_data, opts);
+  CHECK(bar.str().find('\r') != std::string::npos);
+  CHECK(bar.str().find("4/4") != std::string::npos);
+  CHECK(bar.str().find("img/s") != std::string::npos);
+  CHECK(bar.str().find("left") != std::string::npos);
+  CHECK(log.str().find("epoch 1/1") != std::string::npos);
+
+  train::ProgressBar pb(bar, 938, "epoch 3/20", 0.0, 10);
+  CHECK(pb.render(469, 0.5, 1234.4, 75) == "epoch 3/20 [#####.....] 469/938 loss 0.5000 1234 img/s 1:15 left");
+  CHECK(train::format_duration(42) == "42s");
+  CHECK(train::format_duration(3723) == "1:02:03");
+}
+
+TEST_CASE("metrics: argmax, accuracy, confusion matrix, precision and recall") {
+  const Tensor scores = Tensor::from({4, 3}, {0.1f, 0.7f, 0.2f,  //
+                                              5, 5, 1,           // tie: the first wins
+                                              -1, -2, -0.5f,     //
+                                              0, std::numeric_limits<float>::quiet_NaN(), 9});
+  CHECK(train::argmax_rows(scores) == std::vector<std::int64_t>{1, 0, 2, 1});
+  const std::vector<std::int64_t> targets{1, 1, 2, 0};
+  CHECK(train::accuracy(scores, targets) == 0.5);
+  CHECK_THROWS_AS(train::accuracy(std::vector<std::int64_t>{1}, targets), std::invalid_argument);
+  CHECK_THROWS_AS(train::argmax_rows(Tensor({3})), ember::shape_error);
+
+  // predictions 1 0 2 1 against targets 1 1 2 0, over 4 classes (class 3 absent).
+  const auto m = train::confusion_matrix({1, 0, 2, 1}, targets, 4);
+  CHECK(m.at(1, 1) == 1);
+  CHECK(m.at(1, 0) == 1);
+  CHECK(m.at(2, 2) == 1);
+  CHECK(m.at(0, 1) == 1);
+  CHECK(m.total() == 4);
+  CHECK(m.accuracy() == 0.5);
+  CHECK(m.precision(1) == 0.5);  // predicted 1 twice, right once
+  CHECK(m.recall(1) == 0.5);     // class 1 twice, found once
+  CHECK(m.precision(0) == 0.0);
+  CHECK(m.recall(2) == 1.0);
+  CHECK(m.precision(3) == 0.0);  // never predicted: 0, as sklearn's zero_division=0
+  CHECK(m.recall(3) == 0.0);
+  CHECK(m.precision() == std::vector<double>{0.0, 0.5, 1.0, 0.0});
+  CHECK_THROWS_AS(train::confusion_matrix({4}, {0}, 4), std::invalid_argument);
+  CHECK_THROWS_AS(train::confusion_matrix({0, 1}, {0}, 4), std::invalid_argument);
+}
