@@ -1,0 +1,141 @@
+// GEMM at the report's shapes (through ember::kernels::gemm, i.e. Eigen), and the machine's FP32 peak: a loop
+// of independent fused multiply-adds in the widest vectors this build targets, on 1 and on all threads.
+// docs/benchmarks.md reads every roofline ratio against BM_Peak_FMA with the thread count of the workload.
+#include <cstdint>
+#include <vector>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include <ember/core/random.hpp>
+#include <ember/kernels/gemm.hpp>
+
+#include "bench_common.hpp"
+
+namespace {
+
+using namespace ember;
+
+// Enough independent accumulators to cover the FMA latency times the number of FMA pipes (4 cycles x 2 pipes
+// on current x86), so the loop is throughput-bound.
+constexpr int kChains = 12;
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+double fma_loop(std::int64_t iters) {
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
+  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(1e-6f);
+  for (std::int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  alignas(64) float out[16];
+  __m512 s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
+  _mm512_store_ps(out, s);
+  double sum = 0;
+  for (float v : out) sum += v;
+  return sum;
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kLanes = 8;
+double fma_loop(std::int64_t iters) {
+  __m256 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(0.001f * static_cast<float>(c));
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-6f);
+  for (std::int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+  alignas(32) float out[8];
+  __m256 s = acc[0];
+  for (int c = 1; c < kChains; ++c) s = _mm256_add_ps(s, acc[c]);
+  _mm256_store_ps(out, s);
+  double sum = 0;
+  for (float v : out) sum += v;
+  return sum;
+}
+#else
+// Portable build (no -march): the compiler's own vectorisation of a scalar multiply-add; not the machine peak.
+constexpr int kLanes = 1;
+double fma_loop(std::int64_t iters) {
+  float acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = 0.001f * static_cast<float>(c);
+  for (std::int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * 0.9999f + 1e-6f;
+  double sum = 0;
+  for (float v : acc) sum += v;
+  return sum;
+}
+#endif
+
+// Arg: threads. Each thread runs its own loop; flops = 2 per lane per FMA.
+void BM_Peak_FMA(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  const std::int64_t iters = 1 << 20;
+  for (auto _ : state) {
+    double sink = 0;
+    EMBER_OMP(parallel for num_threads(threads) reduction(+ : sink) schedule(static, 1))
+    for (int t = 0; t < threads; ++t) sink += fma_loop(iters);
+    benchmark::DoNotOptimize(sink);
+  }
+  bench::set_rates(state, 2.0 * kLanes * kChains * static_cast<double>(iters) * threads, 0);
+  state.counters["lanes"] = kLanes;
+}
+BENCHMARK(BM_Peak_FMA)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// C[m x n] = op(A) op(B): args m, n, k, trans_a, trans_b, threads (1: inside one thread; >1: Eigen's own
+// OpenMP parallelism, as outside our parallel regions).
+void BM_Gemm(benchmark::State& state) {
+  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
+  const int threads = static_cast<int>(state.range(5));
+  Generator g(1);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
+      c(static_cast<std::size_t>(m * n));
+  for (float& v : a) v = static_cast<float>(g.uniform(-1, 1));
+  for (float& v : b) v = static_cast<float>(g.uniform(-1, 1));
+  const int saved = get_num_threads();
+  set_num_threads(threads);
+  for (auto _ : state) {
+    kernels::gemm(ta, tb, m, n, k, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_num_threads(saved);
+  bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
+}
+// The report's shapes. MLP batch 32: fc1 forward x[32x784] W^T, its weight gradient dy^T x, fc2 forward.
+// MLP batch 4: fc1 forward. conv2 per image: W[50x675] cols[675x121]; conv2 over the batch of 32 as one GEMM
+// (cols [675 x 32*121]) and its weight gradient dy[50 x 3872] cols^T; conv1 per image [75x9][9x676].
+// 512^3 is the reference size quoted for Eigen.
+void gemm_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"m", "n", "k", "ta", "tb", "thr"});
+  for (int t : {1, 2}) {
+    b->Args({32, 512, 784, 0, 1, t});
+    b->Args({512, 784, 32, 1, 0, t});
+    b->Args({32, 512, 512, 0, 1, t});
+    b->Args({4, 512, 784, 0, 1, t});
+    b->Args({50, 121, 675, 0, 0, t});
+    b->Args({50, 3872, 675, 0, 0, t});
+    b->Args({50, 675, 3872, 0, 1, t});
+    b->Args({675, 3872, 50, 1, 0, t});
+    b->Args({75, 676, 9, 0, 0, t});
+    b->Args({512, 512, 512, 0, 0, t});
+  }
+}
+BENCHMARK(BM_Gemm)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The reference triple loop at one small shape, to show what the fast path buys.
+void BM_GemmNaive(benchmark::State& state) {
+  const std::int64_t m = 50, n = 121, k = 675;
+  std::vector<float> a(static_cast<std::size_t>(m * k), 0.5f), b(static_cast<std::size_t>(k * n), 0.25f),
+      c(static_cast<std::size_t>(m * n));
+  for (auto _ : state) {
+    kernels::gemm_naive(false, false, m, n, k, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    benchmark::DoNotOptimize(c.data());
+  }
+  bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
+}
+BENCHMARK(BM_GemmNaive)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+EMBER_BENCHMARK_MAIN();

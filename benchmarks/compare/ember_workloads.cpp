@@ -1,0 +1,93 @@
+// The ember side of compare.py: runs one workload of the report's models on synthetic data and prints one
+// JSON line {"workload", "images_per_s", "steps", "seconds", "peak_rss_mib", "threads"}.
+//   ember_workloads WORKLOAD [--seconds S] [--threads N]
+// Workloads (the same as torch_workloads.py):
+//   mlp_train_32   MNIST MLP (784-512-512-10, logits), training batch 32
+//   mlp_train_4    ASL MLP (784-512-512-24, softmax head), training batch 4
+//   cnn_train_32   the report's CNN (softmax head), training batch 32
+//   cnn_infer_1000 the report's CNN in eval mode, inference batch 1000
+// A training step is forward, CrossEntropyLoss, backward, SGD (lr 0.001, momentum 0.9), zero_grad.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "report_models.hpp"
+
+namespace {
+
+using namespace ember;
+using Clock = std::chrono::steady_clock;
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+// Runs `step` for at least `seconds` (after a warm-up) and returns {steps, elapsed seconds}.
+template <typename F>
+std::pair<long, double> timed(double seconds, F&& step) {
+  for (int i = 0; i < 5; ++i) step();
+  long steps = 0;
+  const auto t0 = Clock::now();
+  double elapsed = 0;
+  while (elapsed < seconds) {
+    step();
+    ++steps;
+    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  return {steps, elapsed};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: ember_workloads WORKLOAD [--seconds S] [--threads N]\n");
+    return 2;
+  }
+  const std::string workload = argv[1];
+  double seconds = 3.0;
+  int threads = 2;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+  }
+  set_num_threads(threads);
+  manual_seed(0);
+
+  std::int64_t batch = 0;
+  std::pair<long, double> r;
+  if (workload == "mlp_train_32" || workload == "mlp_train_4" || workload == "cnn_train_32") {
+    const bool cnn = workload == "cnn_train_32";
+    const bool asl = workload == "mlp_train_4";
+    batch = workload == "mlp_train_4" ? 4 : 32;
+    nn::Sequential model = cnn ? bench::report_cnn(true) : bench::report_mlp(asl ? 24 : 10, asl);
+    bench::SyntheticData data(batch, cnn || asl ? 24 : 10, 16);
+    bench::Trainer trainer(model);
+    std::size_t b = 0;
+    r = timed(seconds, [&] {
+      trainer.step(data.inputs[b], data.targets[b]);
+      b = (b + 1) % data.inputs.size();
+    });
+  } else if (workload == "cnn_infer_1000") {
+    batch = 1000;
+    nn::Sequential model = bench::report_cnn(true);
+    model.eval();
+    bench::SyntheticData data(batch, 24, 1);
+    Tensor out;
+    r = timed(seconds, [&] { model.predict_into(data.inputs[0], out); });
+  } else {
+    std::fprintf(stderr, "ember_workloads: unknown workload '%s'\n", workload.c_str());
+    return 2;
+  }
+  std::printf("{\"workload\": \"%s\", \"images_per_s\": %.1f, \"steps\": %ld, \"seconds\": %.3f, "
+              "\"peak_rss_mib\": %.1f, \"threads\": %d}\n",
+              workload.c_str(), static_cast<double>(r.first * batch) / r.second, r.first, r.second, peak_rss_mib(),
+              get_num_threads());
+  return 0;
+}

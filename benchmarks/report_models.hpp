@@ -1,0 +1,89 @@
+#pragma once
+// The report's two models as ember writes them (the same as tests/test_nn.cpp), and one training step,
+// shared by bench_train_step and the side-by-side driver compare/ember_workloads.cpp.
+#include <cstdint>
+#include <vector>
+
+#include <ember/ember.hpp>
+#include <ember/loss/cross_entropy.hpp>
+#include <ember/optim/sgd.hpp>
+
+namespace ember::bench {
+
+// MNIST's MLP (10 classes, logits) or the ASL MLP (24 classes, softmax head as in the report).
+inline nn::Sequential report_mlp(std::int64_t classes, bool softmax) {
+  nn::Sequential m("Net", {{"flatten", nn::Flatten()},
+                           {"fc1", nn::Linear(784, 512)},
+                           {"relu1", nn::ReLU()},
+                           {"fc2", nn::Linear(512, 512)},
+                           {"relu2", nn::ReLU()},
+                           {"fc3", nn::Linear(512, classes)}});
+  if (softmax) m.add("softmax", nn::Softmax(1));
+  return m;
+}
+
+inline nn::Sequential report_cnn(bool softmax) {
+  nn::Sequential m("CNNNet", {{"conv1", nn::Conv2d(1, 75, 3)},     {"relu1", nn::ReLU()},
+                              {"batchnorm1", nn::BatchNorm2d(75)}, {"pool1", nn::MaxPool2d(2, 2)},
+                              {"conv2", nn::Conv2d(75, 50, 3)},    {"relu2", nn::ReLU()},
+                              {"dropout1", nn::Dropout(0.2)},      {"batchnorm2", nn::BatchNorm2d(50)},
+                              {"pool2", nn::MaxPool2d(2, 2)},      {"conv3", nn::Conv2d(50, 25, 3)},
+                              {"relu3", nn::ReLU()},               {"batchnorm3", nn::BatchNorm2d(25)},
+                              {"pool3", nn::MaxPool2d(2, 1)},      {"flatten", nn::Flatten()},
+                              {"fc1", nn::Linear(100, 512)},       {"relu4", nn::ReLU()},
+                              {"dropout2", nn::Dropout(0.3)},      {"fc2", nn::Linear(512, 24)}});
+  if (softmax) m.add("softmax", nn::Softmax(1));
+  return m;
+}
+
+// Multiply-adds of the report's models per image (forward), counted as 2 flops each; backward costs about
+// twice the forward (input and weight gradients), minus the first layer's input gradient.
+inline double mlp_forward_flops(std::int64_t classes) { return 2.0 * (784.0 * 512 + 512.0 * 512 + 512.0 * classes); }
+inline double cnn_forward_flops() {
+  return 2.0 * (75.0 * 9 * 26 * 26 + 50.0 * 75 * 9 * 11 * 11 + 25.0 * 50 * 9 * 3 * 3 + 100.0 * 512 + 512.0 * 24);
+}
+inline double mlp_train_flops(std::int64_t classes) { return 3.0 * mlp_forward_flops(classes) - 2.0 * 784 * 512; }
+inline double cnn_train_flops() { return 3.0 * cnn_forward_flops() - 2.0 * 75 * 9 * 26 * 26; }
+
+// Synthetic data of the right shape: `batches` batches of [batch, 1, 28, 28] inputs in [-1, 1] and random labels.
+struct SyntheticData {
+  std::vector<Tensor> inputs;
+  std::vector<std::vector<std::int64_t>> targets;
+
+  SyntheticData(std::int64_t batch, std::int64_t classes, int batches, std::uint64_t seed = 1) {
+    Generator g(seed);
+    for (int b = 0; b < batches; ++b) {
+      Tensor x({batch, 1, 28, 28});
+      for (float& v : x) v = static_cast<float>(g.uniform(-1.0, 1.0));
+      std::vector<std::int64_t> y(static_cast<std::size_t>(batch));
+      for (auto& l : y) l = static_cast<std::int64_t>(g.uniform() * static_cast<double>(classes)) % classes;
+      inputs.push_back(std::move(x));
+      targets.push_back(std::move(y));
+    }
+  }
+};
+
+// One training step as the report trains (SGD, lr 0.001, momentum 0.9), through the buffer-keeping API.
+class Trainer {
+ public:
+  explicit Trainer(nn::Module& model)
+      : model_(model), opt_(model.parameters(), optim::SGDOptions{1e-3, 0.9}) {}
+
+  float step(const Tensor& x, const std::vector<std::int64_t>& y) {
+    model_.forward_into(x, out_);
+    const float loss = loss_.forward(out_, y);
+    loss_.backward_into(grad_);
+    model_.backward_into(grad_, nullptr);
+    opt_.step();
+    opt_.zero_grad();
+    return loss;
+  }
+
+ private:
+  nn::Module& model_;
+  optim::SGD opt_;
+  nn::CrossEntropyLoss loss_;
+  Tensor out_, grad_;
+};
+
+}  // namespace ember::bench
