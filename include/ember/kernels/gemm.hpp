@@ -1,10 +1,25 @@
 #pragma once
-// GEMM on raw row-major buffers through Eigen, plus the naive triple loop the tests compare it with.
-//   C[M x N] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T; every buffer row-major and dense.
-// Eigen picks its own blocking and SIMD kernels; inside our OpenMP regions it runs single-threaded (it checks
-// omp_in_parallel), outside them it may use the OpenMP threads for a large product.
+// GEMM on raw row-major buffers, plus the naive triple loop the tests compare it with.
+//   C[M x N] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T; every buffer row-major.
+//
+// Two fast paths, both on Eigen's packed GEBP kernels (its blocking and SIMD micro-kernel):
+//   gemm(...)               through Eigen's expression API. Simple, but every call allocates the packing
+//                           buffers once they pass 128 KiB, and outside our parallel regions Eigen starts its
+//                           own OpenMP team, which collapses when the machine is oversubscribed.
+//   gemm(ws, ...)           the same kernel with the packing buffers kept in a GemmWorkspace across calls (no
+//                           allocation once warm) and always single-threaded: the caller decides the threads.
+//   gemm_parallel(wss, ...) splits C into column (or row) blocks over threads_for(...) threads, one workspace
+//                           each. Every element of C is computed by one thread in a fixed order, so results
+//                           repeat bit for bit for the same thread count.
+// The workspace path uses Eigen's internal general_matrix_matrix_product (stable across 3.3 and 3.4, the
+// signatures differ by one argument, handled below).
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "ember/core/parallel.hpp"
 
 namespace ember::kernels {
 
@@ -31,6 +46,115 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   if (!trans_a && trans_b) C.noalias() += alpha * A * B.transpose();
   if (trans_a && !trans_b) C.noalias() += alpha * A.transpose() * B;
   if (trans_a && trans_b) C.noalias() += alpha * A.transpose() * B.transpose();
+}
+
+// Eigen's packing buffers for one product shape, kept across calls. Rebuilt (one allocation) only when the
+// shape changes, so give each recurring product its own workspace.
+template <typename T>
+class GemmWorkspace {
+ public:
+  using Blocking = Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
+                                                        Eigen::Dynamic, 1, false>;
+  Blocking& blocking(std::int64_t rows, std::int64_t cols, std::int64_t depth) {
+    if (!blocking_ || rows != rows_ || cols != cols_ || depth != depth_) {
+      blocking_ = std::make_unique<Blocking>(rows, cols, depth, 1, true);
+      blocking_->allocateAll();
+      rows_ = rows;
+      cols_ = cols;
+      depth_ = depth;
+    }
+    return *blocking_;
+  }
+
+ private:
+  std::unique_ptr<Blocking> blocking_;
+  std::int64_t rows_ = -1, cols_ = -1, depth_ = -1;
+};
+
+namespace detail {
+
+// C^T (col-major n x m, stride ldc) += alpha * L (n x k) * R (k x m): the row-major problem seen transposed.
+template <typename T, int LhsOrder, int RhsOrder>
+void gemm_colmajor(GemmWorkspace<T>& ws, std::int64_t n, std::int64_t m, std::int64_t k, T alpha, const T* lhs,
+                   std::int64_t lhs_stride, const T* rhs, std::int64_t rhs_stride, T* res, std::int64_t res_stride) {
+  using Index = Eigen::Index;
+#if EIGEN_VERSION_AT_LEAST(3, 3, 90)
+  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false, Eigen::ColMajor,
+                                                 1>::run(n, m, k, lhs, lhs_stride, rhs, rhs_stride, res, 1,
+                                                         res_stride, alpha, ws.blocking(n, m, k), nullptr);
+#else
+  Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false,
+                                                 Eigen::ColMajor>::run(n, m, k, lhs, lhs_stride, rhs, rhs_stride, res,
+                                                                       res_stride, alpha, ws.blocking(n, m, k),
+                                                                       nullptr);
+#endif
+}
+
+}  // namespace detail
+
+// Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
+template <typename T>
+void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (beta != T(1)) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      T* row = c + i * ldc;
+      if (beta == T(0)) {
+        std::fill(row, row + n, T(0));
+      } else {
+        for (std::int64_t j = 0; j < n; ++j) row[j] *= beta;
+      }
+    }
+  }
+  if (k <= 0 || alpha == T(0)) return;
+  // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
+  // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
+  using namespace Eigen;
+  if (!trans_b && !trans_a)
+    detail::gemm_colmajor<T, ColMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+  else if (!trans_b && trans_a)
+    detail::gemm_colmajor<T, ColMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+  else if (trans_b && !trans_a)
+    detail::gemm_colmajor<T, RowMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+  else
+    detail::gemm_colmajor<T, RowMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+}
+
+// gemm over up to workspaces.size() threads (fewer when the product is small, see threads_for): the larger of
+// m and n is cut into blocks of whole SIMD packets, one per thread.
+template <typename T>
+void gemm_parallel(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b, std::int64_t m,
+                   std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
+                   std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  const bool split_n = n >= m;
+  const std::int64_t extent = split_n ? n : m;
+  constexpr std::int64_t kAlign = 16;
+  const int nt = std::min<int>(static_cast<int>(workspaces.size()),
+                               threads_for((extent + kAlign - 1) / kAlign, 2.0 * static_cast<double>(
+                                                                               kAlign * (split_n ? m : n) * k)));
+  if (nt <= 1) {
+    gemm(workspaces.at(0), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  EMBER_OMP(parallel num_threads(nt)) {
+    const int t = thread_index(), threads = nt;
+    const std::int64_t blocks = (extent + kAlign - 1) / kAlign;
+    const std::int64_t lo = std::min(extent, blocks * t / threads * kAlign);
+    const std::int64_t hi = std::min(extent, blocks * (t + 1) / threads * kAlign);
+    if (hi > lo) {
+      auto& ws = workspaces[static_cast<std::size_t>(t)];
+      if (split_n) {
+        // Columns lo..hi of C: columns of op(B).
+        const T* bp = trans_b ? b + lo * ldb : b + lo;
+        gemm(ws, trans_a, trans_b, m, hi - lo, k, alpha, a, lda, bp, ldb, beta, c + lo, ldc);
+      } else {
+        // Rows lo..hi of C: rows of op(A).
+        const T* ap = trans_a ? a + lo : a + lo * lda;
+        gemm(ws, trans_a, trans_b, hi - lo, n, k, alpha, ap, lda, b, ldb, beta, c + lo * ldc, ldc);
+      }
+    }
+  }
 }
 
 // The reference: three loops, accumulating in double.

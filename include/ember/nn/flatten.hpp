@@ -1,5 +1,6 @@
 #pragma once
 // Flatten(start_dim = 1, end_dim = -1), as torch.nn.Flatten: [N, C, H, W] -> [N, C*H*W].
+#include <algorithm>
 #include <string>
 
 #include "ember/core/tensor.hpp"
@@ -13,20 +14,25 @@ class FlattenT : public ModuleT<T> {
   explicit FlattenT(std::int64_t start_dim = 1, std::int64_t end_dim = -1) : start_(start_dim), end_(end_dim) {}
 
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
-    predict_into(x, out);
+    flat_shape(x.shape(), flat_shape_);
+    out.resize(flat_shape_);
+    std::copy(x.begin(), x.end(), out.begin());
     input_shape_ = x.shape();
     has_forward_ = true;
   }
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
-    this->require_grad_shape(grad_out, flat_shape(input_shape_));
+    this->require_grad_shape(grad_out, flat_shape_);
     if (!grad_in) return;
-    grad_in->assign(grad_out);
-    grad_in->reshape_(input_shape_);
+    // resize + copy rather than assign + reshape_: the shape vectors keep their storage across steps.
+    grad_in->resize(input_shape_);
+    std::copy(grad_out.begin(), grad_out.end(), grad_in->begin());
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
-    out.assign(x);
-    out.reshape_(flat_shape(x.shape()));
+    Shape s;
+    flat_shape(x.shape(), s);
+    out.resize(s);
+    std::copy(x.begin(), x.end(), out.begin());
   }
   std::string type_name() const override { return "Flatten"; }
   std::string extra_repr() const override {
@@ -34,21 +40,22 @@ class FlattenT : public ModuleT<T> {
   }
 
  private:
-  Shape flat_shape(const Shape& in) const {
+  // Writes into `out` (clear + push_back: no allocation once its capacity suffices).
+  void flat_shape(const Shape& in, Shape& out) const {
     const auto d = static_cast<std::int64_t>(in.size());
     const std::int64_t s = start_ < 0 ? start_ + d : start_, e = end_ < 0 ? end_ + d : end_;
     if (s < 0 || e >= d || s > e)
       throw shape_error(this->repr() + ": cannot flatten input " + to_string(in));
-    Shape out(in.begin(), in.begin() + s);
+    out.clear();
+    out.insert(out.end(), in.begin(), in.begin() + s);
     std::int64_t prod = 1;
     for (std::int64_t i = s; i <= e; ++i) prod *= in[static_cast<std::size_t>(i)];
     out.push_back(prod);
     out.insert(out.end(), in.begin() + e + 1, in.end());
-    return out;
   }
 
   std::int64_t start_, end_;
-  Shape input_shape_;
+  Shape input_shape_, flat_shape_;
   bool has_forward_ = false;
 };
 

@@ -3,11 +3,18 @@
 //   x: [*, in]  ->  y: [*, out]; weight [out, in]; bias [out].
 // Backward: dW += dy^T x, db += sum_rows dy, dx = dy W. The input is copied for backward (into a buffer
 // kept across steps), so the caller's tensor may change or die after forward.
+// The products run through kernels::gemm_parallel with packing workspaces kept per product and per thread, so a
+// warmed-up step allocates nothing; the bias seeds the output rows and the GEMM accumulates onto it (beta = 1),
+// and dW accumulates straight into weight.grad.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/gemm.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/module.hpp"
 
@@ -36,26 +43,47 @@ class LinearT : public ModuleT<T> {
   }
 
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
-    compute(x, out);
+    check(x);
+    out_shape_ = x.shape();  // same length: reuses the vector's storage
+    out_shape_.back() = out_;
+    ensure_workspaces();
+    compute(x, out, out_shape_, ws_fwd_);
     input_.assign(x);
     has_forward_ = true;
   }
 
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
-    this->require_grad_shape(grad_out, out_shape(input_.shape()));
+    this->require_grad_shape(grad_out, out_shape_);
+    ensure_workspaces();
     const std::int64_t rows = input_.numel() / in_;
-    auto dy = grad_out.matrix(rows, out_);
-    auto x = input_.matrix(rows, in_);
-    weight_.grad.matrix().noalias() += dy.transpose() * x;
-    if (has_bias_) bias_.grad.vector() += dy.colwise().sum().transpose();
+    // dW[out x in] += dy^T[out x rows] x[rows x in]
+    kernels::gemm_parallel(ws_wgrad_, true, false, out_, in_, rows, T(1), grad_out.data(), out_, input_.data(), in_,
+                           T(1), weight_.grad.data(), in_);
+    if (has_bias_) {
+      // Rows summed in order, each column on its own: the same order for any thread count.
+      T* db = bias_.grad.data();
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const T* g = grad_out.data() + r * out_;
+        for (std::int64_t j = 0; j < out_; ++j) db[j] += g[j];
+      }
+    }
     if (grad_in) {
       grad_in->resize(input_.shape());
-      grad_in->matrix(rows, in_).noalias() = dy * weight_.value.matrix();
+      // dx[rows x in] = dy[rows x out] W[out x in]
+      kernels::gemm_parallel(ws_dgrad_, false, false, rows, in_, out_, T(1), grad_out.data(), out_,
+                             weight_.value.data(), in_, T(0), grad_in->data(), in_);
     }
   }
 
-  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { compute(x, out); }
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    check(x);
+    Shape s = x.shape();
+    s.back() = out_;
+    // Inference keeps nothing in the module (several threads may share it): its own workspaces.
+    std::vector<kernels::GemmWorkspace<T>> ws(static_cast<std::size_t>(std::max(1, get_num_threads())));
+    compute(x, out, s, ws);
+  }
 
   std::string type_name() const override { return "Linear"; }
   std::string extra_repr() const override {
@@ -74,26 +102,41 @@ class LinearT : public ModuleT<T> {
   std::int64_t out_features() const { return out_; }
 
  private:
-  Shape out_shape(Shape s) const {
-    s.back() = out_;
-    return s;
-  }
-
-  void compute(const TensorT<T>& x, TensorT<T>& out) const {
+  void check(const TensorT<T>& x) const {
     if (x.dim() < 1 || x.size(-1) != in_)
       throw shape_error(this->repr() + ": expected input [*, " + std::to_string(in_) + "], got " +
                         to_string(x.shape()));
+  }
+
+  void ensure_workspaces() {
+    const auto nt = static_cast<std::size_t>(std::max(1, get_num_threads()));
+    if (ws_fwd_.size() < nt) {
+      ws_fwd_.resize(nt);
+      ws_wgrad_.resize(nt);
+      ws_dgrad_.resize(nt);
+    }
+  }
+
+  // y[rows x out] = b + x[rows x in] W^T
+  void compute(const TensorT<T>& x, TensorT<T>& out, const Shape& out_shape,
+               std::vector<kernels::GemmWorkspace<T>>& ws) const {
     const std::int64_t rows = x.numel() / in_;
-    out.resize(out_shape(x.shape()));
-    auto y = out.matrix(rows, out_);
-    y.noalias() = x.matrix(rows, in_) * weight_.value.matrix().transpose();
-    if (has_bias_) y.rowwise() += bias_.value.vector().transpose();
+    out.resize(out_shape);
+    T* y = out.data();
+    if (has_bias_) {
+      for (std::int64_t r = 0; r < rows; ++r) std::copy(bias_.value.begin(), bias_.value.end(), y + r * out_);
+    }
+    kernels::gemm_parallel(ws, false, true, rows, out_, in_, T(1), x.data(), in_, weight_.value.data(), in_,
+                           has_bias_ ? T(1) : T(0), y, out_);
   }
 
   std::int64_t in_, out_;
   bool has_bias_;
   ParameterT<T> weight_, bias_;
   TensorT<T> input_;
+  Shape out_shape_;
+  // Packing buffers per product and per thread, kept across steps.
+  std::vector<kernels::GemmWorkspace<T>> ws_fwd_, ws_wgrad_, ws_dgrad_;
   bool has_forward_ = false;
 };
 

@@ -35,7 +35,9 @@ class MaxPool2dT : public ModuleT<T> {
     this->require_forward(has_forward_);
     const auto g = geometry(input_shape_);
     const std::int64_t planes = input_shape_[0] * input_shape_[1];
-    this->require_grad_shape(grad_out, {input_shape_[0], input_shape_[1], g.out_h(), g.out_w()});
+    if (grad_out.dim() != 4 || grad_out.size(0) != input_shape_[0] || grad_out.size(1) != input_shape_[1] ||
+        grad_out.size(2) != g.out_h() || grad_out.size(3) != g.out_w())
+      this->require_grad_shape(grad_out, {input_shape_[0], input_shape_[1], g.out_h(), g.out_w()});  // throws
     if (!grad_in) return;
     grad_in->resize(input_shape_);
     grad_in->zero();
@@ -71,7 +73,7 @@ class MaxPool2dT : public ModuleT<T> {
                         kernel_.str());
     const std::int64_t planes = x.size(0) * x.size(1);
     const std::int64_t oh = g.out_h(), ow = g.out_w(), in_plane = g.height * g.width, out_plane = oh * ow;
-    out.resize({x.size(0), x.size(1), oh, ow});
+    ensure_shape(out, {x.size(0), x.size(1), oh, ow});
     if (argmax) argmax->resize(static_cast<std::size_t>(planes * out_plane));
     std::int32_t* am = argmax ? argmax->data() : nullptr;
     [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));

@@ -12,7 +12,9 @@
 //
 // Parameters and buffers are reported through virtual collectors rather than stored pointers, so modules
 // stay safely movable. Names are PyTorch's dotted names (fc1.weight, batchnorm1.running_mean).
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <cstdlib>
 #include <memory>
 #include <ostream>
@@ -135,6 +137,13 @@ class ModuleT {
 };
 
 using Module = ModuleT<float>;
+
+// t.resize(dims) without building a Shape (a heap allocation) when t has that shape already, so that a warmed-up
+// training step allocates nothing.
+template <typename T>
+void ensure_shape(TensorT<T>& t, std::initializer_list<std::int64_t> dims) {
+  if (!std::equal(t.shape().begin(), t.shape().end(), dims.begin(), dims.end())) t.resize(Shape(dims));
+}
 
 template <typename T>
 std::ostream& operator<<(std::ostream& os, const ModuleT<T>& m) {
