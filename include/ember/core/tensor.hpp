@@ -14,14 +14,24 @@
 #include <utility>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "ember/core/error.hpp"
 #include "ember/core/shape.hpp"
 
 namespace ember {
 
-// std::allocator with a fixed over-alignment (C++17 aligned operator new).
+// std::allocator with a fixed over-alignment (C++17 aligned operator new). Blocks of 4 MiB and more are aligned
+// to 2 MiB and marked for transparent huge pages: first-touching a fresh 188 MB data set page by page costs
+// most of a second on a VM, with huge pages a few milliseconds.
 template <typename T, std::size_t Align = 64>
 struct AlignedAllocator {
+  static constexpr std::size_t kHugeThreshold = std::size_t(4) << 20;
+  static constexpr std::size_t kHugeAlign = std::size_t(2) << 20;
+  static std::size_t alignment_for(std::size_t bytes) { return bytes >= kHugeThreshold ? kHugeAlign : Align; }
+
   using value_type = T;
   template <typename U>
   struct rebind {
@@ -31,9 +41,17 @@ struct AlignedAllocator {
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U, Align>&) noexcept {}
   T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(Align)));
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    const std::size_t bytes = n * sizeof(T);
+    void* p = ::operator new(bytes, std::align_val_t(alignment_for(bytes)));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= kHugeThreshold) ::madvise(p, bytes & ~(kHugeAlign - 1), MADV_HUGEPAGE);  // a hint; failure is fine
+#endif
+    return static_cast<T*>(p);
   }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t(Align)); }
+  void deallocate(T* p, std::size_t n) noexcept {
+    ::operator delete(p, std::align_val_t(alignment_for(n * sizeof(T))));
+  }
   template <typename U>
   bool operator==(const AlignedAllocator<U, Align>&) const noexcept { return true; }
   template <typename U>
