@@ -47,7 +47,7 @@ inline int thread_index() {
 
 // Threads to use for `work` units of roughly `cost` flops each: below the threshold the fork/join costs more
 // than it saves, so small layers stay on one thread.
-inline int threads_for(std::int64_t work_items, double flops_per_item, double min_flops_per_thread = 2.0e5) {
+inline int threads_for(std::int64_t work_items, double flops_per_item, double min_flops_per_thread = 2.0e6) {
   const int max_threads = in_parallel_region() ? 1 : get_num_threads();
   if (max_threads <= 1 || work_items <= 1) return 1;
   const double total = static_cast<double>(work_items) * flops_per_item;

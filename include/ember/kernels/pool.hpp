@@ -48,6 +48,56 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_
   }
 }
 
+// The same for the common 2x2 window without padding (the report's pools): branch-free, so the compiler can
+// vectorise it. A row holding a NaN goes through the general kernel, which keeps the NaN rules above.
+template <typename T>
+void maxpool2d_forward_2x2(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), sh = g.stride_h, sw = g.stride_w, w = g.width;
+  for (std::int64_t oy = 0; oy < oh; ++oy) {
+    const T* r0 = in + oy * sh * w;
+    const T* r1 = r0 + w;
+    T* o = out + oy * ow;
+    std::int32_t* am = argmax ? argmax + oy * ow : nullptr;
+    bool nan = false;
+    for (std::int64_t ox = 0; ox < ow; ++ox) {
+      const std::int64_t x = ox * sw;
+      const T a = r0[x], b = r0[x + 1], c = r1[x], d = r1[x + 1];
+      nan |= (a != a) | (b != b) | (c != c) | (d != d);
+      // First maximum in scan order: a later value replaces only when strictly greater. Written as selects
+      // (no branches: which of the four wins is random, and mispredictions cost more than the comparisons).
+      const std::int32_t base = static_cast<std::int32_t>(oy * sh * w + x);
+      // std::max(p, q) is (p < q) ? q : p: the earlier value stays on ties, as the scan order wants.
+      const std::int32_t wi = static_cast<std::int32_t>(w);
+      T m = std::max(a, b);
+      std::int32_t k = base + static_cast<std::int32_t>(a < b);
+      const std::int32_t gc = static_cast<std::int32_t>(m < c);
+      m = std::max(m, c);
+      k += gc * (base + wi - k);
+      const std::int32_t gd = static_cast<std::int32_t>(m < d);
+      m = std::max(m, d);
+      k += gd * (base + wi + 1 - k);
+      o[ox] = m;
+      if (am) am[ox] = k;
+    }
+    if (nan) {
+      Pool2dGeometry row = g;  // redo this output row with the general kernel
+      row.height = g.kernel_h;
+      maxpool2d_forward(row, r0, o, am);
+      if (am)
+        for (std::int64_t ox = 0; ox < ow; ++ox) am[ox] += static_cast<std::int32_t>(oy * sh * w);
+    }
+  }
+}
+
+// Dispatches to the 2x2 fast path when it applies.
+template <typename T>
+void maxpool2d_forward_fast(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+  if (g.kernel_h == 2 && g.kernel_w == 2 && g.pad_h == 0 && g.pad_w == 0)
+    maxpool2d_forward_2x2(g, in, out, argmax);
+  else
+    maxpool2d_forward(g, in, out, argmax);
+}
+
 // grad_in (height x width) must be zeroed by the caller; overlapping windows add up.
 template <typename T>
 void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_out, const std::int32_t* argmax, T* grad_in) {

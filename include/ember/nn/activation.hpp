@@ -33,6 +33,7 @@ class ReLUT : public ModuleT<T> {
     out.resize(x.shape());
     std::transform(x.begin(), x.end(), out.begin(), [](T v) { return v > T(0) ? v : T(0); });
   }
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "ReLU"; }
 
  private:
@@ -66,6 +67,7 @@ class SoftmaxT : public ModuleT<T> {
     out.resize(x.shape());
     kernels::softmax_forward(x.data(), out.data(), outer, cols, inner);
   }
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Softmax"; }
   std::string extra_repr() const override { return "dim=" + std::to_string(dim_); }
 

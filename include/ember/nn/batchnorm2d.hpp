@@ -53,7 +53,7 @@ class BatchNorm2dT : public ModuleT<T> {
     EMBER_OMP(parallel for num_threads(nt) schedule(static))
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       double mean, var;
-      kernels::batchnorm_stats(x.data(), n, c_, hw, ch, mean, var);
+      kernels::batchnorm_stats_fast(x.data(), n, c_, hw, ch, mean, var);
       const double invstd = 1.0 / std::sqrt(var + eps_);
       mean_[static_cast<std::size_t>(ch)] = mean;
       invstd_[static_cast<std::size_t>(ch)] = invstd;
@@ -77,7 +77,7 @@ class BatchNorm2dT : public ModuleT<T> {
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       double dgamma = 0, dbeta = 0;
       if (batch_stats_) {
-        kernels::batchnorm_backward_train(input_.data(), grad_out.data(), grad_in ? grad_in->data() : nullptr, n, c_,
+        kernels::batchnorm_backward_train_fast(input_.data(), grad_out.data(), grad_in ? grad_in->data() : nullptr, n, c_,
                                           hw, ch, mean_[static_cast<std::size_t>(ch)],
                                           invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], dgamma, dbeta);
       } else {
@@ -105,6 +105,7 @@ class BatchNorm2dT : public ModuleT<T> {
     normalise_with_running(x, out);
   }
 
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string extra_repr() const override {
     return std::to_string(c_) + ", eps=" + python_float(eps_) + ", momentum=" + python_float(momentum_) +

@@ -153,6 +153,7 @@ class Conv2dT : public ModuleT<T> {
     compute(x, out, g, cols.data(), false, ws.data());
   }
 
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override { return describe(); }
 

@@ -44,6 +44,7 @@ class DropoutT : public ModuleT<T> {
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { out.assign(x); }
 
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Dropout"; }
   std::string extra_repr() const override { return "p=" + python_float(p_) + ", inplace=False"; }
 

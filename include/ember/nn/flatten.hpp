@@ -34,6 +34,8 @@ class FlattenT : public ModuleT<T> {
     out.resize(s);
     std::copy(x.begin(), x.end(), out.begin());
   }
+  // Keeps the batch dimension only when flattening starts after it.
+  bool batch_independent() const override { return start_ >= 1; }
   std::string type_name() const override { return "Flatten"; }
   std::string extra_repr() const override {
     return "start_dim=" + std::to_string(start_) + ", end_dim=" + std::to_string(end_);

@@ -85,6 +85,7 @@ class LinearT : public ModuleT<T> {
     compute(x, out, s, ws);
   }
 
+  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Linear"; }
   std::string extra_repr() const override {
     return "in_features=" + std::to_string(in_) + ", out_features=" + std::to_string(out_) +

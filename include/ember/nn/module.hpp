@@ -104,6 +104,10 @@ class ModuleT {
     for (auto* p : parameters()) p->grad.zero();
   }
 
+  // True when predict() treats every sample of the batch on its own (no statistic across the batch), so a
+  // container may split a large batch into chunks and run them on several threads. Off unless a layer says so.
+  virtual bool batch_independent() const { return false; }
+
   // The type's name as PyTorch prints it ("Linear", "Conv2d", ...).
   virtual std::string type_name() const = 0;
   // What goes inside the parentheses of the printout ("in_features=784, out_features=512, bias=True").

@@ -6,12 +6,15 @@
 // Children added without a name are named by position ("0", "1", ...), as in PyTorch.
 // Intermediate activations and gradients live in buffers kept across steps; a shape error from a child is
 // rethrown naming the child.
+#include <algorithm>
+#include <exception>
 #include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
 
@@ -101,22 +104,52 @@ class SequentialT : public ModuleT<T> {
     }
   }
 
+  // A large batch whose children all treat samples independently runs in chunks of kPredictChunk images,
+  // several chunks at once (one per thread, each single-threaded inside): the activations of a chunk stay in
+  // cache, and no activation of the whole batch (200 MB after conv1 at batch 1000) is ever allocated.
+  static constexpr std::int64_t kPredictChunk = 16;
+
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
-    if (children_.empty()) {
-      out.assign(x);
+    const std::int64_t n = x.dim() >= 2 ? x.size(0) : 0;
+    if (children_.empty() || n <= 2 * kPredictChunk || in_parallel_region() || !batch_independent()) {
+      predict_whole(x, out);
       return;
     }
-    TensorT<T> a, b;
-    const TensorT<T>* in = &x;
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      TensorT<T>& o = i + 1 == children_.size() ? out : (i % 2 == 0 ? a : b);
-      try {
-        children_[i].second->predict_into(*in, o);
-      } catch (const shape_error& e) {
-        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+    const std::int64_t per = x.numel() / n, chunks = (n + kPredictChunk - 1) / kPredictChunk;
+    // The first chunk runs alone: shape errors surface here, outside a parallel region, and its output tells
+    // the shape of the whole output.
+    TensorT<T> xc, yc;
+    slice(x, 0, kPredictChunk, per, xc);
+    predict_whole(xc, yc);
+    Shape os = yc.shape();
+    os[0] = n;
+    out.resize(os);
+    const std::int64_t out_per = yc.numel() / kPredictChunk;
+    std::copy(yc.begin(), yc.end(), out.begin());
+    const int nt = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(chunks - 1)));
+    std::exception_ptr error;
+    EMBER_OMP(parallel num_threads(nt)) {
+      TensorT<T> xi, yi;
+      EMBER_OMP(for schedule(dynamic, 1))
+      for (std::int64_t c = 1; c < chunks; ++c) {
+        try {
+          const std::int64_t lo = c * kPredictChunk, hi = std::min(n, lo + kPredictChunk);
+          slice(x, lo, hi, per, xi);
+          predict_whole(xi, yi);
+          std::copy(yi.begin(), yi.end(), out.begin() + lo * out_per);
+        } catch (...) {
+          EMBER_OMP(critical(ember_sequential_predict))
+          if (!error) error = std::current_exception();
+        }
       }
-      in = &o;
     }
+    if (error) std::rethrow_exception(error);
+  }
+
+  bool batch_independent() const override {
+    for (const auto& c : children_)
+      if (!c.second->batch_independent()) return false;
+    return true;
   }
 
   void train(bool mode = true) override {
@@ -149,6 +182,32 @@ class SequentialT : public ModuleT<T> {
 
  private:
   std::string display() const { return display_name_.empty() ? "Sequential" : display_name_; }
+  // Samples lo..hi of x (per values each) into t.
+  static void slice(const TensorT<T>& x, std::int64_t lo, std::int64_t hi, std::int64_t per, TensorT<T>& t) {
+    Shape s = x.shape();
+    s[0] = hi - lo;
+    t.resize(s);
+    std::copy(x.begin() + lo * per, x.begin() + hi * per, t.begin());
+  }
+
+  void predict_whole(const TensorT<T>& x, TensorT<T>& out) const {
+    if (children_.empty()) {
+      out.assign(x);
+      return;
+    }
+    TensorT<T> a, b;
+    const TensorT<T>* in = &x;
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      TensorT<T>& o = i + 1 == children_.size() ? out : (i % 2 == 0 ? a : b);
+      try {
+        children_[i].second->predict_into(*in, o);
+      } catch (const shape_error& e) {
+        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+      }
+      in = &o;
+    }
+  }
+
   ModuleT<T>* find(const std::string& name) const {
     for (const auto& c : children_)
       if (c.first == name) return c.second.get();
