@@ -17,6 +17,7 @@ inline std::string sign_mnist_file(const std::string& dir, const std::string& sp
 inline void load_sign_mnist(Args& a, Experiment& e) {
   if (a.data.empty()) a.data = "data/sign-mnist";
   std::cout << "data: Sign Language MNIST from " << a.data << "\n";
+  e.dataset = "Sign Language MNIST";
   e.train = ember::data::load_sign_mnist(sign_mnist_file(a.data, "train"));
   e.test = ember::data::load_sign_mnist(sign_mnist_file(a.data, "test"));
 }

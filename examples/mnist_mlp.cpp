@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     examples::Experiment e;
     e.name = "mnist_mlp";
     e.title = title + " MLP";
+    e.dataset = title;
     e.train = ember::data::load_mnist(a.data, true, classes);
     e.test = ember::data::load_mnist(a.data, false, classes);
     const std::int64_t n = e.train.num_classes;

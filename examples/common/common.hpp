@@ -105,7 +105,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
     std::printf("  %-8s %7lld %6lld\n", name.c_str(), static_cast<long long>(htr[c]), static_cast<long long>(hte[c]));
   }
   write_text(out + "/classes.svg",
-             plot::bar_chart(title + ": class distribution", "class", "images", names,
+             plot::bar_chart(title + ": class distribution of train and test", "class", "images", names,
                              {{"train", ytr, "#1f77b4"}, {"test", yte, "#ff7f0e"}}));
   // Sample grid: the first 32 training images, 8 per row; their labels go to a caption file and stdout.
   const std::int64_t n = std::min<std::int64_t>(32, train.size());
@@ -114,9 +114,27 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
     ember::Tensor first({n, train.images.size(1), train.images.size(2), train.images.size(3)});
     std::copy(train.images.data(), train.images.data() + n * per, first.data());
     ember::io::save_grid_png(out + "/samples.png", first, 8);
+    // samples.svg shows samples.png scaled up, with each image's label under it (make_grid: padding 2).
+    const int scale = 3, tile = 28 + 2, rows = static_cast<int>((n + 7) / 8), label_h = 16;
+    std::ostringstream svg;
+    svg << "<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink' width='"
+        << (8 * tile + 2) * scale << "' height='" << rows * (tile * scale + label_h) + 40
+        << "' font-family='sans-serif' font-size='13'>\n<rect width='100%' height='100%' fill='white'/>\n"
+        << "<text x='10' y='24' font-size='16'>" << plot::detail::escape(title) << ": the first " << n
+        << " training images and their labels</text>\n";
     std::string caption = "samples.png, row by row:";
-    for (std::int64_t i = 0; i < n; ++i) caption += (i % 8 ? " " : "\n") + names[static_cast<std::size_t>(train.labels[i])];
-    write_text(out + "/samples.txt", caption + "\n");
+    for (std::int64_t i = 0; i < n; ++i) {
+      const int r = static_cast<int>(i / 8), c = static_cast<int>(i % 8);
+      const int y = 36 + r * (tile * scale + label_h);
+      svg << "<svg x='" << c * tile * scale << "' y='" << y << "' width='" << tile * scale << "' height='"
+          << tile * scale << "' viewBox='" << c * tile << ' ' << r * tile << ' ' << tile << ' ' << tile
+          << "'><image xlink:href='samples.png' width='" << 8 * tile + 2 << "' height='" << rows * tile + 2
+          << "' style='image-rendering:pixelated'/></svg>\n<text x='" << c * tile * scale + tile * scale / 2
+          << "' y='" << y + tile * scale + 12 << "' text-anchor='middle'>"
+          << plot::detail::escape(names[static_cast<std::size_t>(train.labels[i])]) << "</text>\n";
+      caption += (i % 8 ? " " : "\n") + names[static_cast<std::size_t>(train.labels[i])];
+    }
+    write_text(out + "/samples.svg", svg.str() + "</svg>\n");
     std::cout << "  " << caption << "\n";
   }
 }
@@ -124,6 +142,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
 struct Experiment {
   std::string name;   // program name, also summary.json's "experiment"
   std::string title;  // for plots
+  std::string dataset;  // the data set's name, for the data plots
   ember::data::Dataset train, test;
   ember::data::Transform train_transform;  // empty: the report's normalisation only
   std::function<ember::nn::Sequential(bool softmax_head)> make_model;
@@ -138,7 +157,7 @@ inline int run(const Args& a, Experiment e) {
   ember::set_num_threads(a.threads);
   ember::manual_seed(a.seed);
   if (a.limit > 0 && a.limit < e.train.size()) e.train = e.train.subset(a.limit);
-  describe_data(e.title, e.train, e.test, a.out);
+  describe_data(e.dataset.empty() ? e.title : e.dataset, e.train, e.test, a.out);
 
   const bool softmax_head = a.head == "softmax";
   ember::nn::Sequential model = e.make_model(softmax_head);
@@ -224,7 +243,7 @@ inline int run(const Args& a, Experiment e) {
   summary["ember_version"] = ember::version();
   write_text(a.out + "/summary.json", summary.dump(2) + "\n");
   std::cout << "wrote " << a.out << "/{history.csv,summary.json,best.safetensors,loss.svg,accuracy.svg,classes.svg,"
-            << "samples.png}\n";
+            << "samples.png,samples.svg}\n";
   return 0;
 }
 
