@@ -92,10 +92,12 @@ class SequentialT : public ModuleT<T> {
       if (grad_in) grad_in->assign(grad_out);
       return;
     }
-    grads_.resize(children_.size() - 1);
+    // Two gradient buffers, used in turn: a child's grad_out is dead once its backward has written grad_in,
+    // so the whole chain needs only two (peak memory: the two largest activations' worth, not the sum).
+    grads_.resize(2);
     for (std::size_t i = children_.size(); i-- > 0;) {
-      const TensorT<T>& g = i + 1 == children_.size() ? grad_out : grads_[i];
-      TensorT<T>* gi = i == 0 ? grad_in : &grads_[i - 1];
+      const TensorT<T>& g = i + 1 == children_.size() ? grad_out : grads_[i % 2];
+      TensorT<T>* gi = i == 0 ? grad_in : &grads_[(i - 1) % 2];
       try {
         children_[i].second->backward_into(g, gi);
       } catch (const shape_error& e) {
