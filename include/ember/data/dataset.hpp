@@ -1,6 +1,7 @@
 #pragma once
 // Dataset: images N x C x H x W as raw 0..255 floats plus integer labels, and the byte reader the file
 // loaders share (plain or gzip, decided by the gzip magic rather than the file name).
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -81,10 +82,15 @@ inline std::vector<unsigned char> read_bytes(const std::string& path) {
   if (!f) throw io_error(path + ": cannot open: " + std::strerror(errno));
   std::vector<unsigned char> raw;
   {
-    if (std::fseek(f, 0, SEEK_END) == 0) {
-      const long size = std::ftell(f);
-      if (size > 0) raw.reserve(static_cast<std::size_t>(size));
-      std::rewind(f);
+    // The size hint comes from fstat, and only for regular files: fopen succeeds on a directory, whose
+    // seek-to-end position is LLONG_MAX on ext4 (a reserve() of 8 EiB).
+    struct stat st {};
+    if (::fstat(::fileno(f), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) {
+        std::fclose(f);
+        throw io_error(path + ": cannot read: is a directory");
+      }
+      if (S_ISREG(st.st_mode) && st.st_size > 0) raw.reserve(static_cast<std::size_t>(st.st_size));
     }
     unsigned char chunk[1 << 16];
     for (;;) {
