@@ -3,6 +3,7 @@
 // row per image `label,p1,...,pK` of plain decimal integers. LF or CRLF line ends, plain or gzip. Parsing is
 // hand-written over the in-memory bytes (no streams, no strtod): both real files load in a fraction of a
 // second. Every cell is checked; errors name the file, the line and the column.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -165,10 +166,15 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
     --rows;                   // the header
   }
   if (rows == 0) throw format_error(csv_path + ": no data rows after the header");
+  // A valid row has `columns` cells of at least one digit, the commas between them and a line end (but the
+  // last), so the bytes present bound the rows that can parse. Allocating for the line ends alone would let a
+  // small file (a wide header, then blank lines) ask for gigabytes; parsing fails before this bound is reached.
+  const std::size_t data_bytes = bytes.size() - header.size();
+  const std::size_t row_capacity = std::min<std::size_t>(rows, data_bytes / (2 * static_cast<std::size_t>(columns)) + 1);
   Dataset ds;
-  ds.images = Tensor({static_cast<std::int64_t>(rows), 1, side, side});
+  ds.images = Tensor({static_cast<std::int64_t>(row_capacity), 1, side, side});
   std::vector<std::int64_t> labels;
-  labels.reserve(rows);
+  labels.reserve(row_capacity);
   float* dst = ds.images.data();
 
   while (!cur.at_end()) {
@@ -177,7 +183,8 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
     if (label < 0)
       cur.fail(1, "label " + std::to_string(file_label) +
                       (file_label == 9 ? " (J) cannot occur: J needs motion" : " is outside 0..24"));
-    if (labels.size() == rows) cur.fail(0, "more rows than line ends");  // cannot happen; keeps writes in bounds
+    // Cannot happen (see row_capacity); keeps the writes in bounds whatever the file holds.
+    if (labels.size() == row_capacity) cur.fail(0, "more rows than the file can hold");
     labels.push_back(label);
     for (std::int64_t c = 2; c <= columns; ++c) {
       cur.comma(c - 1, columns);
@@ -187,7 +194,7 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
     }
     cur.end_of_line(columns);
   }
-  if (labels.size() != rows) throw format_error(csv_path + ": internal row count mismatch");
+  if (labels.size() != rows || rows != row_capacity) throw format_error(csv_path + ": internal row count mismatch");
 
   ds.labels = std::move(labels);
   ds.class_names = sign_mnist_classes();
