@@ -112,8 +112,10 @@ class Conv2dT : public ModuleT<T> {
       const auto t = static_cast<std::size_t>(thread_index());
       const T* dy = grad_out.data() + i * out_ * p;
       const T* cols = cols_.data() + i * k * p;
-      // dW_t[out x k] += dy[out x p] cols^T[p x k]
-      kernels::gemm(ws_wgrad_[t], false, true, out_, k, p, T(1), dy, p, cols, p, T(1), wgrad_[t].data(), k);
+      // Transposed: dW_t^T[k x out] += cols[k x p] dy^T[p x out]. Eigen packs the left operand of its
+      // column-major product from cols' rows without a transpose, and only the small dy is packed transposed;
+      // dW = dW^T^T once per step below.
+      kernels::gemm(ws_wgrad_[t], false, true, k, out_, p, T(1), cols, p, dy, p, T(1), wgrad_[t].data(), out_);
       if (has_bias_) {
         T* db = bgrad_[t].data();
         for (std::int64_t o = 0; o < out_; ++o) {
@@ -132,10 +134,10 @@ class Conv2dT : public ModuleT<T> {
       }
     }
     T* w = weight_.grad.data();
-    const std::int64_t wn = weight_.grad.numel();
     for (int t = 0; t < nt; ++t) {
-      const T* wt = wgrad_[static_cast<std::size_t>(t)].data();
-      for (std::int64_t j = 0; j < wn; ++j) w[j] += wt[j];
+      const T* wt = wgrad_[static_cast<std::size_t>(t)].data();  // [k x out]
+      for (std::int64_t o = 0; o < out_; ++o)
+        for (std::int64_t j = 0; j < k; ++j) w[o * k + j] += wt[j * out_ + o];
       if (has_bias_) {
         const T* bt = bgrad_[static_cast<std::size_t>(t)].data();
         for (std::int64_t j = 0; j < out_; ++j) bias_.grad[j] += bt[j];
