@@ -1,5 +1,7 @@
-# Builds and runs the outside projects: one through find_package(ember) against an install tree, one through
-# add_subdirectory(ember). Run by ctest as `cmake -P`; any failing step fails the test.
+# Builds and runs the outside projects, each on tests/consumer/consumer.cpp: one through find_package(ember)
+# against an install tree, one through add_subdirectory(ember), and one plain compiler command with the flags of
+# the installed pkg-config file. First it checks that `cmake --install` put every file of the package in place.
+# Run by ctest as `cmake -P`; any failing step fails the test.
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
@@ -14,6 +16,21 @@ run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR} -B ${WORK_DIR}/ember -DCMAKE_INSTALL
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_BENCHMARKS=OFF)
 run(${CMAKE_COMMAND} --install ${WORK_DIR}/ember)
 
+# The installed package: headers, the CMake package files and the pkg-config file.
+file(GLOB_RECURSE source_headers RELATIVE ${EMBER_SOURCE_DIR}/include ${EMBER_SOURCE_DIR}/include/ember/*.hpp)
+set(expected share/cmake/ember/emberConfig.cmake share/cmake/ember/emberConfigVersion.cmake
+    share/cmake/ember/emberTargets.cmake share/pkgconfig/ember.pc)
+foreach(h ${source_headers})
+  list(APPEND expected include/${h})
+endforeach()
+foreach(f ${expected})
+  if(NOT EXISTS ${prefix}/${f})
+    message(FATAL_ERROR "cmake --install did not install ${f} (prefix ${prefix})")
+  endif()
+endforeach()
+list(LENGTH source_headers header_count)
+message(STATUS "installed ${header_count} headers, the CMake package and ember.pc")
+
 foreach(route find_package add_subdirectory)
   run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR}/tests/consumer/${route} -B ${WORK_DIR}/${route}
       -DCMAKE_PREFIX_PATH=${prefix} -DEMBER_SOURCE_DIR=${EMBER_SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release
@@ -21,3 +38,13 @@ foreach(route find_package add_subdirectory)
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/${route} -j 2)
   run(${WORK_DIR}/${route}/consumer)
 endforeach()
+
+# pkg-config: the command line a Makefile user writes, against the installed .pc only.
+find_program(PKG_CONFIG_EXECUTABLE pkg-config REQUIRED)
+set(pc_env ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${prefix}/share/pkgconfig)
+run(${pc_env} ${PKG_CONFIG_EXECUTABLE} --exists --print-errors ember)
+run(${pc_env} ${PKG_CONFIG_EXECUTABLE} --validate ember)
+file(MAKE_DIRECTORY ${WORK_DIR}/pkg-config)
+run(${pc_env} sh -c "${CXX_COMPILER} -O2 $(${PKG_CONFIG_EXECUTABLE} --cflags ember) \
+${EMBER_SOURCE_DIR}/tests/consumer/consumer.cpp -o ${WORK_DIR}/pkg-config/consumer $(${PKG_CONFIG_EXECUTABLE} --libs ember)")
+run(${WORK_DIR}/pkg-config/consumer)
