@@ -119,9 +119,10 @@ namespace {
 // tensor with PyTorch's. Returns the largest relative error seen.
 double compare_layer(nn::Module& m, const std::string& name) {
   auto f = fixture::load("layers/" + name + ".txt");
-  for (auto& [pname, p] : m.named_parameters()) {
+  for (auto& named : m.named_parameters()) {
+    const std::string pname = named.first;  // clang cannot capture structured bindings in REQUIRE's lambda
     REQUIRE_MESSAGE(f.count(pname), name << ": fixture lacks " << pname);
-    p->value = f.at(pname).cast<float>();
+    named.second->value = f.at(pname).cast<float>();
   }
   m.zero_grad();
   Tensor y = m.forward(f.at("input").cast<float>());
