@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <chrono>
@@ -24,6 +25,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 // GCC cannot see that these replacements pair malloc/aligned_alloc with free, and warns at inlined sites.
@@ -771,4 +773,54 @@ TEST_CASE("a training run killed by SIGKILL or SIGTERM leaves its last checkpoin
     CHECK(h.epochs[0].epoch == epoch + 1);
   }
   MESSAGE(mid_write_kills << " of " << rounds << " kills landed while a checkpoint was being written");
+}
+
+// ---- threads (scripts/tsan.sh runs this case under ThreadSanitizer) ---------------------------------------
+
+TEST_CASE("threads: OpenMP layers equal one thread, and predict serves several threads at once") {
+  // Large enough that threads_for() splits the work: conv (im2col + GEMM), batchnorm, pooling, linear.
+  ember::Generator gen(40);
+  nn::Sequential net("Net", {});
+  net.add("conv1", nn::Conv2d(1, 16, 3, 1, 1, true, gen));
+  net.add("batchnorm1", nn::BatchNorm2d(16));
+  net.add("relu1", nn::ReLU());
+  net.add("pool1", nn::MaxPool2d(2));
+  net.add("flatten", nn::Flatten());
+  net.add("fc1", nn::Linear(16 * 14 * 14, 128, true, gen));
+  net.add("relu2", nn::ReLU());
+  net.add("fc2", nn::Linear(128, 10, true, gen));
+  const Tensor x = random_tensor({32, 1, 28, 28}, 41);
+  const std::vector<std::int64_t> y = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5,
+                                       6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1};
+  const int saved_threads = ember::get_num_threads();
+  auto step = [&](int threads) {
+    ember::set_num_threads(threads);
+    net.zero_grad();
+    nn::CrossEntropyLoss loss;
+    const Tensor logits = net.forward(x);
+    loss.forward(logits, y);
+    net.backward(loss.backward());
+    std::vector<float> grads;
+    for (auto& [name, p] : net.named_parameters()) grads.insert(grads.end(), p->grad.begin(), p->grad.end());
+    return std::make_pair(logits, grads);
+  };
+  const auto one = step(1);
+  const auto many = step(4);
+  CHECK(one.first.shape() == many.first.shape());
+  double worst = 0;
+  for (std::int64_t i = 0; i < one.first.numel(); ++i)
+    worst = std::max(worst, static_cast<double>(std::fabs(one.first[i] - many.first[i])));
+  for (std::size_t i = 0; i < one.second.size(); ++i)
+    worst = std::max(worst, static_cast<double>(std::fabs(one.second[i] - many.second[i])));
+  CHECK(worst < 1e-4);
+
+  // Inference in eval mode changes nothing, so one model serves several threads (each with OpenMP inside).
+  net.eval();
+  const Tensor expected = net.predict(x);
+  std::vector<Tensor> got(3);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t) threads.emplace_back([&, t] { got[t] = net.predict(x); });
+  for (auto& t : threads) t.join();
+  for (const auto& g : got) CHECK(g == expected);
+  ember::set_num_threads(saved_threads);
 }
