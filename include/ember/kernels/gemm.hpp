@@ -92,6 +92,42 @@ void gemm_colmajor(GemmWorkspace<T>& ws, std::int64_t n, std::int64_t m, std::in
 
 }  // namespace detail
 
+// Products with a tiny side (a batch of 4 through a Linear layer): packing the large operand for Eigen's kernel
+// costs as much as the product itself, so these stream it once instead, each row in L1 while it is used:
+//   C += alpha A B^T with m small: C[i][j] += alpha <A_i, B_j> (dot products, j outer: B_j read once)
+//   C += alpha A B   with m small: C_i += alpha A[i][p] B_p    (row updates, p outer: B_p read once)
+//   C += alpha A^T B with k small: C_i += alpha A[p][i] B_p    (i outer: C_i read and written once)
+// Each sum runs in a fixed order. Returns false when the shape is not one of these.
+template <typename T>
+bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+  using Row = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+  using ConstRow = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+  constexpr std::int64_t kSmall = 8;
+  if (!trans_a && trans_b && m <= kSmall) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      ConstRow bj(b + j * ldb, k);
+      for (std::int64_t i = 0; i < m; ++i) c[i * ldc + j] += alpha * ConstRow(a + i * lda, k).dot(bj);
+    }
+    return true;
+  }
+  if (!trans_a && !trans_b && m <= kSmall) {
+    for (std::int64_t p = 0; p < k; ++p) {
+      ConstRow bp(b + p * ldb, n);
+      for (std::int64_t i = 0; i < m; ++i) Row(c + i * ldc, n) += (alpha * a[i * lda + p]) * bp;
+    }
+    return true;
+  }
+  if (trans_a && !trans_b && k <= kSmall) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      Row ci(c + i * ldc, n);
+      for (std::int64_t p = 0; p < k; ++p) ci += (alpha * a[p * lda + i]) * ConstRow(b + p * ldb, n);
+    }
+    return true;
+  }
+  return false;
+}
+
 // Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
 template <typename T>
 void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
@@ -108,6 +144,7 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
     }
   }
   if (k <= 0 || alpha == T(0)) return;
+  if (gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
   using namespace Eigen;
