@@ -6,6 +6,7 @@
 #include <ember/kernels/im2col.hpp>
 #include <ember/nn/nn.hpp>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "fixture.hpp"
@@ -514,6 +515,20 @@ TEST_CASE("training steps repeat bit for bit with the same thread count, and mod
   auto a = run(), b = run();
   REQUIRE(a.size() == b.size());
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+}
+
+TEST_CASE("ReLU propagates NaN in forward, predict and backward, as PyTorch") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  nn::ReLU relu;
+  Tensor x = Tensor::from({3}, {nan, -1.0f, 2.0f});
+  Tensor y = relu.forward(x);
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 0.0f);
+  CHECK(y[2] == 2.0f);
+  CHECK(std::isnan(relu.predict(x)[0]));
+  Tensor g = relu.backward(Tensor::from({3}, {5.0f, 5.0f, 5.0f}));
+  CHECK(g[0] == 5.0f);
+  CHECK(g[1] == 0.0f);
 }
 
 TEST_CASE("batches of one and empty Sequential pass through") {

@@ -27,7 +27,7 @@ class ReLUT : public ModuleT<T> {
     std::uint8_t* m = mask_.data();
     const std::int64_t n = x.numel();
     for (std::int64_t i = 0; i < n; ++i) {
-      const bool pos = in[i] > T(0);
+      const bool pos = !(in[i] <= T(0));  // NaN passes through, as torch.relu (and its gradient, as threshold_backward)
       m[i] = static_cast<std::uint8_t>(pos);
       y[i] = pos ? in[i] : T(0);
     }
@@ -46,7 +46,7 @@ class ReLUT : public ModuleT<T> {
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());
-    std::transform(x.begin(), x.end(), out.begin(), [](T v) { return v > T(0) ? v : T(0); });
+    std::transform(x.begin(), x.end(), out.begin(), [](T v) { return v <= T(0) ? T(0) : v; });
   }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "ReLU"; }
