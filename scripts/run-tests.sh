@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is needed, builds and runs every test through ctest in the release
-# preset (g++), the headers and the core and layer tests with clang++ (the clang preset), then the whole suite
-# under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset).
+# preset (g++); the headers and the core and layer tests with clang++ (the clang preset); each libFuzzer target
+# (IDX, CSV, safetensors, image readers) for FUZZ_SECONDS (default 30) under ASan + UBSan; last, the whole suite
+# under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset). scripts/tsan.sh is the ThreadSanitizer
+# run (not part of this command: its build alone takes minutes; see docs/robustness.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-for preset in release clang asan; do
-  echo "== ${preset}: configure, build, test"
-  cmake --preset "${preset}" >/dev/null
-  cmake --build --preset "${preset}"
-  ctest --preset "${preset}"
-done
+suite() {
+  echo "== $1: configure, build, test"
+  cmake --preset "$1" >/dev/null
+  cmake --build --preset "$1"
+  ctest --preset "$1"
+}
+suite release
+suite clang
+echo "== fuzz: ${FUZZ_SECONDS:-30} s per reader"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+suite asan
