@@ -123,6 +123,29 @@ void gemm_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// The path the layers use: kernels::gemm_parallel with packing workspaces kept across calls (no allocation) and
+// our own split over threads (Eigen single-threaded inside). Same args as BM_Gemm.
+void BM_GemmWorkspace(benchmark::State& state) {
+  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
+  const int threads = static_cast<int>(state.range(5));
+  Generator g(1);
+  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
+      c(static_cast<std::size_t>(m * n));
+  for (float& v : a) v = static_cast<float>(g.uniform(-1, 1));
+  for (float& v : b) v = static_cast<float>(g.uniform(-1, 1));
+  const int saved = get_num_threads();
+  set_num_threads(threads);
+  std::vector<kernels::GemmWorkspace<float>> ws(static_cast<std::size_t>(threads));
+  for (auto _ : state) {
+    kernels::gemm_parallel(ws, ta, tb, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), tb ? k : n, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  set_num_threads(saved);
+  bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
+}
+BENCHMARK(BM_GemmWorkspace)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // The reference triple loop at one small shape, to show what the fast path buys.
 void BM_GemmNaive(benchmark::State& state) {
   const std::int64_t m = 50, n = 121, k = 675;
