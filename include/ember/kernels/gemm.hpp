@@ -9,8 +9,8 @@
 //   gemm(ws, ...)           the same kernel with the packing buffers kept in a GemmWorkspace across calls (no
 //                           allocation once warm) and always single-threaded: the caller decides the threads.
 //   gemm_parallel(wss, ...) splits C into column (or row) blocks over threads_for(...) threads, one workspace
-//                           each. Every element of C is computed by one thread in a fixed order, so results
-//                           repeat bit for bit for the same thread count.
+//                           each. Every element of C is computed by one thread in a fixed order that does
+//                           not depend on the split, so results repeat bit for bit for any thread count.
 // The workspace path uses Eigen's internal general_matrix_matrix_product (stable across 3.3 and 3.4, the
 // signatures differ by one argument, handled below).
 #include <Eigen/Core>
@@ -159,14 +159,19 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
 }
 
 // gemm over up to workspaces.size() threads (fewer when the product is small, see threads_for): the larger of
-// m and n is cut into blocks of whole SIMD packets, one per thread.
+// m and n is cut into blocks of whole micro-kernel panels, one per thread.
 template <typename T>
 void gemm_parallel(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b, std::int64_t m,
                    std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
                    std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
   const bool split_n = n >= m;
   const std::int64_t extent = split_n ? n : m;
-  constexpr std::int64_t kAlign = 16;
+  // Blocks start on the micro-kernel's panel boundaries (mr rows of Eigen's column-major view when splitting
+  // C's columns, nr columns otherwise), so every element of C goes through the same kernel and the same sum
+  // order whatever the thread count: results do not depend on the number of threads.
+  using Traits = Eigen::internal::gebp_traits<T, T>;
+  const std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
+  const std::int64_t kAlign = (panel % 16 == 0 || 16 % panel == 0) ? std::max<std::int64_t>(panel, 16) : panel * 16;
   const int nt = std::min<int>(static_cast<int>(workspaces.size()),
                                threads_for((extent + kAlign - 1) / kAlign, 2.0 * static_cast<double>(
                                                                                kAlign * (split_n ? m : n) * k)));
