@@ -93,7 +93,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
   std::cout << title << ": train " << ember::to_string(train.images.shape()) << ", test "
             << ember::to_string(test.images.shape()) << ", " << train.num_classes << " classes\n";
   const auto htr = train.histogram(), hte = test.histogram();
-  std::cout << "  class      train   test\n";
+  std::cout << "  class          train    test\n";
   std::vector<std::string> names;
   std::vector<double> ytr, yte;
   for (std::int64_t c = 0; c < train.num_classes; ++c) {
@@ -102,7 +102,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
     names.push_back(name);
     ytr.push_back(static_cast<double>(htr[c]));
     yte.push_back(static_cast<double>(hte[c]));
-    std::printf("  %-8s %7lld %6lld\n", name.c_str(), static_cast<long long>(htr[c]), static_cast<long long>(hte[c]));
+    std::printf("  %-12s %7lld %7lld\n", name.c_str(), static_cast<long long>(htr[c]), static_cast<long long>(hte[c]));
   }
   write_text(out + "/classes.svg",
              plot::bar_chart(title + ": class distribution of train and test", "class", "images", names,
