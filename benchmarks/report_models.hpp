@@ -1,40 +1,19 @@
 #pragma once
-// The report's two models as ember writes them (the same as tests/test_nn.cpp), and one training step,
+// The report's two models (ember/models/report.hpp), their flop counts, and one training step,
 // shared by bench_train_step and the side-by-side driver compare/ember_workloads.cpp.
 #include <cstdint>
 #include <vector>
 
 #include <ember/ember.hpp>
+#include <ember/models/report.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/optim/sgd.hpp>
 
 namespace ember::bench {
 
-// MNIST's MLP (10 classes, logits) or the ASL MLP (24 classes, softmax head as in the report).
-inline nn::Sequential report_mlp(std::int64_t classes, bool softmax) {
-  nn::Sequential m("Net", {{"flatten", nn::Flatten()},
-                           {"fc1", nn::Linear(784, 512)},
-                           {"relu1", nn::ReLU()},
-                           {"fc2", nn::Linear(512, 512)},
-                           {"relu2", nn::ReLU()},
-                           {"fc3", nn::Linear(512, classes)}});
-  if (softmax) m.add("softmax", nn::Softmax(1));
-  return m;
-}
-
-inline nn::Sequential report_cnn(bool softmax) {
-  nn::Sequential m("CNNNet", {{"conv1", nn::Conv2d(1, 75, 3)},     {"relu1", nn::ReLU()},
-                              {"batchnorm1", nn::BatchNorm2d(75)}, {"pool1", nn::MaxPool2d(2, 2)},
-                              {"conv2", nn::Conv2d(75, 50, 3)},    {"relu2", nn::ReLU()},
-                              {"dropout1", nn::Dropout(0.2)},      {"batchnorm2", nn::BatchNorm2d(50)},
-                              {"pool2", nn::MaxPool2d(2, 2)},      {"conv3", nn::Conv2d(50, 25, 3)},
-                              {"relu3", nn::ReLU()},               {"batchnorm3", nn::BatchNorm2d(25)},
-                              {"pool3", nn::MaxPool2d(2, 1)},      {"flatten", nn::Flatten()},
-                              {"fc1", nn::Linear(100, 512)},       {"relu4", nn::ReLU()},
-                              {"dropout2", nn::Dropout(0.3)},      {"fc2", nn::Linear(512, 24)}});
-  if (softmax) m.add("softmax", nn::Softmax(1));
-  return m;
-}
+// The report's models (ember/models/report.hpp): report_mlp(classes, softmax), report_cnn(softmax).
+using models::report_cnn;
+using models::report_mlp;
 
 // Multiply-adds of the report's models per image (forward), counted as 2 flops each; backward costs about
 // twice the forward (input and weight gradients), minus the first layer's input gradient.

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     e.name = "asl_mlp";
     e.title = "Sign Language MNIST MLP";
     examples::load_sign_mnist(a, e);
-    e.make_model = [](bool softmax) { return examples::report_mlp(24, softmax); };
+    e.make_model = [](bool softmax) { return ember::models::report_mlp(24, softmax); };
     return examples::run(a, std::move(e));
   });
 }

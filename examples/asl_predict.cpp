@@ -12,7 +12,7 @@
 #include <iostream>
 #include <numeric>
 
-#include "common/models.hpp"
+#include <ember/models/report.hpp>
 
 int main(int argc, char** argv) {
   CLI::App app{"Classify raw images of ASL letters with a trained checkpoint"};
@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
     };
     const bool softmax_head = get("head", "softmax") == "softmax";
     const std::string experiment = get("experiment", "asl_cnn");
-    ember::nn::Sequential model = experiment == "asl_mlp" ? examples::report_mlp(24, softmax_head)
-                                                          : examples::report_cnn(softmax_head);
+    ember::nn::Sequential model = experiment == "asl_mlp" ? ember::models::report_mlp(24, softmax_head)
+                                                          : ember::models::report_cnn(softmax_head);
     ember::io::load_checkpoint(model, checkpoint);
     const auto letters = ember::data::sign_mnist_classes();
     for (const auto& path : images) {

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     e.train = ember::data::load_mnist(a.data, true, classes);
     e.test = ember::data::load_mnist(a.data, false, classes);
     const std::int64_t n = e.train.num_classes;
-    e.make_model = [n](bool softmax) { return examples::report_mlp(n, softmax); };
+    e.make_model = [n](bool softmax) { return ember::models::report_mlp(n, softmax); };
     return examples::run(a, std::move(e));
   });
 }

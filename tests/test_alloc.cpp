@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <ember/loss/cross_entropy.hpp>
+#include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/optim/sgd.hpp>
 #include <vector>
@@ -31,29 +32,8 @@ using namespace ember;
 #if EMBER_ALLOC_COUNTING
 namespace {
 
-nn::Sequential mlp(std::int64_t classes, bool softmax) {
-  nn::Sequential m("Net", {{"flatten", nn::Flatten()},
-                           {"fc1", nn::Linear(784, 512)},
-                           {"relu1", nn::ReLU()},
-                           {"fc2", nn::Linear(512, 512)},
-                           {"relu2", nn::ReLU()},
-                           {"fc3", nn::Linear(512, classes)}});
-  if (softmax) m.add("softmax", nn::Softmax(1));
-  return m;
-}
-
-nn::Sequential cnn() {
-  return nn::Sequential("CNNNet", {{"conv1", nn::Conv2d(1, 75, 3)},     {"relu1", nn::ReLU()},
-                                   {"batchnorm1", nn::BatchNorm2d(75)}, {"pool1", nn::MaxPool2d(2, 2)},
-                                   {"conv2", nn::Conv2d(75, 50, 3)},    {"relu2", nn::ReLU()},
-                                   {"dropout1", nn::Dropout(0.2)},      {"batchnorm2", nn::BatchNorm2d(50)},
-                                   {"pool2", nn::MaxPool2d(2, 2)},      {"conv3", nn::Conv2d(50, 25, 3)},
-                                   {"relu3", nn::ReLU()},               {"batchnorm3", nn::BatchNorm2d(25)},
-                                   {"pool3", nn::MaxPool2d(2, 1)},      {"flatten", nn::Flatten()},
-                                   {"fc1", nn::Linear(100, 512)},       {"relu4", nn::ReLU()},
-                                   {"dropout2", nn::Dropout(0.3)},      {"fc2", nn::Linear(512, 24)},
-                                   {"softmax", nn::Softmax(1)}});
-}
+nn::Sequential mlp(std::int64_t classes, bool softmax) { return models::report_mlp(classes, softmax); }
+nn::Sequential cnn() { return models::report_cnn(true); }
 
 // Allocations made by one training step after three warm-up steps (the measured step uses another batch).
 long allocations_per_step(nn::Sequential& model, std::int64_t batch, std::int64_t classes, int threads) {

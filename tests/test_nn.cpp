@@ -4,6 +4,7 @@
 #include <cmath>
 #include <ember/kernels/gemm.hpp>
 #include <ember/kernels/im2col.hpp>
+#include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
 #include <fstream>
 #include <limits>
@@ -224,33 +225,8 @@ TEST_CASE("golden values: BatchNorm2d running statistics and eval mode against P
 
 namespace {
 
-// The report's models, as ember writes them.
-template <typename T = float>
-nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax) {
-  nn::SequentialT<T> m("Net", {{"flatten", nn::FlattenT<T>()},
-                               {"fc1", nn::LinearT<T>(784, 512)},
-                               {"relu1", nn::ReLUT<T>()},
-                               {"fc2", nn::LinearT<T>(512, 512)},
-                               {"relu2", nn::ReLUT<T>()},
-                               {"fc3", nn::LinearT<T>(512, classes)}});
-  if (softmax) m.add("softmax", nn::SoftmaxT<T>(1));
-  return m;
-}
-
-template <typename T = float>
-nn::SequentialT<T> report_cnn(bool softmax) {
-  nn::SequentialT<T> m("CNNNet", {{"conv1", nn::Conv2dT<T>(1, 75, 3)},     {"relu1", nn::ReLUT<T>()},
-                                  {"batchnorm1", nn::BatchNorm2dT<T>(75)}, {"pool1", nn::MaxPool2dT<T>(2, 2)},
-                                  {"conv2", nn::Conv2dT<T>(75, 50, 3)},    {"relu2", nn::ReLUT<T>()},
-                                  {"dropout1", nn::DropoutT<T>(0.2)},      {"batchnorm2", nn::BatchNorm2dT<T>(50)},
-                                  {"pool2", nn::MaxPool2dT<T>(2, 2)},      {"conv3", nn::Conv2dT<T>(50, 25, 3)},
-                                  {"relu3", nn::ReLUT<T>()},               {"batchnorm3", nn::BatchNorm2dT<T>(25)},
-                                  {"pool3", nn::MaxPool2dT<T>(2, 1)},      {"flatten", nn::FlattenT<T>()},
-                                  {"fc1", nn::LinearT<T>(100, 512)},       {"relu4", nn::ReLUT<T>()},
-                                  {"dropout2", nn::DropoutT<T>(0.3)},      {"fc2", nn::LinearT<T>(512, 24)}});
-  if (softmax) m.add("softmax", nn::SoftmaxT<T>(1));
-  return m;
-}
+using models::report_cnn;
+using models::report_mlp;
 
 // The fixture script's formula, exact in double.
 void formula_weights(nn::ModuleT<double>& m) {

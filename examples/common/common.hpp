@@ -8,6 +8,7 @@
 #include <ember/data/transforms.hpp>
 #include <ember/io/image.hpp>
 #include <ember/io/safetensors.hpp>
+#include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/train/fit.hpp>
 #include <ember/version.hpp>
@@ -21,7 +22,6 @@
 #include <string>
 #include <vector>
 
-#include "models.hpp"
 #include "plot.hpp"
 
 namespace examples {

@@ -12,6 +12,7 @@
 #include "ember/kernels/im2col.hpp"
 #include "ember/kernels/pool.hpp"
 #include "ember/kernels/softmax.hpp"
+#include "ember/models/report.hpp"
 #include "ember/nn/nn.hpp"
 #include "ember/data/csv.hpp"
 #include "ember/data/dataloader.hpp"

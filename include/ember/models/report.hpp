@@ -1,14 +1,17 @@
 #pragma once
-// The report's models, as ember writes them (layer names as in the report's printouts). The CNN's order follows
-// the Keras notebook the report copied: ReLU after each conv, then BatchNorm, then pooling.
-#include <ember/nn/nn.hpp>
+// The report's two models, as ember writes them (layer names as in the report's printouts), like
+// torchvision.models for this project's experiments. The CNN's order follows the Keras notebook the report
+// copied: ReLU after each conv, then BatchNorm, then pooling. Printing either gives exactly what PyTorch prints
+// for an nn.Sequential with the same named children (with "Net" / "CNNNet" in place of "Sequential").
+#include <cstdint>
 
-namespace examples {
+#include "ember/nn/nn.hpp"
+
+namespace ember::models {
 
 // Flatten, fc1 784-512, relu1, fc2 512-512, relu2, fc3 512-classes, and the softmax head if asked for.
 template <typename T = float>
-ember::nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax_head) {
-  namespace nn = ember::nn;
+nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax_head) {
   nn::SequentialT<T> m("Net", {{"flatten", nn::FlattenT<T>()},
                                {"fc1", nn::LinearT<T>(784, 512)},
                                {"relu1", nn::ReLUT<T>()},
@@ -21,8 +24,7 @@ ember::nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax_head) {
 
 // Three conv blocks (conv 3x3, ReLU, BatchNorm, max-pool; dropout 0.2 in the second), then 100 -> 512 -> 24.
 template <typename T = float>
-ember::nn::SequentialT<T> report_cnn(bool softmax_head, std::int64_t classes = 24) {
-  namespace nn = ember::nn;
+nn::SequentialT<T> report_cnn(bool softmax_head, std::int64_t classes = 24) {
   nn::SequentialT<T> m("CNNNet", {{"conv1", nn::Conv2dT<T>(1, 75, 3)},     {"relu1", nn::ReLUT<T>()},
                                   {"batchnorm1", nn::BatchNorm2dT<T>(75)}, {"pool1", nn::MaxPool2dT<T>(2, 2)},
                                   {"conv2", nn::Conv2dT<T>(75, 50, 3)},    {"relu2", nn::ReLUT<T>()},
@@ -36,4 +38,4 @@ ember::nn::SequentialT<T> report_cnn(bool softmax_head, std::int64_t classes = 2
   return m;
 }
 
-}  // namespace examples
+}  // namespace ember::models
