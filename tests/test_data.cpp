@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "fixture.hpp"
+
 using ember::Generator;
 using ember::Shape;
 using ember::Tensor;
@@ -337,28 +339,11 @@ TEST_CASE("Dataset subset keeps the first n samples, and validate() catches mism
 
 namespace {
 
-// tests/fixtures/transforms.txt (made by make_transform_fixtures.py): "<name> <ndim> <dims...>" then values.
+// tests/fixtures/transforms.txt (made by make_transform_fixtures.py), read by the shared fixture reader.
 const std::map<std::string, Tensor>& goldens() {
   static const std::map<std::string, Tensor> table = [] {
     std::map<std::string, Tensor> out;
-    std::ifstream in(std::string(EMBER_FIXTURE_DIR) + "/transforms.txt");
-    REQUIRE_MESSAGE(in.good(), "missing fixture transforms.txt");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream header(line);
-      std::string name;
-      int ndim = 0;
-      header >> name >> ndim;
-      Shape shape(static_cast<std::size_t>(ndim));
-      for (auto& d : shape) header >> d;
-      Tensor t(shape);
-      REQUIRE(std::getline(in, line));
-      std::istringstream values(line);
-      for (float& v : t) values >> v;
-      REQUIRE_MESSAGE(!values.fail(), "short value line for " << name);
-      out.emplace(name, std::move(t));
-    }
+    for (const auto& [name, t] : fixture::load("transforms.txt")) out.emplace(name, t.cast<float>());
     return out;
   }();
   return table;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "fixture.hpp"
+
 using ember::Shape;
 using ember::Tensor;
 namespace io = ember::io;
@@ -51,23 +53,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 // Named tensors from tests/fixtures/transforms.txt (made by make_transform_fixtures.py with PIL/torchvision).
 std::map<std::string, Tensor> goldens() {
   std::map<std::string, Tensor> out;
-  std::ifstream in(std::string(EMBER_FIXTURE_DIR) + "/transforms.txt");
-  REQUIRE(in.good());
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream header(line);
-    std::string name;
-    int ndim = 0;
-    header >> name >> ndim;
-    Shape shape(static_cast<std::size_t>(ndim));
-    for (auto& d : shape) header >> d;
-    Tensor t(shape);
-    REQUIRE(std::getline(in, line));
-    std::istringstream values(line);
-    for (float& v : t) values >> v;
-    out.emplace(name, std::move(t));
-  }
+  for (const auto& [name, t] : fixture::load("transforms.txt")) out.emplace(name, t.cast<float>());
   return out;
 }
 
