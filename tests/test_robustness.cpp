@@ -208,6 +208,22 @@ TEST_CASE("a JPEG Huffman table with more than 256 codes is rejected before stb 
   CHECK(ramp.shape() == Shape{1, 8, 8});
 }
 
+TEST_CASE("a PNG whose first IDAT chunk is empty decodes, without stb's memcpy to a null buffer") {
+  // 2 x 2 gray, pixel (y, x) = 10 y + x, with a zero-length IDAT before the one holding the data.
+  const Tensor image =
+      io::load_image(std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-png-empty-idat-before-the-data.png");
+  REQUIRE(image.shape() == Shape{1, 2, 2});
+  CHECK(std::vector<float>(image.begin(), image.end()) == std::vector<float>{0, 1, 10, 11});
+}
+
+TEST_CASE("a safetensors header with a number too large for a double is a format error, not a crash") {
+  const std::string path =
+      std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/safetensors-number-overflow-in-header.safetensors";
+  const std::string msg = message_of<ember::format_error>([&] { io::read_safetensors(path); });
+  CHECK(contains(msg, path));
+  CHECK(contains(msg, "cannot be parsed"));
+}
+
 // ---- tensors ---------------------------------------------------------------------------------------------
 
 TEST_CASE("tensors: wrong element counts, bad indices, negative and overflowing shapes, zero-size tensors") {

@@ -15,6 +15,7 @@
 #include <limits>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "ember/core/error.hpp"
@@ -157,6 +158,37 @@ inline std::size_t find_bad_jpeg_huffman_table(const std::vector<unsigned char>&
   return npos;
 }
 
+// stb_image 2.27 copies each IDAT chunk into a buffer it allocates at the first non-empty one, so a zero-length
+// IDAT before it makes stb call memcpy(NULL, p, 0): harmless in practice, undefined behaviour all the same
+// (found by fuzz/fuzz_image.cpp under UBSan). Empty IDAT chunks carry nothing, so they are dropped before stb
+// sees the file. The chunks are walked as stb walks them (length, type, data, CRC). Returns true when `b`
+// was changed.
+inline bool drop_empty_png_idat_chunks(std::vector<unsigned char>& b) {
+  static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (b.size() < 8 || !std::equal(signature, signature + 8, b.begin())) return false;
+  std::vector<std::pair<std::size_t, std::size_t>> drop;  // [begin, end) of each empty IDAT chunk
+  std::size_t i = 8;
+  while (b.size() - i >= 12) {
+    const std::uint64_t length = std::uint64_t(b[i]) << 24 | std::uint64_t(b[i + 1]) << 16 | std::uint64_t(b[i + 2]) << 8 | b[i + 3];
+    const bool idat = b[i + 4] == 'I' && b[i + 5] == 'D' && b[i + 6] == 'A' && b[i + 7] == 'T';
+    const bool iend = b[i + 4] == 'I' && b[i + 5] == 'E' && b[i + 6] == 'N' && b[i + 7] == 'D';
+    if (idat && length == 0) drop.emplace_back(i, i + 12);
+    if (iend || length > b.size() - i - 12) break;
+    i += 12 + static_cast<std::size_t>(length);
+  }
+  if (drop.empty()) return false;
+  std::vector<unsigned char> kept;
+  kept.reserve(b.size());
+  std::size_t from = 0;
+  for (const auto& [begin, end] : drop) {
+    kept.insert(kept.end(), b.begin() + static_cast<std::ptrdiff_t>(from), b.begin() + static_cast<std::ptrdiff_t>(begin));
+    from = end;
+  }
+  kept.insert(kept.end(), b.begin() + static_cast<std::ptrdiff_t>(from), b.end());
+  b.swap(kept);
+  return true;
+}
+
 // Decompression bombs: stb reads the bytes past the end of a truncated BMP or JPEG as zeros and decodes the
 // whole claimed image, so a 100-byte file could make us decode (and allocate floats for) hundreds of megapixels
 // (found by fuzz/fuzz_image.cpp: a BMP of 5 x 8388612 pixels in 118 bytes). Limits, checked from the header
@@ -209,7 +241,8 @@ inline std::string check_bmp_size(const std::vector<unsigned char>& b) {
 // A missing or unreadable file throws io_error; a corrupt, truncated or unsupported one throws format_error
 // naming the file and stb's reason.
 inline Tensor load_image(const std::string& path) {
-  const std::vector<unsigned char> bytes = detail::read_file(path);
+  std::vector<unsigned char> bytes = detail::read_file(path);
+  detail::drop_empty_png_idat_chunks(bytes);
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw format_error(path + ": file too large for the image decoder (" + std::to_string(bytes.size()) + " bytes)");
   const std::size_t bad_table = detail::find_bad_jpeg_huffman_table(bytes);

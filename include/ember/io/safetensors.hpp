@@ -253,6 +253,9 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
     j = nlohmann::json::parse(header);
   } catch (const nlohmann::json::parse_error& e) {
     bad(path, "header is not valid JSON at offset " + std::to_string(8 + e.byte) + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // Valid syntax the parser still refuses, e.g. a number too large for a double ("1e999").
+    bad(path, std::string("header (offset 8) cannot be parsed: ") + e.what());
   }
   if (!j.is_object()) bad(path, "header (offset 8) is not a JSON object");
   const std::uint64_t data_size = file.data.size();
