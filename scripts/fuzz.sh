@@ -6,7 +6,10 @@
 # then prints per fuzzer: seconds, executions, crashes, leaks. Crashing inputs are kept in
 # build-fuzz/fuzz/artifacts/; the script exits non-zero if any fuzzer found one.
 # Environment: FUZZ_JOBS (parallel build jobs, default 2), FUZZ_CORPUS_KEEP=1 keeps the grown corpora of
-# earlier runs (default: start from the seeds each time, so a run's figures do not depend on earlier runs).
+# earlier runs (default: start from the seeds each time, so a run's figures do not depend on earlier runs);
+# FUZZ_SEED=N fixes libFuzzer's random seed: the inputs tried are then the same sequence on every run, and a
+# shorter run tries a prefix of what a longer one tried (the test command uses seed 1, so CI replays a path
+# that a longer local run with the same seed has already cleared; unset, each run explores a new path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -26,7 +29,7 @@ mkdir -p "${out}/artifacts" "${out}/logs"
 # libgomp is not involved (the fuzzers are single-threaded); keep OpenMP from spinning up a pool anyway.
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=${PWD}/scripts/ubsan.supp}
 
 failed=0
 summary=()
@@ -39,7 +42,7 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb: a reader that allocates far beyond its input is a finding (malloc_limit follows it).
   # -timeout: one input taking longer than 10 s is a finding (a decompression or parsing bomb).
   set +e
-  "${out}/fuzz_${t}" -max_total_time="${seconds}" -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
+  "${out}/fuzz_${t}" -max_total_time="${seconds}" ${FUZZ_SEED:+-seed="${FUZZ_SEED}"} -print_final_stats=1 -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix="${out}/artifacts/${t}-" "${corpus}" "${out}/corpus/${t}" >"${log}" 2>&1
   rc=$?
   set -e
@@ -55,6 +58,6 @@ for t in "${targets[@]}"; do
   fi
 done
 
-echo "== summary"
+echo "== summary${FUZZ_SEED:+ (seed ${FUZZ_SEED})}"
 printf '%s\n' "${summary[@]}"
 exit "${failed}"

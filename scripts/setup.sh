@@ -3,7 +3,7 @@
 # quick when everything is already there. Run as root (or with sudo) on Debian 12.
 set -euo pipefail
 packages=(g++ cmake make ccache pkg-config libeigen3-dev libstb-dev doctest-dev libbenchmark-dev zlib1g-dev
-          nlohmann-json3-dev libcli11-dev dataset-fashion-mnist clang libclang-rt-14-dev libomp-dev)
+          nlohmann-json3-dev libcli11-dev dataset-fashion-mnist clang libclang-rt-14-dev libomp-dev llvm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
