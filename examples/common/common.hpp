@@ -2,6 +2,7 @@
 // What the example programs share: the flags of API.md, the report's preprocessing, one training run with its
 // outputs (history.csv, summary.json, the best checkpoint, plots), written atomically into --out.
 #include <CLI/CLI.hpp>
+#include <ember/core/file.hpp>
 #include <ember/data/csv.hpp>
 #include <ember/data/dataloader.hpp>
 #include <ember/data/idx.hpp>
@@ -75,7 +76,7 @@ inline ember::data::Compose report_normalize() {
 }
 
 inline void write_text(const std::string& path, const std::string& text) {
-  ember::io::detail::write_file_atomic(path, std::vector<unsigned char>(text.begin(), text.end()));
+  ember::write_file_atomic(path, text);
 }
 
 inline std::string fixed(double v, int digits = 4) {

@@ -3,6 +3,7 @@
 // program can include only what it uses (image I/O, checkpoints and the training loop are the heavy parts).
 #include "ember/version.hpp"
 #include "ember/core/error.hpp"
+#include "ember/core/file.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/shape.hpp"

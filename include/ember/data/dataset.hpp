@@ -1,7 +1,6 @@
 #pragma once
 // Dataset: images N x C x H x W as raw 0..255 floats plus integer labels, and the byte reader the file
 // loaders share (plain or gzip, decided by the gzip magic rather than the file name).
-#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "ember/core/error.hpp"
+#include "ember/core/file.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/core/tensor.hpp"
 
@@ -78,30 +78,7 @@ struct Dataset {
 // format_error; both name the file. Inflation runs in chunks into a buffer that grows with the real output,
 // so memory follows the data actually present, never a size claimed by a header.
 inline std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw io_error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<unsigned char> raw;
-  {
-    // The size hint comes from fstat, and only for regular files: fopen succeeds on a directory, whose
-    // seek-to-end position is LLONG_MAX on ext4 (a reserve() of 8 EiB).
-    struct stat st {};
-    if (::fstat(::fileno(f), &st) == 0) {
-      if (S_ISDIR(st.st_mode)) {
-        std::fclose(f);
-        throw io_error(path + ": cannot read: is a directory");
-      }
-      if (S_ISREG(st.st_mode) && st.st_size > 0) raw.reserve(static_cast<std::size_t>(st.st_size));
-    }
-    unsigned char chunk[1 << 16];
-    for (;;) {
-      const std::size_t got = std::fread(chunk, 1, sizeof chunk, f);
-      raw.insert(raw.end(), chunk, chunk + got);
-      if (got < sizeof chunk) break;
-    }
-    const bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) throw io_error(path + ": read error after " + std::to_string(raw.size()) + " bytes");
-  }
+  std::vector<unsigned char> raw = read_file(path);
   if (raw.size() < 2 || raw[0] != 0x1f || raw[1] != 0x8b) return raw;
 
   std::vector<unsigned char> out;

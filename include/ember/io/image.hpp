@@ -5,20 +5,18 @@
 // duplicate symbols. A program that also compiles stb itself should do so in a translation unit that does not
 // include this header.
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "ember/core/error.hpp"
+#include "ember/core/file.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/data/transforms.hpp"
 
@@ -60,44 +58,6 @@ namespace ember {
 namespace io {
 
 namespace detail {
-
-inline std::vector<unsigned char> read_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw io_error(path + ": cannot open: " + std::strerror(errno));
-  std::vector<unsigned char> bytes;
-  unsigned char chunk[1 << 16];
-  for (;;) {
-    const std::size_t got = std::fread(chunk, 1, sizeof chunk, f);
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (got < sizeof chunk) break;
-  }
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) throw io_error(path + ": read error after " + std::to_string(bytes.size()) + " bytes");
-  return bytes;
-}
-
-// Writes bytes to a temporary file in the destination's directory, then renames it over the destination, so
-// a reader never sees a half-written file and a failed write leaves the old file in place.
-inline void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes) {
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp-" +
-                          std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()) % 1000000) + "-" +
-                          std::to_string(counter++);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw io_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
-  const bool wrote = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
-  const int saved = errno;
-  if (std::fclose(f) != 0 || !wrote) {
-    std::remove(tmp.c_str());
-    throw io_error(path + ": write failed: " + std::strerror(wrote ? errno : saved));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw io_error(path + ": cannot rename " + tmp + " into place: " + std::strerror(e));
-  }
-}
 
 inline void append_bytes(void* context, void* data, int size) {
   auto* out = static_cast<std::vector<unsigned char>*>(context);
@@ -241,7 +201,7 @@ inline std::string check_bmp_size(const std::vector<unsigned char>& b) {
 // A missing or unreadable file throws io_error; a corrupt, truncated or unsupported one throws format_error
 // naming the file and stb's reason.
 inline Tensor load_image(const std::string& path) {
-  std::vector<unsigned char> bytes = detail::read_file(path);
+  std::vector<unsigned char> bytes = read_file(path);
   detail::drop_empty_png_idat_chunks(bytes);
   if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw format_error(path + ": file too large for the image decoder (" + std::to_string(bytes.size()) + " bytes)");
@@ -317,7 +277,7 @@ inline void save_png(const std::string& path, const Tensor& image) {
   if (!stbi_write_png_to_func(&detail::append_bytes, &png, static_cast<int>(w), static_cast<int>(h),
                               static_cast<int>(c), pixels.data(), static_cast<int>(w * c)))
     throw io_error(path + ": PNG encoding failed");
-  detail::write_file_atomic(path, png);
+  write_file_atomic(path, png);
 }
 
 // torchvision.utils.make_grid: N x C x H x W images tiled nrow per row, `padding` pixels of pad_value around

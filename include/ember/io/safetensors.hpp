@@ -20,12 +20,8 @@
 // target; on failure the temporary is removed, ember::io_error names the path, the old file is untouched.
 // Loading parses and checks the whole file (sizes, dtypes, shapes, offsets, coverage, names) before touching
 // the module; any problem throws ember::format_error naming the file, the problem and the offset.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -39,6 +35,7 @@
 #include <vector>
 
 #include "ember/core/error.hpp"
+#include "ember/core/file.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
@@ -101,61 +98,6 @@ inline std::uint64_t get_le(const unsigned char* in, int bytes) {
 }
 
 inline std::string errno_text() { return std::strerror(errno); }
-
-// A file written under a temporary name and renamed over the target on commit(); removed if not committed.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)) {
-    static std::atomic<unsigned> counter{0};
-    tmp_ = path_ + ".tmp-" + std::to_string(static_cast<long>(::getpid())) + "-" + std::to_string(counter++);
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd_ < 0) throw io_error("cannot write " + path_ + ": cannot create " + tmp_ + ": " + errno_text());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-
-  void write(const void* bytes, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(bytes);
-    while (n > 0) {
-      const ::ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("write failed");
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("fsync failed");
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("close failed");
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " over it");
-    committed_ = true;
-    // Make the rename itself durable; a failure here leaves a complete file in place, so it is not an error.
-    const auto slash = path_.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) {
-    const std::string reason = errno_text();
-    throw io_error("cannot write " + path_ + ": " + what + ": " + reason);
-  }
-
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 
 // What a module's tensors and an optimiser's buffers look like to the file.
 template <typename T>
@@ -385,7 +327,7 @@ void save_checkpoint(const nn::ModuleT<T>& module, const std::string& path,
   // Padding to 8 bytes keeps the data section aligned for readers that map the file.
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  detail::AtomicFile file(path);
+  AtomicFile file(path);
   unsigned char len[8];
   detail::put_le(len, text.size(), 8);
   file.write(len, 8);
