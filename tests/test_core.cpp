@@ -69,6 +69,10 @@ TEST_CASE("negative or overflowing shapes are rejected before any allocation") {
   CHECK_THROWS_AS(ember::shape_numel({3, -2}), ember::shape_error);
   CHECK(ember::shape_numel({}) == 1);
   CHECK(ember::shape_numel({5, 0, 7}) == 0);
+  // A zero extent empties the shape even when the other extents alone would overflow (found by fuzz_idx).
+  CHECK(ember::shape_numel({big, 4, 0}) == 0);
+  CHECK(Tensor({big, 0, big}).numel() == 0);
+  CHECK_THROWS_AS(ember::shape_numel({big, 0, -1}), ember::shape_error);
 }
 
 TEST_CASE("reshape keeps the data, infers one -1 and rejects wrong counts") {

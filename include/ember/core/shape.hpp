@@ -22,12 +22,18 @@ inline std::string to_string(const Shape& shape) {
 }
 
 // Number of elements; throws on negative extents or when the product overflows int64, so a corrupt header
-// can never turn into a wrapped-around (small) allocation.
+// can never turn into a wrapped-around (small) allocation. A zero extent makes the count 0 whatever the others
+// are (as PyTorch: torch.empty(2**40, 2**40, 0) is a valid empty tensor).
 inline std::int64_t shape_numel(const Shape& shape) {
-  std::int64_t n = 1;
+  bool empty = false;
   for (std::int64_t d : shape) {
     if (d < 0) throw shape_error("shape " + to_string(shape) + " has a negative extent");
-    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / d)
+    empty = empty || d == 0;
+  }
+  if (empty) return 0;
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    if (n > std::numeric_limits<std::int64_t>::max() / d)
       throw shape_error("shape " + to_string(shape) + " has more elements than fit in int64");
     n *= d;
   }

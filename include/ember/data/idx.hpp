@@ -74,6 +74,9 @@ inline std::vector<std::uint64_t> parse_idx_header(const std::vector<unsigned ch
 inline Tensor read_idx_images(const std::string& path) {
   const std::vector<unsigned char> bytes = read_bytes(path);
   const std::vector<std::uint64_t> ext = detail::parse_idx_header(bytes, 3, path);
+  if (ext[1] == 0 || ext[2] == 0)
+    throw format_error(path + ": the header at byte 8 claims images of " + std::to_string(ext[1]) + " x " +
+                       std::to_string(ext[2]) + " pixels; an image needs at least one");
   Tensor images({static_cast<std::int64_t>(ext[0]), 1, static_cast<std::int64_t>(ext[1]),
                  static_cast<std::int64_t>(ext[2])});
   const unsigned char* src = bytes.data() + 16;
