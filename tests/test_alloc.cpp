@@ -13,21 +13,9 @@
 
 using namespace ember;
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EMBER_ALLOC_COUNTING 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EMBER_ALLOC_COUNTING 0
-#endif
-#endif
-#ifndef EMBER_ALLOC_COUNTING
-#define EMBER_ALLOC_COUNTING 1
-#endif
-
-#if EMBER_ALLOC_COUNTING
-// Replaces the global operator new for this program; under ASan (which owns operator new) it stays out.
+// Replaces the global operator new for this program; under ASan (which owns operator new) it stays out and
+// EMBER_ALLOC_COUNTING is 0.
 #include "alloc_counter.hpp"
-#endif
 
 #if EMBER_ALLOC_COUNTING
 namespace {

@@ -20,17 +20,17 @@
 #include <string>
 #include <vector>
 
+#include "scratch.hpp"
+
 namespace fs = std::filesystem;
 using ember::Tensor;
 using ember::TensorT;
 
 namespace {
 
-std::string tmp_path(const std::string& name) {
-  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "checkpoint";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string tmp_path(const std::string& name) { return scratch::path("checkpoint", name); }
+using scratch::read_file;
+using scratch::write_file;
 
 // conv -> batchnorm -> relu -> flatten -> linear: parameters and every kind of buffer.
 template <typename T>
@@ -75,14 +75,6 @@ std::map<std::string, TensorT<T>> snapshot(ember::nn::ModuleT<T>& m) {
   return out;
 }
 
-std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
 // A file from a header text and a data section, with the length prefix computed (or forced).
 void write_raw(const std::string& path, const std::string& header, const std::vector<unsigned char>& data,
                std::uint64_t forced_len = 0) {
@@ -91,7 +83,7 @@ void write_raw(const std::string& path, const std::string& header, const std::ve
   for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(n >> (8 * i));
   bytes.insert(bytes.end(), header.begin(), header.end());
   bytes.insert(bytes.end(), data.begin(), data.end());
-  write_bytes(path, bytes);
+  write_file(path, bytes);
 }
 
 // A valid checkpoint split into its JSON header and data section, to corrupt one thing at a time.
@@ -100,7 +92,7 @@ struct Parts {
   std::vector<unsigned char> data;
 };
 Parts split(const std::string& path) {
-  const auto bytes = read_bytes(path);
+  const auto bytes = read_file(path);
   std::uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<std::uint64_t>(bytes[static_cast<std::size_t>(i)]) << (8 * i);
   Parts p;
@@ -225,7 +217,7 @@ TEST_CASE("writes are atomic: a failed write leaves the previous file intact and
   fs::create_directories(dir);
   const std::string path = dir + "/model.safetensors";
   ember::io::save_checkpoint(net, path, {{"epoch", "1"}});
-  const auto good = read_bytes(path);
+  const auto good = read_file(path);
 
   auto other = make_net<float>(9);
   SUBCASE("the file size limit is hit in the middle of the write") {
@@ -262,7 +254,7 @@ TEST_CASE("writes are atomic: a failed write leaves the previous file intact and
     }
     fs::permissions(dir, fs::perms::owner_all);
   }
-  CHECK(read_bytes(path) == good);
+  CHECK(read_file(path) == good);
   int entries = 0;
   for (const auto& e : fs::directory_iterator(dir)) entries += e.path().filename().string().find(".tmp-") != std::string::npos;
   CHECK(entries == 0);
@@ -314,7 +306,7 @@ TEST_CASE("every corrupt file throws format_error naming the file and the proble
     write_tensors(bad, t);
   };
 
-  write_bytes(bad, {1, 2, 3, 4, 5});
+  write_file(bad, scratch::Bytes{1, 2, 3, 4, 5});
   expect_rejected("short file", "shorter than the 8-byte header length");
   write_raw(bad, parts.header.dump(), parts.data, 1ull << 40);
   expect_rejected("huge header length", "runs past the end");

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "scratch.hpp"
 
 using ember::Generator;
 using ember::Shape;
@@ -33,31 +34,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string tmp_path(const std::string& name) {
-  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "data";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string tmp_path(const std::string& name) { return scratch::path("data", name); }
 
-using Bytes = std::vector<unsigned char>;
-
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-void write_text(const std::string& path, const std::string& text) { write_file(path, Bytes(text.begin(), text.end())); }
+using scratch::Bytes;
+using scratch::contains;
+using scratch::message_of;
+using scratch::read_file;
+using scratch::write_file;
 
 void write_gz(const std::string& path, const Bytes& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   REQUIRE(f != nullptr);
   REQUIRE(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())) == static_cast<int>(bytes.size()));
   REQUIRE(gzclose(f) == Z_OK);
-}
-
-Bytes read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 void put_be32(Bytes& b, std::uint32_t v) {
@@ -86,20 +75,6 @@ Bytes idx_labels(const std::vector<unsigned char>& labels) {
 }
 
 // The exception message of f(), or "" when it does not throw E.
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // A Sign-MNIST-like CSV with `side` x `side` pixels, rows given as {label, pixel fill base}.
 std::string sign_csv(int side, const std::vector<int>& labels, const std::string& eol) {
   std::string s = "label";
@@ -245,12 +220,12 @@ TEST_CASE("Sign-MNIST CSV: LF, CRLF and gzip give the same dataset; labels above
   const std::vector<int> labels = {0, 8, 10, 24, 3};
   const std::string lf = sign_csv(2, labels, "\n");
   const std::string crlf = sign_csv(2, labels, "\r\n");
-  write_text(tmp_path("sign_lf.csv"), lf);
-  write_text(tmp_path("sign_crlf.csv"), crlf);
+  write_file(tmp_path("sign_lf.csv"), lf);
+  write_file(tmp_path("sign_crlf.csv"), crlf);
   write_gz(tmp_path("sign_crlf.csv.gz"), Bytes(crlf.begin(), crlf.end()));
   std::string no_final_eol = lf;
   no_final_eol.pop_back();
-  write_text(tmp_path("sign_noeol.csv"), no_final_eol);
+  write_file(tmp_path("sign_noeol.csv"), no_final_eol);
   const data::Dataset ref = data::load_sign_mnist(tmp_path("sign_lf.csv"));
   CHECK(ref.images.shape() == Shape{5, 1, 2, 2});
   CHECK(ref.labels == std::vector<std::int64_t>{0, 8, 9, 23, 3});
@@ -300,7 +275,7 @@ TEST_CASE("Sign-MNIST CSV errors name the file, the line and the column") {
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
-    write_text(tmp_path(c.name), c.text);
+    write_file(tmp_path(c.name), c.text);
     const std::string m = message_of<ember::format_error>([&] { data::load_sign_mnist(tmp_path(c.name)); });
     CHECK(contains(m, c.name));
     CHECK(contains(m, c.expect));
@@ -308,7 +283,7 @@ TEST_CASE("Sign-MNIST CSV errors name the file, the line and the column") {
   CHECK(contains(message_of<ember::io_error>([] { data::load_sign_mnist(tmp_path("missing.csv")); }), "missing.csv"));
   // A label row cut short by the end of a truncated file still errors rather than reading past the buffer.
   std::string cut = good + "1,1,2";
-  write_text(tmp_path("cut.csv"), cut);
+  write_file(tmp_path("cut.csv"), cut);
   CHECK(contains(message_of<ember::format_error>([] { data::load_sign_mnist(tmp_path("cut.csv")); }),
                  "line 4: 3 columns, expected 5"));
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fixture.hpp"
+#include "scratch.hpp"
 
 using ember::Shape;
 using ember::Tensor;
@@ -21,34 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string tmp_dir() {
-  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "image";
-  fs::create_directories(dir);
-  return dir.string();
-}
-std::string tmp_path(const std::string& name) { return tmp_dir() + "/" + name; }
-
-using Bytes = std::vector<unsigned char>;
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-Bytes read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+std::string tmp_path(const std::string& name) { return scratch::path("image", name); }
+using scratch::Bytes;
+using scratch::contains;
+using scratch::message_of;
+using scratch::read_file;
+using scratch::write_file;
 
 // Named tensors from tests/fixtures/transforms.txt (made by make_transform_fixtures.py with PIL/torchvision).
 std::map<std::string, Tensor> goldens() {

@@ -28,50 +28,11 @@
 #include <utility>
 #include <vector>
 
-// The largest single allocation since reset: "no giant allocation" made checkable. Both the plain and the
-// aligned forms (tensors use the aligned one) are replaced for this test program, except under ASan, which
-// owns operator new (and aborts on absurd sizes by itself); there the size checks are skipped.
-#if defined(__SANITIZE_ADDRESS__)
-#define EMBER_TRACK_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EMBER_TRACK_ALLOCATIONS 0
-#endif
-#endif
-#ifndef EMBER_TRACK_ALLOCATIONS
-#define EMBER_TRACK_ALLOCATIONS 1
-#endif
+#include "scratch.hpp"
 
-namespace {
-std::atomic<std::size_t> g_largest_allocation{0};
-[[maybe_unused]] void note_allocation(std::size_t n) {
-  std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
-  while (n > seen && !g_largest_allocation.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
-  }
-}
-}  // namespace
-
-#if EMBER_TRACK_ALLOCATIONS
-// GCC cannot see that these replacements pair malloc/aligned_alloc with free, and warns at inlined sites.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  note_allocation(n);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  note_allocation(n);
-  const std::size_t al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-#endif
+// The largest single allocation (replaced operator new; under ASan nothing is replaced and the size checks are
+// skipped).
+#include "alloc_counter.hpp"
 
 namespace fs = std::filesystem;
 using ember::Shape;
@@ -80,53 +41,24 @@ namespace nn = ember::nn;
 namespace data = ember::data;
 namespace io = ember::io;
 namespace train = ember::train;
-using Bytes = std::vector<unsigned char>;
+using scratch::Bytes;
 
 namespace {
 
 constexpr std::size_t kMiB = std::size_t(1) << 20;
 
-std::string tmp_path(const std::string& name) {
-  const fs::path dir = fs::path(EMBER_TEST_TMP_DIR) / "robustness";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
-
-void write_file(const std::string& path, const Bytes& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-void write_file(const std::string& path, const std::string& text) { write_file(path, Bytes(text.begin(), text.end())); }
-
-Bytes read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), {});
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// The message of the exception of type E that f throws ("" and a failed check if it throws nothing or another).
-template <typename E, typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("threw another exception: " << e.what());
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
+std::string tmp_path(const std::string& name) { return scratch::path("robustness", name); }
+using scratch::contains;
+using scratch::message_of;
+using scratch::read_file;
+using scratch::write_file;
 
 // Runs f and reports the largest single allocation it made.
 template <typename F>
 std::size_t largest_allocation_of(F&& f) {
-  g_largest_allocation = 0;
+  reset_largest_allocation();
   f();
-  return g_largest_allocation.load();
+  return largest_allocation();
 }
 
 void put_be32(Bytes& b, std::uint32_t v) {
@@ -134,10 +66,11 @@ void put_be32(Bytes& b, std::uint32_t v) {
 }
 
 Bytes safetensors_file(const std::string& json, const Bytes& data = {}) {
-  Bytes b(8);
-  for (int i = 0; i < 8; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(json.size() >> (8 * i));
-  b.insert(b.end(), json.begin(), json.end());
-  b.insert(b.end(), data.begin(), data.end());
+  // Sized once and filled in place (growing an 8-byte vector by insert trips a false -Warray-bounds in GCC 12).
+  Bytes b(8 + json.size() + data.size());
+  for (std::size_t i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(json.size() >> (8 * i));
+  std::copy(json.begin(), json.end(), b.begin() + 8);
+  std::copy(data.begin(), data.end(), b.begin() + 8 + static_cast<std::ptrdiff_t>(json.size()));
   return b;
 }
 
