@@ -208,7 +208,7 @@ inline int run(const Args& a, Experiment e) {
                                                    {{"train", tl, "#1f77b4"}, {"validation (test set)", vl, "#ff7f0e"}}));
   write_text(a.out + "/accuracy.svg",
              plot::line_chart(e.title + ": accuracy per epoch (" + a.head + " head)", "epoch", "accuracy",
-                              {{"train", ta, "#1f77b4"}, {"validation (test set)", va, "#ff7f0e"}}));
+                              {{"train", ta, "#1f77b4"}, {"validation (test set)", va, "#ff7f0e"}}, 0.0, 1.0));
 
   // The best checkpoint, evaluated again: per-class recall and how many classes it ever predicts.
   nlohmann::json summary;

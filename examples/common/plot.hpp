@@ -52,7 +52,7 @@ inline std::vector<double> ticks(double lo, double hi, int n) {
 }
 
 struct Frame {
-  double width = 720, height = 420, left = 70, right = 20, top = 50, bottom = 60;
+  double width = 720, height = 440, left = 70, right = 20, top = 70, bottom = 60;  // title and legend above
   double x0, x1, y0, y1;
   double px(double x) const { return left + (x - x0) / (x1 - x0) * (width - left - right); }
   double py(double y) const { return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom); }
@@ -81,11 +81,26 @@ inline void axes(std::ostringstream& s, const Frame& f, const std::string& title
     << ") rotate(-90)' text-anchor='middle'>" << escape(ylabel) << "</text>\n";
 }
 
+// The legend in one row between the title and the plot, right-aligned, so it never hides a curve or a bar.
+// Text widths are estimated (about 7 px per character at 12 px).
+inline void legend(std::ostringstream& s, const Frame& f, const std::vector<Series>& series) {
+  double width = 0;
+  for (const auto& se : series) width += 22 + 7.0 * static_cast<double>(se.label.size()) + 16;
+  double x = std::max(f.left, f.width - f.right - width);
+  const double y = 50;
+  for (const auto& se : series) {
+    s << "<rect x='" << x << "' y='" << y - 9 << "' width='14' height='10' fill='" << se.color << "'/><text x='"
+      << x + 20 << "' y='" << y << "'>" << escape(se.label) << "</text>\n";
+    x += 22 + 7.0 * static_cast<double>(se.label.size()) + 16;
+  }
+}
+
 }  // namespace detail
 
-// Line chart of one or more series against x = 1..n (e.g. loss per epoch).
+// Line chart of one or more series against x = 1..n (e.g. loss per epoch). The y range follows the data unless
+// y_min and y_max are given (e.g. 0 and 1 for accuracy, so runs compare at a glance).
 inline std::string line_chart(const std::string& title, const std::string& xlabel, const std::string& ylabel,
-                              const std::vector<Series>& series) {
+                              const std::vector<Series>& series, double y_min = NAN, double y_max = NAN) {
   detail::Frame f;
   std::size_t n = 1;
   double lo = 1e300, hi = -1e300;
@@ -98,8 +113,8 @@ inline std::string line_chart(const std::string& title, const std::string& xlabe
   const double pad = (hi - lo) * 0.05 + 1e-12;
   f.x0 = 1;
   f.x1 = n > 1 ? static_cast<double>(n) : 2;
-  f.y0 = std::max(0.0, lo - pad);
-  f.y1 = hi + pad;
+  f.y0 = std::isfinite(y_min) ? y_min : std::max(0.0, lo - pad);
+  f.y1 = std::isfinite(y_max) ? y_max : hi + pad;
   std::ostringstream s;
   std::vector<double> xt;
   for (double x : detail::ticks(1, f.x1, 10))
@@ -115,10 +130,8 @@ inline std::string line_chart(const std::string& title, const std::string& xlabe
       if (std::isfinite(se.y[i]))
         s << "<circle r='3' fill='" << se.color << "' cx='" << f.px(static_cast<double>(i + 1)) << "' cy='"
           << f.py(se.y[i]) << "'/>\n";
-    const double ly = f.top + 10 + 18.0 * static_cast<double>(k);
-    s << "<rect x='" << f.width - f.right - 150 << "' y='" << ly - 8 << "' width='14' height='4' fill='" << se.color
-      << "'/><text x='" << f.width - f.right - 130 << "' y='" << ly << "'>" << detail::escape(se.label) << "</text>\n";
   }
+  detail::legend(s, f, series);
   s << "</svg>\n";
   return s.str();
 }
@@ -148,10 +161,8 @@ inline std::string bar_chart(const std::string& title, const std::string& xlabel
         << f.py(0) - f.py(se.y[i]) << "' fill='" << se.color << "'><title>" << detail::escape(categories[i]) << ": "
         << se.y[i] << "</title></rect>\n";
     }
-    const double ly = f.top + 10 + 18.0 * static_cast<double>(k);
-    s << "<rect x='" << f.width - f.right - 150 << "' y='" << ly - 10 << "' width='12' height='12' fill='" << se.color
-      << "'/><text x='" << f.width - f.right - 132 << "' y='" << ly << "'>" << detail::escape(se.label) << "</text>\n";
   }
+  detail::legend(s, f, series);
   s << "</svg>\n";
   return s.str();
 }
