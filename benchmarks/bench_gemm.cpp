@@ -82,25 +82,38 @@ void BM_Peak_FMA(benchmark::State& state) {
 }
 BENCHMARK(BM_Peak_FMA)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// One GEMM benchmark case from the args of gemm_args (m, n, k, trans_a, trans_b, threads): random operands, and
+// the thread count set for the run and restored after it.
+struct GemmCase {
+  std::int64_t m, n, k;
+  bool ta, tb;
+  int threads, saved_threads;
+  std::vector<float> a, b, c;
+
+  explicit GemmCase(const benchmark::State& state)
+      : m(state.range(0)), n(state.range(1)), k(state.range(2)), ta(state.range(3) != 0), tb(state.range(4) != 0),
+        threads(static_cast<int>(state.range(5))), saved_threads(get_num_threads()),
+        a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)), c(static_cast<std::size_t>(m * n)) {
+    Generator g(1);
+    for (float& v : a) v = static_cast<float>(g.uniform(-1, 1));
+    for (float& v : b) v = static_cast<float>(g.uniform(-1, 1));
+    set_num_threads(threads);
+  }
+  GemmCase(const GemmCase&) = delete;
+  GemmCase& operator=(const GemmCase&) = delete;
+  ~GemmCase() { set_num_threads(saved_threads); }
+  double flops() const { return 2.0 * static_cast<double>(m * n * k); }
+};
+
 // C[m x n] = op(A) op(B): args m, n, k, trans_a, trans_b, threads (1: inside one thread; >1: Eigen's own
 // OpenMP parallelism, as outside our parallel regions).
 void BM_Gemm(benchmark::State& state) {
-  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
-  const int threads = static_cast<int>(state.range(5));
-  Generator g(1);
-  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
-      c(static_cast<std::size_t>(m * n));
-  for (float& v : a) v = static_cast<float>(g.uniform(-1, 1));
-  for (float& v : b) v = static_cast<float>(g.uniform(-1, 1));
-  const int saved = get_num_threads();
-  set_num_threads(threads);
+  GemmCase g(state);
   for (auto _ : state) {
-    kernels::gemm(ta, tb, m, n, k, 1.0f, a.data(), b.data(), 0.0f, c.data());
-    benchmark::DoNotOptimize(c.data());
+    kernels::gemm(g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.a.data(), g.b.data(), 0.0f, g.c.data());
+    benchmark::DoNotOptimize(g.c.data());
   }
-  set_num_threads(saved);
-  bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
+  bench::set_rates(state, g.flops(), 0);
 }
 // The report's shapes. MLP batch 32: fc1 forward x[32x784] W^T, its weight gradient dy^T x, fc2 forward.
 // MLP batch 4: fc1 forward. conv2 per image: W[50x675] cols[675x121]; conv2 over the batch of 32 as one GEMM
@@ -126,23 +139,14 @@ BENCHMARK(BM_Gemm)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecon
 // The path the layers use: kernels::gemm_parallel with packing workspaces kept across calls (no allocation) and
 // our own split over threads (Eigen single-threaded inside). Same args as BM_Gemm.
 void BM_GemmWorkspace(benchmark::State& state) {
-  const std::int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  const bool ta = state.range(3) != 0, tb = state.range(4) != 0;
-  const int threads = static_cast<int>(state.range(5));
-  Generator g(1);
-  std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n)),
-      c(static_cast<std::size_t>(m * n));
-  for (float& v : a) v = static_cast<float>(g.uniform(-1, 1));
-  for (float& v : b) v = static_cast<float>(g.uniform(-1, 1));
-  const int saved = get_num_threads();
-  set_num_threads(threads);
-  std::vector<kernels::GemmWorkspace<float>> ws(static_cast<std::size_t>(threads));
+  GemmCase g(state);
+  std::vector<kernels::GemmWorkspace<float>> ws(static_cast<std::size_t>(g.threads));
   for (auto _ : state) {
-    kernels::gemm_parallel(ws, ta, tb, m, n, k, 1.0f, a.data(), ta ? m : k, b.data(), tb ? k : n, 0.0f, c.data(), n);
-    benchmark::DoNotOptimize(c.data());
+    kernels::gemm_parallel(ws, g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.a.data(), g.ta ? g.m : g.k, g.b.data(),
+                           g.tb ? g.k : g.n, 0.0f, g.c.data(), g.n);
+    benchmark::DoNotOptimize(g.c.data());
   }
-  set_num_threads(saved);
-  bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
+  bench::set_rates(state, g.flops(), 0);
 }
 BENCHMARK(BM_GemmWorkspace)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 

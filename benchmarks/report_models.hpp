@@ -5,7 +5,6 @@
 #include <vector>
 
 #include <ember/ember.hpp>
-#include <ember/models/report.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/optim/sgd.hpp>
 

@@ -53,6 +53,15 @@ using scratch::message_of;
 using scratch::read_file;
 using scratch::write_file;
 
+// 1 x 4 x 4 inputs -> 3 logits: the smallest model fit can train (the tests of fit are not about layers).
+nn::Sequential flat_linear(std::uint64_t seed) {
+  ember::Generator gen(seed);
+  nn::Sequential net("Net", {});
+  net.add("flatten", nn::Flatten());
+  net.add("fc1", nn::Linear(16, 3, true, gen));
+  return net;
+}
+
 // Runs f and reports the largest single allocation it made.
 template <typename F>
 std::size_t largest_allocation_of(F&& f) {
@@ -440,10 +449,7 @@ TEST_CASE("Dataset and DataLoader: mismatched parts, labels out of range, bad op
   }
   CHECK(batches == 0);
   // fit refuses a loader that gives no samples instead of reporting a NaN loss.
-  ember::Generator gen(10);
-  nn::Sequential net("Net", {});
-  net.add("flatten", nn::Flatten());
-  net.add("fc1", nn::Linear(16, 3, true, gen));
+  nn::Sequential net = flat_linear(10);
   nn::CrossEntropyLoss loss;
   ember::optim::SGD opt(net.parameters(), {0.1f});
   train::FitOptions opts;
@@ -607,10 +613,7 @@ TEST_CASE("fit: NaN or Inf in the inputs stops training with training_error nami
     poisoned.images[7 * 16 + 5] = bad;  // sample 7: batch 3 of 4 (batch size 3, no shuffle)
     data::DataLoader loader(poisoned, {3});
     // A linear model: the test is about fit, not about which layers carry NaN.
-    ember::Generator gen(17);
-    nn::Sequential net("Net", {});
-    net.add("flatten", nn::Flatten());
-    net.add("fc1", nn::Linear(16, 3, true, gen));
+    nn::Sequential net = flat_linear(17);
     nn::CrossEntropyLoss loss;
     ember::optim::SGD opt(net.parameters(), {0.01f});
     train::FitOptions opts;

@@ -125,6 +125,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
         << " training images and their labels</text>\n";
     std::string caption = "samples.png, row by row:";
     for (std::int64_t i = 0; i < n; ++i) {
+      const std::string& label = names[static_cast<std::size_t>(train.labels[i])];
       const int r = static_cast<int>(i / 8), c = static_cast<int>(i % 8);
       const int y = 36 + r * (tile * scale + label_h);
       svg << "<svg x='" << c * tile * scale << "' y='" << y << "' width='" << tile * scale << "' height='"
@@ -132,8 +133,8 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
           << "'><image xlink:href='samples.png' width='" << 8 * tile + 2 << "' height='" << rows * tile + 2
           << "' style='image-rendering:pixelated'/></svg>\n<text x='" << c * tile * scale + tile * scale / 2
           << "' y='" << y + tile * scale + 12 << "' text-anchor='middle'>"
-          << plot::detail::escape(names[static_cast<std::size_t>(train.labels[i])]) << "</text>\n";
-      caption += (i % 8 ? " " : "\n") + names[static_cast<std::size_t>(train.labels[i])];
+          << plot::detail::escape(label) << "</text>\n";
+      caption += (i % 8 ? " " : "\n") + label;
     }
     write_text(out + "/samples.svg", svg.str() + "</svg>\n");
     std::cout << "  " << caption << "\n";
