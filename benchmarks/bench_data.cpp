@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include <ember/data/csv.hpp>
+#include <ember/data/sign_mnist.hpp>
 #include <ember/data/idx.hpp>
 
 #include "bench_common.hpp"

@@ -12,7 +12,7 @@ using namespace ember;
 void train_step(benchmark::State& state, bool cnn, std::int64_t classes, bool softmax) {
   const std::int64_t batch = state.range(0);
   manual_seed(0);
-  nn::Sequential model = cnn ? bench::report_cnn(softmax) : bench::report_mlp(classes, softmax);
+  nn::Sequential model = cnn ? bench::report_cnn(24, softmax) : bench::report_mlp(classes, softmax);
   bench::SyntheticData data(batch, cnn ? 24 : classes, 8);
   bench::Trainer trainer(model);
   for (int i = 0; i < 3; ++i) trainer.step(data.inputs[0], data.targets[0]);  // warm-up: buffers reach size
@@ -32,7 +32,7 @@ void BM_TrainStep_CNN(benchmark::State& state) { train_step(state, true, 24, tru
 void BM_Inference_CNN(benchmark::State& state) {
   const std::int64_t batch = state.range(0);
   manual_seed(0);
-  nn::Sequential model = bench::report_cnn(true);
+  nn::Sequential model = bench::report_cnn(24, true);
   model.eval();
   bench::SyntheticData data(batch, 24, 1);
   Tensor out;

@@ -1,16 +1,16 @@
 #pragma once
-// The report's two models (ember/models/report.hpp), their flop counts, and one training step,
+// The report's two models (ember/models/report.hpp), their flop counts, and the training step (train::Step),
 // shared by bench_train_step and the side-by-side driver compare/ember_workloads.cpp.
 #include <cstdint>
 #include <vector>
 
 #include <ember/ember.hpp>
-#include <ember/loss/cross_entropy.hpp>
-#include <ember/optim/sgd.hpp>
+#include <ember/models/report.hpp>
+#include <ember/train/step.hpp>
 
 namespace ember::bench {
 
-// The report's models (ember/models/report.hpp): report_mlp(classes, softmax), report_cnn(softmax).
+// The report's models (ember/models/report.hpp): report_mlp(classes, softmax), report_cnn(24, softmax).
 using models::report_cnn;
 using models::report_mlp;
 
@@ -41,27 +41,18 @@ struct SyntheticData {
   }
 };
 
-// One training step as the report trains (SGD, lr 0.001, momentum 0.9), through the buffer-keeping API.
+// The report's training (SGD, lr 0.001, momentum 0.9) through train::Step, the step fit runs.
 class Trainer {
  public:
   explicit Trainer(nn::Module& model)
-      : model_(model), opt_(model.parameters(), optim::SGDOptions{1e-3, 0.9}) {}
+      : opt_(model.parameters(), optim::SGDOptions{1e-3, 0.9}), step_(model, loss_, opt_) {}
 
-  float step(const Tensor& x, const std::vector<std::int64_t>& y) {
-    model_.forward_into(x, out_);
-    const float loss = loss_.forward(out_, y);
-    loss_.backward_into(grad_);
-    model_.backward_into(grad_, nullptr);
-    opt_.step();
-    opt_.zero_grad();
-    return loss;
-  }
+  float step(const Tensor& x, const std::vector<std::int64_t>& y) { return step_(x, y); }
 
  private:
-  nn::Module& model_;
   optim::SGD opt_;
   nn::CrossEntropyLoss loss_;
-  Tensor out_, grad_;
+  train::Step<nn::Module, nn::CrossEntropyLoss, optim::SGD> step_;
 };
 
 }  // namespace ember::bench

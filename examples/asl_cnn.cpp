@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     e.name = "asl_cnn";
     e.title = "Sign Language MNIST CNN";
     examples::load_sign_mnist(a, e);
-    e.make_model = [](bool softmax) { return ember::models::report_cnn(softmax); };
+    e.make_model = [](bool softmax) { return ember::models::report_cnn(24, softmax); };
     return examples::run(a, std::move(e));
   });
 }

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     e.title = "Sign Language MNIST CNN, augmented";
     examples::load_sign_mnist(a, e);
     e.train_transform = data::Compose{data::RandomAffine(10.0, {0.1, 0.1}, {0.9, 1.1}), data::RandomHorizontalFlip(0.5)};
-    e.make_model = [](bool softmax) { return ember::models::report_cnn(softmax); };
+    e.make_model = [](bool softmax) { return ember::models::report_cnn(24, softmax); };
     return examples::run(a, std::move(e));
   });
 }

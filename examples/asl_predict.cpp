@@ -5,10 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
-#include <ember/data/csv.hpp>
+#include <ember/data/sign_mnist.hpp>
 #include <ember/data/transforms.hpp>
 #include <ember/io/image.hpp>
-#include <ember/io/safetensors.hpp>
+#include <ember/io/checkpoint.hpp>
 #include <iostream>
 #include <numeric>
 
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     const bool softmax_head = get("head", "softmax") == "softmax";
     const std::string experiment = get("experiment", "asl_cnn");
     ember::nn::Sequential model = experiment == "asl_mlp" ? ember::models::report_mlp(24, softmax_head)
-                                                          : ember::models::report_cnn(softmax_head);
+                                                          : ember::models::report_cnn(24, softmax_head);
     ember::io::load_checkpoint(model, checkpoint);
     const auto letters = ember::data::sign_mnist_classes();
     for (const auto& path : images) {

@@ -1,7 +1,7 @@
 // Sign-MNIST CSV reader (plain or gzip).
 #include <cstdint>
 #include <ember/core/error.hpp>
-#include <ember/data/csv.hpp>
+#include <ember/data/sign_mnist.hpp>
 
 #include "fuzz_common.hpp"
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <ember/core/error.hpp>
-#include <ember/io/safetensors.hpp>
+#include <ember/io/checkpoint.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/optim/sgd.hpp>
 

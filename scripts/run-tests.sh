@@ -2,12 +2,14 @@
 # The whole test suite: installs what is needed, builds and runs every test through ctest in the release
 # preset (g++); the headers and the core and layer tests with clang++ (the clang preset); each libFuzzer target
 # (IDX, CSV, safetensors, image readers) for FUZZ_SECONDS (default 30) under ASan + UBSan, from the fixed
-# FUZZ_SEED (default 1, so a run's result can be reproduced; scripts/fuzz.sh alone explores new seeds); last, the whole suite
-# under AddressSanitizer + UndefinedBehaviorSanitizer (the asan preset). scripts/tsan.sh is the ThreadSanitizer
-# run (not part of this command: its build alone takes minutes; see docs/robustness.md).
+# FUZZ_SEED (default 1, so a run's result can be reproduced; scripts/fuzz.sh alone explores new seeds); then
+# under ThreadSanitizer, the threaded code (scripts/tsan.sh: the loader, the parallel layers, predict from
+# several threads, fit); last, the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (asan
+# preset). The interop tests (a checkpoint through PyTorch) need Debian's python3-torch, which
+# `setup.sh --interop` installs here only (the main job does not need it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --interop
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 suite() {
   echo "== $1: configure, build, test"
@@ -19,4 +21,6 @@ suite release
 suite clang
 echo "== fuzz: ${FUZZ_SECONDS:-30} s per reader"
 FUZZ_SEED=${FUZZ_SEED:-1} bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+echo "== tsan: the loader, the parallel layers, predict and fit under ThreadSanitizer"
+bash scripts/tsan.sh
 suite asan

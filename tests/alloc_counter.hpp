@@ -1,19 +1,30 @@
 #pragma once
-// Watches every allocation of the test program that includes this (once, in one translation unit): how many
-// (alloc_count(), so a test can assert that a code path allocates nothing) and the largest single one since
-// reset_largest_allocation() ("no giant allocation" made checkable). Both the plain and the aligned forms of
-// operator new (tensors use the aligned one) are replaced, except under AddressSanitizer, which owns operator
-// new (and refuses absurd sizes by itself): there EMBER_ALLOC_COUNTING is 0, nothing is replaced, and the
-// counters stay 0.
-#include <atomic>
-#include <cstddef>
-#include <cstdlib>
-#include <new>
+// Watches every heap allocation of the test program that includes this (once, in one translation unit): how
+// many (alloc_count(), so a test can assert that a code path allocates nothing) and the largest single one
+// since reset_largest_allocation() ("no giant allocation" made checkable).
+//
+// The whole malloc family is interposed over glibc's __libc_* entry points: malloc, calloc, realloc, memalign,
+// aligned_alloc, posix_memalign, valloc, pvalloc. operator new (plain and aligned) reaches these through
+// libstdc++, Eigen's aligned_malloc through malloc or posix_memalign, zlib and stb through malloc, so one
+// counter sees them all, once each, on every thread. (dlsym(RTLD_NEXT) is no way in: dlsym itself calls
+// calloc.) Under a sanitizer, which owns the allocator, nothing is replaced, EMBER_ALLOC_COUNTING is 0 and the
+// tests that need the counter are registered as skipped (see kAllocSkip).
+#include <doctest/doctest.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#include <execinfo.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define EMBER_ALLOC_COUNTING 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
 #define EMBER_ALLOC_COUNTING 0
 #endif
 #endif
@@ -21,45 +32,94 @@
 #define EMBER_ALLOC_COUNTING 1
 #endif
 
-inline std::atomic<long>& alloc_counter() {
-  static std::atomic<long> count{0};
-  return count;
-}
-inline long alloc_count() { return alloc_counter().load(); }
+// For TEST_CASE("..." * kAllocSkip): reported as skipped where allocations cannot be counted.
+inline const auto kAllocSkip = doctest::skip(!EMBER_ALLOC_COUNTING);
 
-inline std::atomic<std::size_t>& largest_allocation_slot() {
-  static std::atomic<std::size_t> largest{0};
-  return largest;
-}
-inline std::size_t largest_allocation() { return largest_allocation_slot().load(); }
-inline void reset_largest_allocation() { largest_allocation_slot() = 0; }
+// Constant-initialised, so they work before main and from inside the allocator itself.
+inline std::atomic<long> g_alloc_count{0};
+inline std::atomic<std::size_t> g_largest_allocation{0};
 
-inline void note_allocation(std::size_t n) {
-  alloc_counter().fetch_add(1, std::memory_order_relaxed);
-  auto& largest = largest_allocation_slot();
-  std::size_t seen = largest.load(std::memory_order_relaxed);
-  while (n > seen && !largest.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+inline long alloc_count() { return g_alloc_count.load(); }
+inline std::size_t largest_allocation() { return g_largest_allocation.load(); }
+inline void reset_largest_allocation() { g_largest_allocation = 0; }
+
+// Debugging aid: inside count_allocations(), EMBER_ALLOC_TRACE=1 prints each allocation's call stack to stderr
+// (resolve the offsets with addr2line -e <test binary>).
+inline std::atomic<bool> g_alloc_trace{false};
+inline void trace_allocation(std::size_t n) noexcept {
+  g_alloc_trace = false;  // backtrace() itself may allocate once
+  void* frames[16];
+  const int depth = backtrace(frames, 16);
+  backtrace_symbols_fd(frames, depth, STDERR_FILENO);
+  char line[64];
+  const int len = snprintf(line, sizeof line, "-- %zu bytes\n", n);
+  if (len > 0) (void)!write(STDERR_FILENO, line, static_cast<std::size_t>(len));
+  g_alloc_trace = true;
+}
+
+inline void note_allocation(std::size_t n) noexcept {
+  if (g_alloc_trace.load(std::memory_order_relaxed)) trace_allocation(n);
+  g_alloc_count.fetch_add(1, std::memory_order_relaxed);
+  std::size_t seen = g_largest_allocation.load(std::memory_order_relaxed);
+  while (n > seen && !g_largest_allocation.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
   }
 }
 
+// Allocations made while f runs (on any thread).
+template <typename F>
+long count_allocations(F&& f) {
+  const char* trace = std::getenv("EMBER_ALLOC_TRACE");
+  const long before = alloc_count();
+  g_alloc_trace = trace != nullptr && trace[0] == '1';
+  f();
+  g_alloc_trace = false;
+  return alloc_count() - before;
+}
+
 #if EMBER_ALLOC_COUNTING
-// GCC cannot see that these replacements pair malloc/aligned_alloc with free, and warns at inlined sites.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void* __libc_valloc(std::size_t);
+void* __libc_pvalloc(std::size_t);
+
+void* malloc(std::size_t n) noexcept {
   note_allocation(n);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
+  return __libc_malloc(n);
 }
-void* operator new(std::size_t n, std::align_val_t a) {
+void* calloc(std::size_t count, std::size_t size) noexcept {
+  note_allocation(count * size);
+  return __libc_calloc(count, size);
+}
+void* realloc(void* p, std::size_t n) noexcept {
   note_allocation(n);
-  const std::size_t al = static_cast<std::size_t>(a);
-  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
-  throw std::bad_alloc();
+  return __libc_realloc(p, n);
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void* memalign(std::size_t alignment, std::size_t n) noexcept {
+  note_allocation(n);
+  return __libc_memalign(alignment, n);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
+  note_allocation(n);
+  return __libc_memalign(alignment, n);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
+  if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
+  note_allocation(n);
+  void* p = __libc_memalign(alignment, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+void* valloc(std::size_t n) noexcept {
+  note_allocation(n);
+  return __libc_valloc(n);
+}
+void* pvalloc(std::size_t n) noexcept {
+  note_allocation(n);
+  return __libc_pvalloc(n);
+}
+}
 #endif

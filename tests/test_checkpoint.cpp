@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ember/io/safetensors.hpp>
+#include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/optim/sgd.hpp>
@@ -383,8 +383,8 @@ TEST_CASE("every corrupt file throws format_error naming the file and the proble
 }
 
 TEST_CASE("a checkpoint goes to PyTorch and back through tools/checkpoint_to_torch.py") {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: /usr/bin/python3 has no torch");
+  if (!scratch::prerequisite(std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0,
+                             "/usr/bin/python3 has no torch (Debian: python3-torch)")) {
     return;
   }
   const std::string script = std::string(EMBER_FIXTURE_DIR) + "/../../tools/checkpoint_to_torch.py";

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <ember/data/csv.hpp>
+#include <ember/data/sign_mnist.hpp>
 #include <ember/data/dataloader.hpp>
 #include <ember/data/dataset.hpp>
 #include <ember/data/idx.hpp>

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "fixture.hpp"
 #include "gradcheck.hpp"
@@ -284,7 +285,7 @@ TEST_CASE("golden values: the report's models end to end against PyTorch") {
   compare_model(mlp, "model_mlp_logits");
   auto mlp24 = report_mlp<double>(24, true);
   compare_model(mlp24, "model_mlp_softmax");
-  auto cnn = report_cnn<double>(true);
+  auto cnn = report_cnn<double>(24, true);
   compare_model(cnn, "model_cnn_softmax");
 }
 
@@ -296,7 +297,7 @@ TEST_CASE("the report's models print exactly as PyTorch prints them") {
   const auto sep = text.find("\n---\n");
   REQUIRE(sep != std::string::npos);
   const std::string cnn_want = text.substr(0, sep), mlp_want = text.substr(sep + 5, text.size() - sep - 6);
-  CHECK(report_cnn(true).repr() == cnn_want);
+  CHECK(report_cnn(24, true).repr() == cnn_want);
   std::ostringstream os;
   os << report_mlp(10, false);
   CHECK(os.str() == mlp_want);
@@ -307,7 +308,7 @@ TEST_CASE("the report's models print exactly as PyTorch prints them") {
 }
 
 TEST_CASE("named parameters and buffers use PyTorch's dotted names, in registration order") {
-  auto cnn = report_cnn(false);
+  auto cnn = report_cnn(24, false);
   auto params = cnn.named_parameters();
   REQUIRE(params.size() == 16);
   CHECK(params[0].first == "conv1.weight");
@@ -330,7 +331,7 @@ TEST_CASE("named parameters and buffers use PyTorch's dotted names, in registrat
 }
 
 TEST_CASE("shape errors name the model, the layer and both shapes") {
-  auto cnn = report_cnn(true);
+  auto cnn = report_cnn(24, true);
   try {
     cnn.forward(Tensor({2, 3, 28, 28}));
     FAIL("expected shape_error");
@@ -409,7 +410,7 @@ TEST_CASE("dropout: inverted scaling in training, identity in eval, seeded masks
 
 TEST_CASE("predict is eval-mode inference that changes nothing") {
   manual_seed(3);
-  auto cnn = report_cnn(true);
+  auto cnn = report_cnn(24, true);
   Tensor x({4, 1, 28, 28});
   Generator g(9);
   for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
@@ -476,7 +477,7 @@ TEST_CASE("gemm equals the naive reference in all four transpositions") {
 TEST_CASE("training steps repeat bit for bit with the same thread count, and modules move") {
   auto run = [] {
     manual_seed(5);
-    auto cnn = report_cnn(true);
+    auto cnn = report_cnn(24, true);
     Tensor x({8, 1, 28, 28});
     Generator g(1);
     for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
@@ -515,4 +516,46 @@ TEST_CASE("batches of one and empty Sequential pass through") {
   nn::Conv2d conv(1, 2, 3);
   Tensor y = conv.forward(Tensor({1, 1, 3, 3}, 1.0f));
   CHECK(y.shape() == Shape{1, 2, 1, 1});
+}
+
+TEST_CASE("threads: chunked parallel predict equals the whole batch at once, and serves several threads") {
+  // Sequential::predict cuts a batch above 2 x kPredictChunk into chunks run on several threads; eval-mode
+  // forward runs the whole batch through each layer. The two must agree, on 1 thread and on 2.
+  manual_seed(50);
+  auto cnn = models::report_cnn(24, true);
+  Generator g(51);
+  const std::int64_t n = 1000;
+  Tensor x({n, 1, 28, 28});
+  for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+  // Non-trivial running statistics, so BatchNorm's eval path is exercised.
+  for (auto& [name, b] : cnn.named_buffers())
+    if (name.find("running_var") != std::string::npos)
+      for (float& v : *b) v = static_cast<float>(g.uniform(0.5, 2.0));
+  cnn.eval();
+  const int saved = get_num_threads();
+  std::vector<Tensor> chunked;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    const Tensor whole = cnn.forward(x);  // eval mode: the whole batch through each layer
+    const Tensor c = cnn.predict(x);
+    REQUIRE(c.shape() == whole.shape());
+    double worst = 0;
+    for (std::int64_t i = 0; i < c.numel(); ++i) worst = std::max(worst, double(std::fabs(c[i] - whole[i])));
+    CAPTURE(threads);
+    CHECK(worst < 1e-6);  // softmax outputs; GEMM blocking may differ in the last bit
+    MESSAGE(threads << " thread(s): largest |chunked - whole batch| " << worst);
+    chunked.push_back(c);
+  }
+  CHECK(chunked[0] == chunked[1]);  // each chunk runs on one thread: the thread count changes nothing
+
+  // Several threads calling predict at once, each with a batch above the chunk size (so each call forks).
+  set_num_threads(2);
+  const Tensor x100 = Tensor::from({100, 1, 28, 28}, std::vector<float>(x.begin(), x.begin() + 100 * 784));
+  const Tensor expected = cnn.predict(x100);
+  std::vector<Tensor> got(4);
+  std::vector<std::thread> workers;
+  for (std::size_t t = 0; t < got.size(); ++t) workers.emplace_back([&, t] { got[t] = cnn.predict(x100); });
+  for (auto& w : workers) w.join();
+  for (const auto& r : got) CHECK(r == expected);
+  set_num_threads(saved);
 }

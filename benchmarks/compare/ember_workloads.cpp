@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     const bool cnn = workload == "cnn_train_32";
     const bool asl = workload == "mlp_train_4";
     batch = workload == "mlp_train_4" ? 4 : 32;
-    nn::Sequential model = cnn ? bench::report_cnn(true) : bench::report_mlp(asl ? 24 : 10, asl);
+    nn::Sequential model = cnn ? bench::report_cnn(24, true) : bench::report_mlp(asl ? 24 : 10, asl);
     bench::SyntheticData data(batch, cnn || asl ? 24 : 10, 16);
     bench::Trainer trainer(model);
     std::size_t b = 0;
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     });
   } else if (workload == "cnn_infer_1000") {
     batch = 1000;
-    nn::Sequential model = bench::report_cnn(true);
+    nn::Sequential model = bench::report_cnn(24, true);
     model.eval();
     bench::SyntheticData data(batch, 24, 1);
     Tensor out;

@@ -3,14 +3,16 @@
 // outputs (history.csv, summary.json, the best checkpoint, plots), written atomically into --out.
 #include <CLI/CLI.hpp>
 #include <ember/core/file.hpp>
-#include <ember/data/csv.hpp>
+#include <ember/data/sign_mnist.hpp>
 #include <ember/data/dataloader.hpp>
 #include <ember/data/idx.hpp>
 #include <ember/data/transforms.hpp>
 #include <ember/io/image.hpp>
-#include <ember/io/safetensors.hpp>
+#include <ember/io/checkpoint.hpp>
 #include <ember/models/report.hpp>
+#include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
+#include <ember/optim/sgd.hpp>
 #include <ember/train/fit.hpp>
 #include <ember/version.hpp>
 #include <filesystem>

@@ -1,6 +1,7 @@
 #pragma once
 // The error hierarchy: every public entry point checks its arguments in every build type and throws one of
 // these with a message that names the layer or file, what was expected and what came.
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +20,20 @@ struct io_error : std::runtime_error {
 // A file was read but its contents are not what the format says (bad magic, truncated, bad cell, ...).
 struct format_error : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// Training stopped because the loss is no longer finite.
+class training_error : public std::runtime_error {
+ public:
+  training_error(std::int64_t epoch, std::int64_t step, double loss, const std::string& what)
+      : std::runtime_error(what), epoch_(epoch), step_(step), loss_(loss) {}
+  std::int64_t epoch() const noexcept { return epoch_; }  // 1-based
+  std::int64_t step() const noexcept { return step_; }    // 1-based, within the epoch
+  double loss() const noexcept { return loss_; }
+
+ private:
+  std::int64_t epoch_, step_;
+  double loss_;
 };
 
 }  // namespace ember

@@ -65,3 +65,33 @@ inline int threads_for(std::int64_t work_items, double flops_per_item, double mi
 #else
 #define EMBER_OMP(directive)
 #endif
+
+namespace ember {
+
+// Runs body() on nt threads (an OpenMP parallel region), or directly on the caller's thread when nt <= 1.
+// Entering a region costs an allocation in libgomp whenever the team size changes (a team of one included),
+// so one-thread work never enters one: a warmed-up training step allocates nothing. Inside body(), orphaned
+// EMBER_OMP(for) / critical / barrier work in both cases (outside a region they run on the one thread).
+template <class F>
+void parallel_region(int nt, F&& body) {
+  if (nt <= 1) {
+    body();
+    return;
+  }
+  EMBER_OMP(parallel num_threads(nt))
+  body();
+}
+
+// body(i) for i in [0, n), split statically over nt threads as `omp parallel for schedule(static)`; no
+// parallel region when nt <= 1.
+template <class F>
+void parallel_for(int nt, std::int64_t n, F&& body) {
+  if (nt <= 1) {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  EMBER_OMP(parallel for num_threads(nt) schedule(static))
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+}  // namespace ember

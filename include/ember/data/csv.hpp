@@ -1,6 +1,7 @@
 #pragma once
-// Sign Language MNIST CSV: a header `label,pixel1,...,pixelK` (K a square, 784 for the real files), then one
-// row per image `label,p1,...,pK` of plain decimal integers. LF or CRLF line ends, plain or gzip. Parsing is
+// Images in CSV, as Sign Language MNIST, MNIST and Fashion-MNIST are shared: a header
+// `label,pixel1,...,pixelK` (K a square, 784 for the real files), then one row per image `label,p1,...,pK` of
+// plain decimal integers. LF or CRLF line ends, plain or gzip. Parsing is
 // hand-written over the in-memory bytes (no streams, no strtod): both real files load in a fraction of a
 // second. Every cell is checked; errors name the file, the line and the column.
 #include <algorithm>
@@ -15,20 +16,6 @@
 
 namespace ember {
 namespace data {
-
-// A..Y without J (J and Z need motion, so the set has no images of them), in mapped-label order 0..23.
-inline std::vector<std::string> sign_mnist_classes() {
-  std::vector<std::string> names;
-  for (char c = 'A'; c <= 'Y'; ++c)
-    if (c != 'J') names.emplace_back(1, c);
-  return names;
-}
-
-// The file's label (0..24, no 9) -> the dataset's label 0..23; -1 for labels the set cannot hold.
-inline std::int64_t sign_mnist_label(std::int64_t file_label) {
-  if (file_label < 0 || file_label > 24 || file_label == 9) return -1;
-  return file_label > 9 ? file_label - 1 : file_label;
-}
 
 namespace detail {
 
@@ -115,10 +102,12 @@ class CsvCursor {
 
 }  // namespace detail
 
-// Loads a Sign-MNIST CSV into a Dataset of N x 1 x S x S images (S*S = number of pixel columns), labels
-// mapped to 0..23 and class names A..Y without J. A file label of 9 (J) or 25 and above (Z, ...) is an error,
-// as are a pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a blank line.
-inline Dataset load_sign_mnist(const std::string& csv_path) {
+// Loads a label-and-pixels CSV into a Dataset of N x 1 x S x S images (S*S = number of pixel columns).
+// `map_label(file_label, why)` gives the dataset's label, or -1 with `why` set for a label the set cannot hold
+// (an error naming the line). A pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a
+// blank line is an error too. Class names and count are the caller's.
+template <class LabelMap>
+Dataset read_label_pixel_csv(const std::string& csv_path, LabelMap map_label) {
   const std::vector<unsigned char> bytes = read_bytes(csv_path);
   detail::CsvCursor cur(bytes, csv_path);
   if (cur.at_end()) throw format_error(csv_path + ": empty file, expected the header label,pixel1,...");
@@ -179,10 +168,9 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
 
   while (!cur.at_end()) {
     const std::int64_t file_label = cur.integer(1, "label");
-    const std::int64_t label = sign_mnist_label(file_label);
-    if (label < 0)
-      cur.fail(1, "label " + std::to_string(file_label) +
-                      (file_label == 9 ? " (J) cannot occur: J needs motion" : " is outside 0..24"));
+    std::string why;
+    const std::int64_t label = map_label(file_label, why);
+    if (label < 0) cur.fail(1, "label " + std::to_string(file_label) + " " + why);
     // Cannot happen (see row_capacity); keeps the writes in bounds whatever the file holds.
     if (labels.size() == row_capacity) cur.fail(0, "more rows than the file can hold");
     labels.push_back(label);
@@ -197,8 +185,18 @@ inline Dataset load_sign_mnist(const std::string& csv_path) {
   if (labels.size() != rows || rows != row_capacity) throw format_error(csv_path + ": internal row count mismatch");
 
   ds.labels = std::move(labels);
-  ds.class_names = sign_mnist_classes();
-  ds.num_classes = static_cast<std::int64_t>(ds.class_names.size());
+  return ds;
+}
+
+// A label-and-pixels CSV with the file's labels as they are (0 and up, below `max_classes`); the class count
+// is the largest label + 1. For MNIST-style CSV exports.
+inline Dataset load_csv_images(const std::string& csv_path, std::int64_t max_classes = 1000) {
+  Dataset ds = read_label_pixel_csv(csv_path, [&](std::int64_t label, std::string& why) -> std::int64_t {
+    if (label < max_classes) return label;
+    why = "is not below the limit of " + std::to_string(max_classes) + " classes";
+    return -1;
+  });
+  for (const std::int64_t l : ds.labels) ds.num_classes = std::max(ds.num_classes, l + 1);
   return ds;
 }
 

@@ -166,7 +166,9 @@ class DataLoader {
     const std::int64_t first = b * bs;
     const std::int64_t count = std::min(bs, dataset_.size() - first);
     const Tensor& images = dataset_.images;
-    const Shape sample_shape = {images.size(1), images.size(2), images.size(3)};
+    // The shapes live in members, so a warmed-up batch allocates nothing (a Shape is a vector).
+    Shape& sample_shape = sample_shape_;
+    sample_shape.assign(images.shape().begin() + 1, images.shape().end());
     const std::int64_t sample_numel = images.size(1) * images.size(2) * images.size(3);
     batch.index = b;
     batch.indices.assign(order_.begin() + first, order_.begin() + first + count);
@@ -174,7 +176,9 @@ class DataLoader {
     for (std::int64_t k = 0; k < count; ++k)
       batch.target[static_cast<std::size_t>(k)] = dataset_.labels[static_cast<std::size_t>(batch.indices[k])];
     if (!transform_) {
-      batch.input.resize({count, sample_shape[0], sample_shape[1], sample_shape[2]});
+      batch_shape_.assign(1, count);
+      batch_shape_.insert(batch_shape_.end(), sample_shape.begin(), sample_shape.end());
+      batch.input.resize(batch_shape_);
       for (std::int64_t k = 0; k < count; ++k) {
         const float* src = images.data() + batch.indices[static_cast<std::size_t>(k)] * sample_numel;
         std::copy(src, src + sample_numel, batch.input.data() + k * sample_numel);
@@ -182,7 +186,7 @@ class DataLoader {
       return;
     }
     Generator gen(detail::mix_seed(batch_seed_, static_cast<std::uint64_t>(b)));
-    Shape out_shape;
+    Shape& out_shape = out_shape_;
     std::int64_t out_numel = 0;
     for (std::int64_t k = 0; k < count; ++k) {
       const float* src = images.data() + batch.indices[static_cast<std::size_t>(k)] * sample_numel;
@@ -190,11 +194,11 @@ class DataLoader {
       std::copy(src, src + sample_numel, sample_.data());
       transform_(sample_, gen);
       if (k == 0) {
-        out_shape = sample_.shape();
+        out_shape.assign(sample_.shape().begin(), sample_.shape().end());
         out_numel = sample_.numel();
-        Shape batch_shape = {count};
-        batch_shape.insert(batch_shape.end(), out_shape.begin(), out_shape.end());
-        batch.input.resize(batch_shape);
+        batch_shape_.assign(1, count);
+        batch_shape_.insert(batch_shape_.end(), out_shape.begin(), out_shape.end());
+        batch.input.resize(batch_shape_);
       } else if (sample_.shape() != out_shape) {
         throw shape_error("DataLoader: the transform gave " + to_string(sample_.shape()) + " for sample " +
                           std::to_string(batch.indices[static_cast<std::size_t>(k)]) + " but " +
@@ -267,6 +271,7 @@ class DataLoader {
   std::uint64_t batch_seed_ = 0;
   Batch slots_[2];
   Tensor sample_;
+  Shape sample_shape_, out_shape_, batch_shape_;  // the worker's, reused from batch to batch
 
   std::thread worker_;
   std::mutex mutex_;

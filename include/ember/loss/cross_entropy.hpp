@@ -21,7 +21,7 @@
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 
-namespace ember::nn {
+namespace ember::loss {
 
 namespace detail {
 
@@ -167,4 +167,12 @@ class NLLLossT {
 
 using NLLLoss = NLLLossT<float>;
 
+}  // namespace ember::loss
+
+// The losses were in nn before, as torch.nn has them; API.md promises these names.
+namespace ember::nn {
+using loss::CrossEntropyLoss;
+using loss::CrossEntropyLossT;
+using loss::NLLLoss;
+using loss::NLLLossT;
 }  // namespace ember::nn

@@ -1,6 +1,7 @@
 #pragma once
 // The report's two models, as ember writes them (layer names as in the report's printouts), like
-// torchvision.models for this project's experiments. The CNN's order follows the Keras notebook the report
+// torchvision.models for this project's experiments. A model zoo, not part of the library proper: the umbrella
+// header does not include it; the examples, tests and benchmarks do. Both take (classes, softmax_head). The CNN's order follows the Keras notebook the report
 // copied: ReLU after each conv, then BatchNorm, then pooling. Printing either gives exactly what PyTorch prints
 // for an nn.Sequential with the same named children (with "Net" / "CNNNet" in place of "Sequential").
 #include <cstdint>
@@ -22,9 +23,10 @@ nn::SequentialT<T> report_mlp(std::int64_t classes, bool softmax_head) {
   return m;
 }
 
-// Three conv blocks (conv 3x3, ReLU, BatchNorm, max-pool; dropout 0.2 in the second), then 100 -> 512 -> 24.
+// Three conv blocks (conv 3x3, ReLU, BatchNorm, max-pool; dropout 0.2 in the second), then 100 -> 512 ->
+// classes (the report: 24).
 template <typename T = float>
-nn::SequentialT<T> report_cnn(bool softmax_head, std::int64_t classes = 24) {
+nn::SequentialT<T> report_cnn(std::int64_t classes, bool softmax_head) {
   nn::SequentialT<T> m("CNNNet", {{"conv1", nn::Conv2dT<T>(1, 75, 3)},     {"relu1", nn::ReLUT<T>()},
                                   {"batchnorm1", nn::BatchNorm2dT<T>(75)}, {"pool1", nn::MaxPool2dT<T>(2, 2)},
                                   {"conv2", nn::Conv2dT<T>(75, 50, 3)},    {"relu2", nn::ReLUT<T>()},

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <stdexcept>
@@ -23,17 +24,14 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/parameter.hpp"
+#include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
 
 namespace ember::nn {
 
-// A learnable tensor and its gradient, always of the same shape.
-template <typename T>
-struct ParameterT {
-  TensorT<T> value;
-  TensorT<T> grad;
-};
-using Parameter = ParameterT<float>;
+using ember::Parameter;
+using ember::ParameterT;
 
 template <typename T>
 class ModuleT {
@@ -108,6 +106,15 @@ class ModuleT {
   // container may split a large batch into chunks and run them on several threads. Off unless a layer says so.
   virtual bool batch_independent() const { return false; }
 
+  // Called during backward as a part of the model has its parameters' gradients (train/step.hpp). A
+  // container stores the hook, calls it after each child's backward and returns true; a single layer returns
+  // false, and the caller reports the whole module once its backward is done. Null removes the hook.
+  using GradientsReadyHook = std::function<void(const std::string& name, ModuleT& module)>;
+  virtual bool set_gradients_ready_hook(GradientsReadyHook hook) {
+    (void)hook;
+    return false;
+  }
+
   // The type's name as PyTorch prints it ("Linear", "Conv2d", ...).
   virtual std::string type_name() const = 0;
   // What goes inside the parentheses of the printout ("in_features=784, out_features=512, bias=True").
@@ -154,36 +161,6 @@ std::ostream& operator<<(std::ostream& os, const ModuleT<T>& m) {
   return os << m.repr();
 }
 
-// Python's repr of a float (shortest round-trip digits; scientific below 1e-4 and from 1e16), which is how
-// PyTorch prints eps, momentum and p: 1e-05, 0.1, 0.5, 100.0.
-inline std::string python_float(double v) {
-  if (v != v) return "nan";
-  if (v == 1.0 / 0.0) return "inf";
-  if (v == -1.0 / 0.0) return "-inf";
-  char buf[64];
-  int precision = 1;
-  for (; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*e", precision - 1, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  std::string s = buf;  // d.ddde[+-]xx
-  const auto e = s.find('e');
-  const int exponent = std::atoi(s.c_str() + e + 1);
-  std::string sign = s[0] == '-' ? "-" : "";
-  std::string digits;
-  for (std::size_t i = sign.size(); i < e; ++i)
-    if (s[i] != '.') digits += s[i];
-  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
-  if (exponent < -4 || exponent >= 16) {
-    std::string mant = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "");
-    char exp[16];
-    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
-    return sign + mant + exp;
-  }
-  if (exponent < 0) return sign + "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
-  const auto int_len = static_cast<std::size_t>(exponent + 1);
-  if (digits.size() <= int_len) return sign + digits + std::string(int_len - digits.size(), '0') + ".0";
-  return sign + digits.substr(0, int_len) + "." + digits.substr(int_len);
-}
+using ember::python_float;
 
 }  // namespace ember::nn

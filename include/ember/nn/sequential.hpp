@@ -103,7 +103,13 @@ class SequentialT : public ModuleT<T> {
       } catch (const shape_error& e) {
         throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
       }
+      if (gradients_ready_) gradients_ready_(children_[i].first, *children_[i].second);
     }
+  }
+
+  bool set_gradients_ready_hook(typename ModuleT<T>::GradientsReadyHook hook) override {
+    gradients_ready_ = std::move(hook);
+    return true;
   }
 
   // A large batch whose children all treat samples independently runs in chunks of kPredictChunk images,
@@ -219,6 +225,7 @@ class SequentialT : public ModuleT<T> {
   std::string display_name_;
   std::vector<std::pair<std::string, std::unique_ptr<ModuleT<T>>>> children_;
   std::vector<TensorT<T>> acts_, grads_;
+  typename ModuleT<T>::GradientsReadyHook gradients_ready_;
 };
 
 using Sequential = SequentialT<float>;

@@ -7,9 +7,13 @@
 //   p -= lr * d
 //
 // The update runs element by element in place, so step() allocates nothing after the first step (which
-// creates the momentum buffers). The momentum buffers are the optimiser's whole state; state() exposes them
-// so checkpoints can save and restore them (io::save_checkpoint writes them as
-// "optimizer.momentum_buffer.<parameter name>"). An empty buffer means "not created yet", as PyTorch's None.
+// creates the momentum buffers). The momentum buffers are the optimiser's whole state. An empty buffer means
+// "not created yet", as PyTorch's None.
+//
+// Checkpoints (io/checkpoint.hpp) see an optimiser through five members, which any optimiser provides:
+// params(), repr() (PyTorch's printout), state_tensors() (each existing state tensor with its parameter
+// index and key), state_keys() (the keys it can restore) and set_state_tensor(i, key, tensor), plus
+// reset_state(). io::save_checkpoint writes state as "optimizer.<key>.<parameter name>".
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -17,8 +21,9 @@
 #include <vector>
 
 #include "ember/core/error.hpp"
+#include "ember/core/parameter.hpp"
+#include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/nn/module.hpp"
 
 namespace ember::optim {
 
@@ -32,6 +37,14 @@ struct SGDOptions {
 };
 
 // The momentum buffer of each parameter, in the order of the parameter list.
+// One state tensor of an optimiser, as checkpoints see it.
+template <typename T>
+struct StateTensor {
+  std::size_t param;  // index into params()
+  std::string key;    // "momentum_buffer", "exp_avg", ...
+  const TensorT<T>* tensor;
+};
+
 template <typename T>
 struct SGDState {
   std::vector<TensorT<T>> momentum_buffers;  // empty tensor: no buffer yet (first step seeds it)
@@ -41,7 +54,7 @@ struct SGDState {
 template <typename T>
 class SGDT {
  public:
-  SGDT(std::vector<nn::ParameterT<T>*> params, SGDOptions options) : params_(std::move(params)), options_(options) {
+  SGDT(std::vector<ParameterT<T>*> params, SGDOptions options) : params_(std::move(params)), options_(options) {
     validate(options_);
     for (std::size_t i = 0; i < params_.size(); ++i)
       if (params_[i] == nullptr)
@@ -60,7 +73,7 @@ class SGDT {
     const bool nesterov = options_.nesterov;
     const T sign = options_.maximize ? T(-1) : T(1);
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      nn::ParameterT<T>& p = *params_[i];
+      ParameterT<T>& p = *params_[i];
       if (p.grad.shape() != p.value.shape())
         throw shape_error("SGD: parameter " + std::to_string(i) + " has value " + to_string(p.value.shape()) +
                           " but grad " + to_string(p.grad.shape()));
@@ -96,6 +109,7 @@ class SGDT {
   }
 
   const SGDOptions& options() const noexcept { return options_; }
+  double lr() const noexcept { return options_.lr; }
   // For learning-rate schedules; the other options are fixed at construction, as in PyTorch's param_groups.
   void set_lr(double lr) {
     SGDOptions o = options_;
@@ -104,7 +118,7 @@ class SGDT {
     options_ = o;
   }
 
-  const std::vector<nn::ParameterT<T>*>& params() const noexcept { return params_; }
+  const std::vector<ParameterT<T>*>& params() const noexcept { return params_; }
   const SGDState<T>& state() const noexcept { return state_; }
 
   // Restores the momentum buffer of parameter i (checks the shape).
@@ -122,6 +136,25 @@ class SGDT {
     state_.momentum_buffers[i] = TensorT<T>();
     state_.has_momentum_buffer[i] = false;
   }
+  // The checkpoint view (see the top of this file).
+  std::string repr() const {
+    const auto& o = options_;
+    return "SGD(lr=" + python_float(o.lr) + ", momentum=" + python_float(o.momentum) +
+           ", dampening=" + python_float(o.dampening) + ", weight_decay=" + python_float(o.weight_decay) +
+           ", nesterov=" + (o.nesterov ? "True" : "False") + ", maximize=" + (o.maximize ? "True" : "False") + ")";
+  }
+  std::vector<StateTensor<T>> state_tensors() const {
+    std::vector<StateTensor<T>> out;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (state_.has_momentum_buffer[i]) out.push_back({i, "momentum_buffer", &state_.momentum_buffers[i]});
+    return out;
+  }
+  static std::vector<std::string> state_keys() { return {"momentum_buffer"}; }
+  void set_state_tensor(std::size_t i, const std::string& key, TensorT<T> tensor) {
+    if (key != "momentum_buffer") throw std::invalid_argument("SGD: no state named '" + key + "'");
+    set_momentum_buffer(i, std::move(tensor));
+  }
+
   // Drops every momentum buffer: the next step seeds them again.
   void reset_state() {
     for (std::size_t i = 0; i < params_.size(); ++i) clear_momentum_buffer(i);
@@ -146,7 +179,7 @@ class SGDT {
                               std::to_string(params_.size()) + " parameters");
   }
 
-  std::vector<nn::ParameterT<T>*> params_;
+  std::vector<ParameterT<T>*> params_;
   SGDOptions options_;
   SGDState<T> state_;
 };

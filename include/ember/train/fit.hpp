@@ -1,6 +1,8 @@
 #pragma once
-// The training loop the examples share, as the report's notebook runs it: per epoch, SGD over the training
-// batches, then the validation loss and accuracy; the checkpoint with the lowest validation loss is kept.
+// The training loop the examples share, as the report's notebook runs it: per epoch, the optimiser over the
+// training batches, then the validation loss and accuracy; the checkpoint with the lowest validation loss is
+// kept. fit is generic over the loss and the optimiser (any types with the members train/step.hpp names;
+// checkpoints with optimiser state need the members optim/sgd.hpp lists).
 //
 //   train::FitOptions opts;
 //   opts.epochs = 20;
@@ -14,11 +16,11 @@
 // shuffling loader can derive its order from (seed, epoch): a resumed run then sees the same batches as an
 // uninterrupted one (data::DataLoader works this way).
 //
-// The step: opt.zero_grad(), model.forward_into(x, logits), loss.forward, loss.backward_into(grad),
-// model.backward_into(grad, nullptr), opt.step(), with logits and grad kept across steps, so a warmed-up step
-// allocates nothing (the loader and the callbacks aside). Validation uses model.predict_into, which changes
-// nothing in the model. A loss that turns NaN or Inf stops training with train::training_error naming the
-// epoch and step.
+// The step is train::Step (train/step.hpp): zero_grad, forward, loss, backward, optimiser step, with its buffers
+// kept across steps, so a warmed-up step allocates nothing. FitOptions::before_update is the step's hook
+// between backward and the optimiser step. Validation uses model.predict_into, which changes nothing in the model. A loss that
+// turns NaN or Inf stops training with training_error naming the epoch and step. When the training loader
+// has dataset().num_classes, fit checks it against the model's output width before the first step.
 //
 // Output: one line per epoch to options.log (if set); with a terminal on stderr (ProgressMode::automatic) or
 // ProgressMode::on, a live progress bar on options.progress_stream (std::cerr when unset). Nothing else is
@@ -46,28 +48,16 @@
 #include <vector>
 
 #include "ember/core/tensor.hpp"
-#include "ember/io/safetensors.hpp"
-#include "ember/loss/cross_entropy.hpp"
+#include "ember/core/error.hpp"
+#include "ember/io/checkpoint.hpp"
 #include "ember/nn/module.hpp"
-#include "ember/optim/sgd.hpp"
-#include "ember/train/metrics.hpp"
+#include "ember/train/evaluate.hpp"
 #include "ember/train/progress.hpp"
+#include "ember/train/step.hpp"
 
 namespace ember::train {
 
-// Training stopped because the loss is no longer finite.
-class training_error : public std::runtime_error {
- public:
-  training_error(std::int64_t epoch, std::int64_t step, double loss, const std::string& what)
-      : std::runtime_error(what), epoch_(epoch), step_(step), loss_(loss) {}
-  std::int64_t epoch() const noexcept { return epoch_; }  // 1-based
-  std::int64_t step() const noexcept { return step_; }    // 1-based, within the epoch
-  double loss() const noexcept { return loss_; }
-
- private:
-  std::int64_t epoch_, step_;
-  double loss_;
-};
+using ember::training_error;
 
 // Reported after every training step.
 struct StepInfo {
@@ -109,6 +99,7 @@ struct FitOptions {
   std::ostream* progress_stream = nullptr;  // where the bar goes; null: std::cerr
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const EpochStats&)> on_epoch;
+  std::function<void()> before_update;  // the step's hook between backward and the optimiser step
   // The best so far when resuming (restored by resume_from).
   std::int64_t best_epoch = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();
@@ -130,15 +121,6 @@ struct FitOptions {
   }
 };
 
-// Validation results over a whole loader.
-struct Evaluation {
-  double loss = 0;      // mean cross-entropy over the samples
-  double accuracy = 0;
-  std::int64_t samples = 0;
-  ConfusionMatrix confusion;
-  std::vector<double> precision, recall;  // per class
-};
-
 namespace detail {
 
 template <typename L, typename = void>
@@ -151,18 +133,11 @@ void set_epoch(L& loader, std::int64_t epoch0) {
   if constexpr (has_set_epoch<L>::value) loader.set_epoch(epoch0);
 }
 
-// The batch's input as the model's tensor type: itself when the types agree, else converted into `buffer`.
-template <typename T, typename U>
-const TensorT<T>& as_model_input(const TensorT<U>& input, TensorT<T>& buffer) {
-  if constexpr (std::is_same<T, U>::value) {
-    (void)buffer;
-    return input;
-  } else {
-    buffer.resize(input.shape());
-    std::transform(input.begin(), input.end(), buffer.begin(), [](U v) { return static_cast<T>(v); });
-    return buffer;
-  }
-}
+template <typename L, typename = void>
+struct has_dataset_classes : std::false_type {};
+template <typename L>
+struct has_dataset_classes<L, std::void_t<decltype(std::int64_t{std::declval<L&>().dataset().num_classes})>>
+    : std::true_type {};
 
 // 17 significant digits: reads back as the same double.
 inline std::string exact(double v) {
@@ -171,47 +146,107 @@ inline std::string exact(double v) {
   return buf;
 }
 
-}  // namespace detail
-
-// Mean loss, accuracy and the confusion matrix of the model over every batch of the loader, in inference
-// mode (predict_into: the model is not changed). num_classes 0: the number of logit columns.
-template <class Model, class Loader>
-Evaluation evaluate(const Model& model, Loader& loader, double label_smoothing = 0.0, std::int64_t num_classes = 0) {
-  using T = typename Model::Scalar;
-  nn::CrossEntropyLossT<T> loss(label_smoothing);
-  TensorT<T> input_buffer, logits;
-  std::vector<std::int64_t> predictions;
-  Evaluation result;
-  double loss_sum = 0;
-  bool sized = false;
-  for (const auto& batch : loader) {
-    const TensorT<T>& x = detail::as_model_input(batch.input, input_buffer);
-    model.predict_into(x, logits);
-    const T l = loss.forward(logits, batch.target);
-    if (!sized) {
-      result.confusion = ConfusionMatrix(num_classes > 0 ? num_classes : logits.size(1));
-      sized = true;
-    }
-    argmax_rows_into(logits, predictions);
-    result.confusion.add(predictions, batch.target);
-    const auto n = static_cast<std::int64_t>(batch.target.size());
-    loss_sum += static_cast<double>(l) * static_cast<double>(n);
-    result.samples += n;
+// A model whose output width is not the data's class count fails up front, not inside the loss: one image of
+// the first batch goes through predict (which changes nothing) before the first step.
+template <class Model, class Loader, class Batch>
+void check_classes(const Model& model, Loader& loader, const Batch& batch) {
+  if constexpr (has_dataset_classes<Loader>::value) {
+    using T = typename Model::Scalar;
+    const std::int64_t classes = loader.dataset().num_classes;
+    if (classes <= 0 || batch.input.dim() < 2 || batch.input.size(0) == 0) return;
+    Shape one = batch.input.shape();
+    one[0] = 1;
+    TensorT<T> x(one), y;
+    const std::int64_t per = batch.input.numel() / batch.input.size(0);
+    for (std::int64_t i = 0; i < per; ++i) x[i] = static_cast<T>(batch.input[i]);
+    model.predict_into(x, y);
+    if (y.dim() != 2 || y.size(1) != classes)
+      throw std::invalid_argument("fit: the model's output is " + to_string(y.shape()) + " for one image, but the " +
+                                  "training data has " + std::to_string(classes) + " classes: expected [1, " +
+                                  std::to_string(classes) + "] (is the last layer's out_features right?)");
   }
-  if (result.samples == 0) throw std::invalid_argument("evaluate: the loader gave no samples");
-  result.loss = loss_sum / static_cast<double>(result.samples);
-  result.accuracy = result.confusion.accuracy();
-  result.precision = result.confusion.precision();
-  result.recall = result.confusion.recall();
-  return result;
 }
 
+// Running sums of one training epoch.
+struct EpochSums {
+  double loss_sum = 0;
+  std::int64_t seen = 0, correct = 0, step = 0;
+};
+
+// The epoch's training pass: every batch through the step, the progress bar and on_step.
+template <class StepT, class Loader>
+EpochSums train_epoch(StepT& step, Loader& loader, std::int64_t epoch, std::int64_t& global_step,
+                      const FitOptions& options, ProgressBar* bar) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto steps_per_epoch = static_cast<std::int64_t>(loader.size());
+  EpochSums s;
+  for (const auto& batch : loader) {
+    ++s.step;
+    ++global_step;
+    if (global_step == options.start_epoch * steps_per_epoch + 1) check_classes(step.model(), loader, batch);
+    const auto l = step(batch.input, batch.target);
+    if (!std::isfinite(l)) {
+      if (bar) bar->finish();
+      throw training_error(epoch, s.step, static_cast<double>(l),
+                           "fit: the training loss is " + std::string(std::isnan(l) ? "NaN" : "infinite") +
+                               " at epoch " + std::to_string(epoch) + ", step " + std::to_string(s.step) + " of " +
+                               std::to_string(steps_per_epoch) + " (lower the learning rate?)");
+    }
+    const auto& logits = step.output();
+    const auto n = static_cast<std::int64_t>(batch.target.size());
+    const std::int64_t c = logits.size(1);
+    for (std::int64_t i = 0; i < n; ++i)
+      s.correct += argmax(logits.data() + i * c, c) == batch.target[static_cast<std::size_t>(i)];
+    s.loss_sum += static_cast<double>(l) * static_cast<double>(n);
+    s.seen += n;
+    if (bar) {
+      const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+      bar->update(s.step, s.loss_sum / static_cast<double>(s.seen), secs > 0 ? static_cast<double>(s.seen) / secs : 0.0);
+    }
+    if (options.on_step)
+      options.on_step(StepInfo{epoch, s.step, steps_per_epoch, global_step, n, static_cast<double>(l)});
+  }
+  if (bar) bar->finish();
+  if (s.seen == 0) throw std::invalid_argument("fit: the training loader gave no samples in epoch " + std::to_string(epoch));
+  return s;
+}
+
+// The best (model only) and last (model + optimiser) checkpoints of an epoch, with the run's state in the
+// metadata so that FitOptions::resume_from can continue.
+template <class Model, class Optimizer>
+void save_epoch_checkpoints(const Model& model, const Optimizer& opt, const EpochStats& stats,
+                            const History& history, const FitOptions& options) {
+  if (!(stats.best && !options.checkpoint_path.empty()) && options.last_checkpoint_path.empty()) return;
+  auto metadata = options.metadata;
+  metadata["epoch"] = std::to_string(stats.epoch);
+  metadata["epochs"] = std::to_string(options.epochs);
+  metadata["train_loss"] = exact(stats.train_loss);
+  metadata["val_loss"] = exact(stats.val_loss);
+  metadata["val_accuracy"] = exact(stats.val_accuracy);
+  metadata["best_epoch"] = std::to_string(history.best_epoch);
+  metadata["best_val_loss"] = exact(history.best_val_loss);
+  metadata["best_val_accuracy"] = exact(history.best_val_accuracy);
+  if (stats.best && !options.checkpoint_path.empty()) io::save_checkpoint(model, options.checkpoint_path, metadata);
+  if (!options.last_checkpoint_path.empty()) io::save_checkpoint(model, options.last_checkpoint_path, metadata, &opt);
+}
+
+inline void log_epoch(std::ostream& log, const EpochStats& stats, const FitOptions& options) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "epoch %lld/%lld  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f img/s%s",
+                static_cast<long long>(stats.epoch), static_cast<long long>(options.epochs), stats.train_loss,
+                stats.train_accuracy, stats.val_loss, stats.val_accuracy, stats.seconds, stats.images_per_second,
+                stats.best ? (options.checkpoint_path.empty() ? "  (best)" : "  (best, saved)") : "");
+  log << line << '\n' << std::flush;
+}
+
+}  // namespace detail
+
 // Trains for epochs start_epoch + 1 .. epochs (see the top of this file).
-template <class Model, class TrainLoader, class ValLoader>
-History fit(Model& model, nn::CrossEntropyLossT<typename Model::Scalar>& loss,
-            optim::SGDT<typename Model::Scalar>& opt, TrainLoader& train_loader, ValLoader& val_loader,
+template <class Model, class Loss, class Optimizer, class TrainLoader, class ValLoader>
+History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader, ValLoader& val_loader,
             const FitOptions& options = {}) {
-  using T = typename Model::Scalar;
   using Clock = std::chrono::steady_clock;
   if (options.epochs < 0 || options.start_epoch < 0)
     throw std::invalid_argument("fit: epochs and start_epoch must be >= 0, got " + std::to_string(options.epochs) +
@@ -225,102 +260,47 @@ History fit(Model& model, nn::CrossEntropyLossT<typename Model::Scalar>& loss,
   history.best_val_loss = options.best_val_loss;
   history.best_val_accuracy = options.best_val_accuracy;
 
-  // Kept across steps: after the first step, these have their final sizes.
-  TensorT<T> input_buffer, logits, grad;
+  Step<Model, Loss, Optimizer> step(model, loss, opt);
+  if (options.before_update) step.before_update(options.before_update);
   // fit leaves the model in the mode it found it in, also when it throws.
   struct ModeGuard {
     Model& model;
     bool mode;
     ~ModeGuard() { model.train(mode); }
   } mode_guard{model, model.is_training()};
-  const auto steps_per_epoch = static_cast<std::int64_t>(train_loader.size());
-  std::int64_t global_step = options.start_epoch * steps_per_epoch;
+  std::int64_t global_step = options.start_epoch * static_cast<std::int64_t>(train_loader.size());
 
   for (std::int64_t epoch = options.start_epoch + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     model.train(true);
     detail::set_epoch(train_loader, epoch - 1);
-    ProgressBar bar(bar_stream, steps_per_epoch,
+    ProgressBar bar(bar_stream, static_cast<std::int64_t>(train_loader.size()),
                     "epoch " + std::to_string(epoch) + "/" + std::to_string(options.epochs));
-    double loss_sum = 0;
-    std::int64_t seen = 0, correct = 0, step = 0;
-    for (const auto& batch : train_loader) {
-      ++step;
-      ++global_step;
-      const TensorT<T>& x = detail::as_model_input(batch.input, input_buffer);
-      opt.zero_grad();
-      model.forward_into(x, logits);
-      const T l = loss.forward(logits, batch.target);
-      if (!std::isfinite(l)) {
-        if (show_bar) bar.finish();
-        throw training_error(epoch, step, static_cast<double>(l),
-                             "fit: the training loss is " + std::string(std::isnan(l) ? "NaN" : "infinite") +
-                                 " at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) + " of " +
-                                 std::to_string(steps_per_epoch) + " (lower the learning rate?)");
-      }
-      loss.backward_into(grad);
-      model.backward_into(grad, nullptr);
-      opt.step();
-
-      const auto n = static_cast<std::int64_t>(batch.target.size());
-      const std::int64_t c = logits.size(1);
-      for (std::int64_t i = 0; i < n; ++i)
-        correct += argmax(logits.data() + i * c, c) == batch.target[static_cast<std::size_t>(i)];
-      loss_sum += static_cast<double>(l) * static_cast<double>(n);
-      seen += n;
-      if (show_bar) {
-        const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-        bar.update(step, loss_sum / static_cast<double>(seen), secs > 0 ? static_cast<double>(seen) / secs : 0.0);
-      }
-      if (options.on_step) options.on_step(StepInfo{epoch, step, steps_per_epoch, global_step, n, static_cast<double>(l)});
-    }
-    if (show_bar) bar.finish();
+    const detail::EpochSums sums =
+        detail::train_epoch(step, train_loader, epoch, global_step, options, show_bar ? &bar : nullptr);
     const double train_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-    if (seen == 0)
-      throw std::invalid_argument("fit: the training loader gave no samples in epoch " + std::to_string(epoch));
 
     detail::set_epoch(val_loader, epoch - 1);
-    const Evaluation val = evaluate(model, val_loader, loss.label_smoothing());
+    const Evaluation val = evaluate(model, val_loader, loss);
 
     EpochStats stats;
     stats.epoch = epoch;
-    stats.train_loss = loss_sum / static_cast<double>(seen);
-    stats.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+    stats.train_loss = sums.loss_sum / static_cast<double>(sums.seen);
+    stats.train_accuracy = static_cast<double>(sums.correct) / static_cast<double>(sums.seen);
     stats.val_loss = val.loss;
     stats.val_accuracy = val.accuracy;
     stats.train_seconds = train_seconds;
-    stats.images_per_second = train_seconds > 0 ? static_cast<double>(seen) / train_seconds : 0.0;
+    stats.images_per_second = train_seconds > 0 ? static_cast<double>(sums.seen) / train_seconds : 0.0;
     stats.best = val.loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
     if (stats.best) {
       history.best_epoch = epoch;
       history.best_val_loss = val.loss;
       history.best_val_accuracy = val.accuracy;
     }
-
-    auto metadata = options.metadata;
-    metadata["epoch"] = std::to_string(epoch);
-    metadata["epochs"] = std::to_string(options.epochs);
-    metadata["train_loss"] = detail::exact(stats.train_loss);
-    metadata["val_loss"] = detail::exact(stats.val_loss);
-    metadata["val_accuracy"] = detail::exact(stats.val_accuracy);
-    metadata["best_epoch"] = std::to_string(history.best_epoch);
-    metadata["best_val_loss"] = detail::exact(history.best_val_loss);
-    metadata["best_val_accuracy"] = detail::exact(history.best_val_accuracy);
-    if (stats.best && !options.checkpoint_path.empty()) io::save_checkpoint(model, options.checkpoint_path, metadata);
-    if (!options.last_checkpoint_path.empty())
-      io::save_checkpoint(model, options.last_checkpoint_path, metadata, &opt);
-
+    detail::save_epoch_checkpoints(model, opt, stats, history, options);
     stats.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     history.epochs.push_back(stats);
-    if (options.log) {
-      char line[256];
-      std::snprintf(line, sizeof line,
-                    "epoch %lld/%lld  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f img/s%s",
-                    static_cast<long long>(epoch), static_cast<long long>(options.epochs), stats.train_loss,
-                    stats.train_accuracy, stats.val_loss, stats.val_accuracy, stats.seconds, stats.images_per_second,
-                    stats.best ? (options.checkpoint_path.empty() ? "  (best)" : "  (best, saved)") : "");
-      *options.log << line << '\n' << std::flush;
-    }
+    if (options.log) detail::log_epoch(*options.log, stats, options);
     if (options.on_epoch) options.on_epoch(stats);
   }
   return history;

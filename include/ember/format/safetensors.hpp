@@ -1,26 +1,15 @@
 #pragma once
-// Checkpoints in the safetensors format (https://huggingface.co/docs/safetensors):
+// The safetensors file format (https://huggingface.co/docs/safetensors), knowing nothing of models:
 //
 //   8 bytes   N, the header length, unsigned little-endian
 //   N bytes   JSON object: tensor name -> {"dtype", "shape", "data_offsets": [begin, end)} and an optional
 //             "__metadata__" object of string -> string; we pad it with spaces to a multiple of 8
 //   rest      the data section: raw little-endian values; offsets are relative to its start
 //
-// Tensor names are the module's dotted names (fc1.weight, batchnorm1.running_mean, ...), parameters then
-// buffers, so a file moves to PyTorch with load_state_dict (tools/checkpoint_to_torch.py). Float models are
-// written as F32, double models as F64; buffers named num_batches_tracked are written as I64, as PyTorch keeps
-// them. Loading accepts F32, F64 and I64 for any tensor and converts when every value survives exactly.
-//
-// Optimiser state: given an SGD, save_checkpoint also writes each existing momentum buffer as
-// "optimizer.momentum_buffer.<parameter name>", and load_checkpoint with an SGD restores them (a parameter
-// without one in the file gets none: its next step seeds it, as in PyTorch). Loading without an optimiser
-// ignores those entries, so a training checkpoint also serves inference.
-//
-// Writes are atomic: a temporary file in the target's directory, flushed and fsync'ed, then renamed over the
-// target; on failure the temporary is removed, ember::io_error names the path, the old file is untouched.
-// Loading parses and checks the whole file (sizes, dtypes, shapes, offsets, coverage, names) before touching
-// the module; any problem throws ember::format_error naming the file, the problem and the offset.
-
+// read_safetensors parses and checks the whole structure (sizes, JSON, dtypes, shapes, offsets, coverage);
+// any problem throws ember::format_error naming the file, the problem and the offset. write_safetensors
+// writes named tensors and metadata atomically (core/file.hpp). What the names mean (a module's dotted
+// names, optimiser state) is io/checkpoint.hpp's business.
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -38,11 +27,8 @@
 #include "ember/core/file.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/nn/module.hpp"
-#include "ember/optim/sgd.hpp"
-#include "ember/version.hpp"
 
-namespace ember::io {
+namespace ember::format {
 
 // One tensor of a safetensors header; begin/end are relative to the data section.
 struct SafetensorsEntry {
@@ -61,11 +47,13 @@ struct SafetensorsFile {
   std::vector<unsigned char> data;        // the data section
 };
 
-// The prefix of optimiser entries in a checkpoint.
-inline const std::string& momentum_buffer_prefix() {
-  static const std::string prefix = "optimizer.momentum_buffer.";
-  return prefix;
-}
+// A tensor for write_safetensors: F32 or F64 by the scalar type, or I64 (values rounded) when as_int64.
+template <typename T>
+struct SafetensorsTensor {
+  std::string name;
+  const TensorT<T>* tensor;
+  bool as_int64;
+};
 
 namespace detail {
 
@@ -81,12 +69,6 @@ inline std::uint64_t dtype_size(const std::string& dtype) {
 // Headers beyond this are corrupt, not big: the largest real models have headers of a few MB.
 constexpr std::uint64_t kMaxHeaderBytes = 100u << 20;
 
-inline bool is_num_batches_tracked(const std::string& name) {
-  const std::string leaf = "num_batches_tracked";
-  return name == leaf ||
-         (name.size() > leaf.size() && name.compare(name.size() - leaf.size() - 1, std::string::npos, "." + leaf) == 0);
-}
-
 // Little-endian encoding, independent of the host's byte order.
 inline void put_le(unsigned char* out, std::uint64_t bits, int bytes) {
   for (int i = 0; i < bytes; ++i) out[i] = static_cast<unsigned char>(bits >> (8 * i));
@@ -98,22 +80,6 @@ inline std::uint64_t get_le(const unsigned char* in, int bytes) {
 }
 
 inline std::string errno_text() { return std::strerror(errno); }
-
-// What a module's tensors and an optimiser's buffers look like to the file.
-template <typename T>
-struct SavedTensor {
-  std::string name;
-  const TensorT<T>* tensor;
-  bool as_int64;
-};
-
-template <typename T>
-std::string parameter_name(const nn::ModuleT<T>& module, const nn::ParameterT<T>* p, std::size_t index) {
-  for (const auto& [name, q] : module.named_parameters())
-    if (q == p) return name;
-  throw std::invalid_argument("checkpoint: optimiser parameter " + std::to_string(index) +
-                              " is not a parameter of the module");
-}
 
 [[noreturn]] inline void bad(const std::string& path, const std::string& what) {
   throw format_error(path + ": " + what);
@@ -280,43 +246,17 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   return file;
 }
 
-// Writes the module's parameters and buffers (and, given an optimiser over the module's parameters, its
-// momentum buffers) to `path` atomically. __metadata__ gets "format": "pt", "ember_version", "model" (the
-// module's printout), "dtype" and, with an optimiser, "optimizer" (its options); `metadata` is added last and
-// wins on equal keys. io_error naming the path when the file cannot be written.
+// Writes `tensors` (data in this order) and `meta` as __metadata__ to `path` atomically. std::invalid_argument
+// for a duplicate name; io_error naming the path when the file cannot be written.
 template <typename T>
-void save_checkpoint(const nn::ModuleT<T>& module, const std::string& path,
-                     const std::map<std::string, std::string>& metadata = {},
-                     const optim::SGDT<typename nn::ModuleT<T>::Scalar>* optimizer = nullptr) {
-  std::vector<detail::SavedTensor<T>> tensors;
-  for (const auto& [name, p] : module.named_parameters()) tensors.push_back({name, &p->value, false});
-  for (const auto& [name, b] : module.named_buffers())
-    tensors.push_back({name, b, detail::is_num_batches_tracked(name)});
-  std::map<std::string, std::string> meta = {{"format", "pt"},
-                                             {"ember_version", ember::version()},
-                                             {"model", module.repr()},
-                                             {"dtype", sizeof(T) == 4 ? "float32" : "float64"}};
-  if (optimizer) {
-    const auto& o = optimizer->options();
-    meta["optimizer"] = "SGD(lr=" + nn::python_float(o.lr) + ", momentum=" + nn::python_float(o.momentum) +
-                        ", dampening=" + nn::python_float(o.dampening) +
-                        ", weight_decay=" + nn::python_float(o.weight_decay) +
-                        ", nesterov=" + (o.nesterov ? "True" : "False") + ", maximize=" + (o.maximize ? "True" : "False") + ")";
-    const auto& params = optimizer->params();
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      const std::string name = detail::parameter_name(module, params[i], i);
-      if (optimizer->state().has_momentum_buffer[i])
-        tensors.push_back({momentum_buffer_prefix() + name, &optimizer->state().momentum_buffers[i], false});
-    }
-  }
-  for (const auto& [k, v] : metadata) meta[k] = v;
-
+void write_safetensors(const std::string& path, const std::vector<SafetensorsTensor<T>>& tensors,
+                       const std::map<std::string, std::string>& meta) {
   nlohmann::ordered_json header;
   header["__metadata__"] = meta;
   std::uint64_t offset = 0;
   const char* float_dtype = sizeof(T) == 4 ? "F32" : "F64";
   for (const auto& t : tensors) {
-    if (header.contains(t.name)) throw std::invalid_argument("checkpoint: duplicate tensor name '" + t.name + "'");
+    if (header.contains(t.name)) throw std::invalid_argument("safetensors: duplicate tensor name '" + t.name + "'");
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.tensor->numel()) * (t.as_int64 ? 8 : sizeof(T));
     header[t.name] = {{"dtype", t.as_int64 ? "I64" : float_dtype},
                       {"shape", t.tensor->shape()},
@@ -361,75 +301,4 @@ void save_checkpoint(const nn::ModuleT<T>& module, const std::string& path,
   file.commit();
 }
 
-// Loads a checkpoint written by save_checkpoint (or any safetensors file with the module's names) into the
-// module, and, given an optimiser over the module's parameters, its momentum buffers. Returns __metadata__.
-// Every module tensor must be present with exactly its shape; other tensors are an error, except optimiser
-// entries when no optimiser is given. On any error (format_error naming the file) nothing is changed.
-template <typename T>
-std::map<std::string, std::string> load_checkpoint(nn::ModuleT<T>& module, const std::string& path,
-                                                   optim::SGDT<typename nn::ModuleT<T>::Scalar>* optimizer = nullptr) {
-  using detail::bad;
-  SafetensorsFile file = read_safetensors(path);
-
-  // Where each model tensor goes; the momentum buffers get their own list.
-  std::vector<std::pair<std::string, TensorT<T>*>> targets;
-  for (auto& [name, p] : module.named_parameters()) targets.emplace_back(name, &p->value);
-  for (auto& [name, b] : module.named_buffers()) targets.emplace_back(name, b);
-  std::map<std::string, std::size_t> momentum_slot;  // file name -> optimiser parameter index
-  if (optimizer) {
-    const auto& params = optimizer->params();
-    for (std::size_t i = 0; i < params.size(); ++i)
-      momentum_slot[momentum_buffer_prefix() + detail::parameter_name<T>(module, params[i], i)] = i;
-  }
-
-  std::map<std::string, const SafetensorsEntry*> by_name;
-  for (const auto& e : file.tensors) by_name[e.name] = &e;
-
-  std::vector<std::string> missing;
-  for (const auto& [name, t] : targets)
-    if (!by_name.count(name)) missing.push_back(name);
-  std::vector<std::string> extra;
-  std::map<std::string, bool> known;
-  for (const auto& [name, t] : targets) known[name] = true;
-  for (const auto& e : file.tensors) {
-    if (known.count(e.name) || momentum_slot.count(e.name)) continue;
-    if (!optimizer && e.name.rfind(momentum_buffer_prefix(), 0) == 0) continue;
-    extra.push_back(e.name);
-  }
-  auto join = [](const std::vector<std::string>& names) {
-    std::string s;
-    for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-    return s;
-  };
-  if (!missing.empty()) bad(path, "missing tensors for the model: " + join(missing));
-  if (!extra.empty()) bad(path, "tensors the model does not have: " + join(extra));
-
-  auto stage = [&](const SafetensorsEntry& e, const Shape& expected) {
-    if (e.shape != expected)
-      bad(path, "tensor '" + e.name + "' has shape " + to_string(e.shape) + ", the model expects " +
-                    to_string(expected));
-    if (e.dtype != "F32" && e.dtype != "F64" && e.dtype != "I64")
-      bad(path, "tensor '" + e.name + "' has dtype " + e.dtype + "; ember loads F32, F64 and I64");
-    TensorT<T> t(e.shape);
-    detail::decode(path, e, file.data.data() + e.begin, file.data_start + e.begin, t.data(), t.numel());
-    return t;
-  };
-  std::vector<TensorT<T>> staged;
-  staged.reserve(targets.size());
-  for (const auto& [name, t] : targets) staged.push_back(stage(*by_name[name], t->shape()));
-  std::vector<std::pair<std::size_t, TensorT<T>>> staged_momentum;
-  for (const auto& [name, i] : momentum_slot) {
-    const auto it = by_name.find(name);
-    if (it != by_name.end()) staged_momentum.emplace_back(i, stage(*it->second, optimizer->params()[i]->value.shape()));
-  }
-
-  // Everything is checked: from here on nothing can fail.
-  for (std::size_t k = 0; k < targets.size(); ++k) std::copy(staged[k].begin(), staged[k].end(), targets[k].second->begin());
-  if (optimizer) {
-    optimizer->reset_state();
-    for (auto& [i, t] : staged_momentum) optimizer->set_momentum_buffer(i, std::move(t));
-  }
-  return file.metadata;
-}
-
-}  // namespace ember::io
+}  // namespace ember::format

@@ -1,0 +1,16 @@
+#pragma once
+// A learnable tensor and its gradient. In core (not nn) so that optimisers, checkpoints and gradient hooks
+// need no module code; nn::Parameter names the same type.
+#include "ember/core/tensor.hpp"
+
+namespace ember {
+
+// Always of the same shape: backward adds into grad, an optimiser step reads it.
+template <typename T>
+struct ParameterT {
+  TensorT<T> value;
+  TensorT<T> grad;
+};
+using Parameter = ParameterT<float>;
+
+}  // namespace ember

@@ -1,0 +1,97 @@
+#pragma once
+// One training step, the only one: fit runs it, and so do the training benchmarks, the side-by-side
+// comparison and the allocation tests, so what they measure is what users run.
+//
+//   train::Step step(model, loss, optimizer);
+//   float l = step(batch.input, batch.target);   // zero_grad, forward, loss, backward, [hooks], optimiser step
+//
+// The step owns its buffers (the converted input, the output, the output's gradient), kept across calls, so a
+// warmed-up step allocates nothing. Two places for gradient work:
+//   before_update(fn)     runs between backward and the optimiser step (clipping, averaging across processes);
+//   gradients_ready(fn)   runs during backward as each child of the model has its gradients (in backward
+//                         order, from the last child), so communication can start while backward goes on.
+//                         Containers (Sequential) report their children; a model that is a single layer
+//                         reports itself once its backward is done.
+// Model: an nn::ModuleT<T> (or any type with forward_into/backward_into/Scalar). Loss: `T forward(output,
+// target)` and `backward_into(grad)`. Optimizer: `zero_grad()` and `step()`. The input may be another scalar
+// type (float batches for a double model); it is converted into a kept buffer.
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "ember/core/tensor.hpp"
+#include "ember/nn/module.hpp"
+
+namespace ember::train {
+
+namespace detail {
+
+// The batch's input as the model's tensor type: itself when the types agree, else converted into `buffer`.
+template <typename T, typename U>
+const TensorT<T>& as_model_input(const TensorT<U>& input, TensorT<T>& buffer) {
+  if constexpr (std::is_same<T, U>::value) {
+    (void)buffer;
+    return input;
+  } else {
+    buffer.resize(input.shape());
+    std::transform(input.begin(), input.end(), buffer.begin(), [](U v) { return static_cast<T>(v); });
+    return buffer;
+  }
+}
+
+}  // namespace detail
+
+template <class Model, class Loss, class Optimizer>
+class Step {
+ public:
+  using T = typename Model::Scalar;
+  using GradientsReady = typename nn::ModuleT<T>::GradientsReadyHook;
+
+  Step(Model& model, Loss& loss, Optimizer& optimizer) : model_(model), loss_(loss), optimizer_(optimizer) {}
+  Step(const Step&) = delete;
+  Step& operator=(const Step&) = delete;
+  ~Step() {
+    if (gradients_ready_) model_.set_gradients_ready_hook(nullptr);
+  }
+
+  // Runs one step on (input, target); returns the batch's loss (before the update). A loss that is not finite
+  // is returned as it is and the update still runs: the caller decides (fit stops with training_error).
+  template <class U, class Target>
+  T operator()(const TensorT<U>& input, const Target& target) {
+    const TensorT<T>& x = detail::as_model_input(input, input_buffer_);
+    optimizer_.zero_grad();
+    model_.forward_into(x, output_);
+    const T l = loss_.forward(output_, target);
+    loss_.backward_into(grad_);
+    model_.backward_into(grad_, nullptr);
+    if (gradients_ready_ && !model_reports_) gradients_ready_("", model_);
+    if (before_update_) before_update_();
+    optimizer_.step();
+    return l;
+  }
+
+  void before_update(std::function<void()> fn) { before_update_ = std::move(fn); }
+  void gradients_ready(GradientsReady fn) {
+    gradients_ready_ = fn;
+    model_reports_ = model_.set_gradients_ready_hook(std::move(fn));
+  }
+
+  // The model's output of the last step (logits for a classifier).
+  const TensorT<T>& output() const noexcept { return output_; }
+  Model& model() noexcept { return model_; }
+  Loss& loss() noexcept { return loss_; }
+  Optimizer& optimizer() noexcept { return optimizer_; }
+
+ private:
+  Model& model_;
+  Loss& loss_;
+  Optimizer& optimizer_;
+  TensorT<T> input_buffer_, output_, grad_;
+  std::function<void()> before_update_;
+  GradientsReady gradients_ready_;
+  bool model_reports_ = false;  // the model calls gradients_ready_ itself, child by child
+};
+
+}  // namespace ember::train
