@@ -6,12 +6,12 @@
 #include <ember/kernels/im2col.hpp>
 #include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
+#include <ember/testing/gradcheck.hpp>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "fixture.hpp"
-#include "gradcheck.hpp"
 
 using namespace ember;
 using TensorD = TensorT<double>;
@@ -27,11 +27,12 @@ TensorD random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0) {
 
 void expect_gradcheck(nn::ModuleT<double>& m, const Shape& in, const std::string& what,
                       const std::function<void()>& before = {}) {
-  auto r = gradcheck::check(m, random_tensor(in, 7), 3, before);
+  auto r = ember::testing::gradcheck(m, random_tensor(in, 7), 3, before);
   MESSAGE("gradcheck " << what << ": input " << r.input_error << ", worst parameter " << r.worst_param << " "
                         << r.worst_param_error);
   CHECK(r.input_error < 1e-6);
   CHECK(r.worst_param_error < 1e-6);
+  CHECK_MESSAGE(r.accumulation_error < 1e-12, "backward must add into parameter gradients");
 }
 
 }  // namespace
@@ -686,4 +687,48 @@ TEST_CASE("a shape error inside Sequential names the input the model was given")
   // A batch predicted in chunks names the whole batch, not the chunk.
   CHECK_THROWS_WITH_AS(model.predict(Tensor({100, 1, 32, 32})),
                        doctest::Contains("(the input given to Net was [100, 1, 32, 32])"), shape_error);
+}
+
+// ---- Scalar types ----
+
+TEST_CASE("nn::to<double> converts a built model; predict converts an input of another scalar type") {
+  manual_seed(9);
+  nn::Sequential model("Net", {{"conv", nn::Conv2d(1, 2, 3, 1, 1)}, {"bn", nn::BatchNorm2d(2)}, {"relu", nn::ReLU()},
+                               {"pool", nn::MaxPool2d(2)}, {"flatten", nn::Flatten()}, {"drop", nn::Dropout(0.1)},
+                               {"fc", nn::Linear(2 * 3 * 3, 4)}, {"softmax", nn::Softmax(1)}});
+  model.forward(Tensor::ones({2, 1, 6, 6}));  // running statistics away from their start
+  model.eval();
+  nn::SequentialT<double> precise = nn::to<double>(model);
+  CHECK(precise.repr() == model.repr());
+  CHECK_FALSE(precise.is_training());
+  auto fp = model.named_parameters();
+  auto dp = precise.named_parameters();
+  REQUIRE(fp.size() == dp.size());
+  for (std::size_t i = 0; i < fp.size(); ++i) {
+    CHECK(fp[i].first == dp[i].first);
+    CHECK(dp[i].second->value == fp[i].second->value.cast<double>());
+  }
+  CHECK(precise.named_buffers()[0].second->cast<float>() == *model.named_buffers()[0].second);
+  Generator g(2);
+  Tensor x({3, 1, 6, 6});
+  for (float& v : x) v = static_cast<float>(g.normal());
+  const Tensor yf = model.predict(x);
+  const TensorT<double> yd = precise.predict(x);  // float input into the double model: converted
+  CHECK((yd.cast<float>().vector() - yf.vector()).cwiseAbs().maxCoeff() < 1e-5f);
+  CHECK(yd == precise.predict(x.cast<double>()));
+  // A single layer converts too, and back.
+  std::unique_ptr<nn::Module> back = nn::to<float>(precise[0]);
+  CHECK(back->repr() == model[0].repr());
+  // A layer ember does not know cannot be converted: a clear error.
+  struct Custom : nn::Module {
+    void forward_into(const Tensor&, Tensor&) override {}
+    void backward_into(const Tensor&, Tensor*) override {}
+    void predict_into(const Tensor&, Tensor&) const override {}
+    std::string type_name() const override { return "Custom"; }
+  };
+  CHECK_THROWS_WITH_AS(nn::to<double>(Custom()), doctest::Contains("cannot convert Custom()"), std::invalid_argument);
+  // ...nor copied inside a Sequential without clone(): a clear error naming it.
+  nn::Sequential with_custom({{"mine", Custom()}});
+  CHECK_THROWS_WITH_AS([&] { nn::Sequential copy = with_custom; }(), doctest::Contains("Custom(): clone() is not implemented"),
+                       std::logic_error);
 }
