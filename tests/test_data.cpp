@@ -628,3 +628,16 @@ TEST_CASE("an exception while preparing a batch reaches the consumer at that bat
   data::DataLoader loader(d, {4, false, false, 0, true}, ragged);
   CHECK_THROWS_AS(run_epoch(loader), ember::shape_error);
 }
+
+TEST_CASE("readers quote file bytes escaped: a NUL or binary byte never cuts a message short") {
+  CHECK(ember::escape_bytes(std::string("ab\0c\xff\n\\", 7)) == "ab\\x00c\\xff\\x0a\\\\");
+  CHECK(ember::escape_bytes(std::string(50, 'x'), 40) == std::string(40, 'x') + "...");
+  const std::string bin = tmp_path("binary.csv");
+  write_file(bin, Bytes{'l', 'a', 0, 0x89, 'P', 'N', 'G', '\n', '1', ',', '2', '\n'});
+  const std::string m = message_of<ember::format_error>([&] { data::load_sign_mnist(bin); });
+  // Before: the message stopped at the NUL ("...got 'la").
+  CHECK(m == bin + ": line 1: the header must start with 'label', got 'la\\x00\\x89PNG'");
+  const std::string cell = tmp_path("cell.csv");
+  write_file(cell, Bytes{'l', 'a', 'b', 'e', 'l', ',', 'p', 'i', 'x', 'e', 'l', '1', '\n', '1', ',', '2', 0, '3', '\n'});
+  CHECK(contains(message_of<ember::format_error>([&] { data::load_sign_mnist(cell); }), "'2\\x003' is not a non-negative integer"));
+}

@@ -6,13 +6,13 @@
 #include <ember/kernels/im2col.hpp>
 #include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
+#include <ember/testing/gradcheck.hpp>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <thread>
 
 #include "fixture.hpp"
-#include "gradcheck.hpp"
 
 using namespace ember;
 using TensorD = TensorT<double>;
@@ -28,11 +28,12 @@ TensorD random_tensor(const Shape& s, std::uint64_t seed, double scale = 1.0) {
 
 void expect_gradcheck(nn::ModuleT<double>& m, const Shape& in, const std::string& what,
                       const std::function<void()>& before = {}) {
-  auto r = gradcheck::check(m, random_tensor(in, 7), 3, before);
+  auto r = ember::testing::gradcheck(m, random_tensor(in, 7), 3, before);
   MESSAGE("gradcheck " << what << ": input " << r.input_error << ", worst parameter " << r.worst_param << " "
                         << r.worst_param_error);
   CHECK(r.input_error < 1e-6);
   CHECK(r.worst_param_error < 1e-6);
+  CHECK_MESSAGE(r.accumulation_error < 1e-12, "backward must add into parameter gradients");
 }
 
 }  // namespace
@@ -558,4 +559,219 @@ TEST_CASE("threads: chunked parallel predict equals the whole batch at once, and
   for (auto& w : workers) w.join();
   for (const auto& r : got) CHECK(r == expected);
   set_num_threads(saved);
+}
+
+// ---- Value semantics: an lvalue layer given to Sequential is copied, never emptied; clone() is deep. ----
+
+TEST_CASE("an lvalue layer passed to Sequential is copied and stays usable") {
+  manual_seed(3);
+  nn::Linear fc(4, 2);
+  const Tensor x = Tensor::ones({3, 4});
+  const Tensor before = fc.predict(x);
+  nn::Sequential m({{"fc", fc}});
+  nn::Sequential n;
+  n.add("fc", fc);
+  // Before: fc was moved from (an empty weight) and fc.predict(x) read through a null pointer.
+  REQUIRE(fc.weight().value.numel() == 8);
+  CHECK(fc.predict(x).vector() == before.vector());
+  CHECK(m.predict(x).vector() == before.vector());
+  CHECK(n.predict(x).vector() == before.vector());
+  // Independent copies: changing the model's weight leaves fc alone.
+  m.get<nn::Linear>("fc").weight().value.fill(0.0f);
+  CHECK(fc.predict(x).vector() == before.vector());
+  CHECK(n.predict(x).vector() == before.vector());
+}
+
+TEST_CASE("a moved-from layer throws naming itself instead of crashing") {
+  nn::Linear fc(4, 2);
+  nn::Conv2d conv(1, 2, 3);
+  nn::BatchNorm2d bn(2);
+  nn::Sequential m({{"fc", std::move(fc)}, {"conv", std::move(conv)}, {"bn", std::move(bn)}});
+  CHECK(m.size() == 3);
+  // NOLINTBEGIN(bugprone-use-after-move): the point of the test
+  CHECK_THROWS_WITH_AS(fc.predict(Tensor({3, 4})), doctest::Contains("Linear(in_features=4, out_features=2"),
+                       std::logic_error);
+  CHECK_THROWS_WITH_AS(fc.forward(Tensor({3, 4})), doctest::Contains("moved from"), std::logic_error);
+  CHECK_THROWS_WITH_AS(fc.backward(Tensor({3, 2})), doctest::Contains("moved from"), std::logic_error);
+  CHECK_THROWS_WITH_AS(conv.predict(Tensor({1, 1, 5, 5})), doctest::Contains("Conv2d(1, 2"), std::logic_error);
+  CHECK_THROWS_WITH_AS(bn.predict(Tensor({1, 2, 3, 3})), doctest::Contains("BatchNorm2d(2"), std::logic_error);
+  // Assigning a new layer makes it usable again.
+  fc = nn::Linear(4, 2);
+  CHECK(fc.predict(Tensor({3, 4})).shape() == Shape{3, 2});
+  // NOLINTEND(bugprone-use-after-move)
+}
+
+TEST_CASE("clone() and copies of Sequential are deep") {
+  manual_seed(5);
+  nn::Sequential inner({{"conv", nn::Conv2d(1, 2, 3)}, {"bn", nn::BatchNorm2d(2)}, {"relu", nn::ReLU()}});
+  nn::Sequential model("Net", {{"block", inner}, {"pool", nn::MaxPool2d(2)}, {"flatten", nn::Flatten()},
+                               {"drop", nn::Dropout(0.25)}, {"fc", nn::Linear(8, 3)}, {"softmax", nn::Softmax(1)}});
+  model.forward(Tensor::ones({2, 1, 6, 6}));  // moves the running statistics away from their start
+  model.eval();
+  Generator g(1);
+  Tensor x({4, 1, 6, 6});
+  for (float& v : x) v = static_cast<float>(g.normal());
+  const Tensor y = model.predict(x);
+
+  nn::Sequential copy = model;
+  std::unique_ptr<nn::Module> cloned = model.clone();
+  CHECK(copy.repr() == model.repr());
+  CHECK(cloned->repr() == model.repr());
+  CHECK(copy.predict(x).vector() == y.vector());
+  CHECK(cloned->predict(x).vector() == y.vector());
+  CHECK_FALSE(copy.is_training());
+
+  // Every parameter and buffer is a tensor of its own.
+  auto a = model.named_parameters(), b = copy.named_parameters();
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == b[i].first);
+    CHECK(a[i].second != b[i].second);
+    CHECK(a[i].second->value.data() != b[i].second->value.data());
+  }
+  for (auto& [name, p] : model.named_parameters()) p->value.fill(0.0f);
+  for (auto& [name, t] : model.named_buffers()) t->fill(1.0f);
+  CHECK(copy.predict(x).vector() == y.vector());
+  CHECK(cloned->predict(x).vector() == y.vector());
+
+  // Copy assignment replaces the children.
+  nn::Sequential other({{"fc", nn::Linear(2, 2)}});
+  other = copy;
+  CHECK(other.repr() == model.repr());
+  CHECK(other.predict(x).vector() == y.vector());
+
+  // Each layer's clone is of its own type.
+  for (const auto& [name, m] : copy.named_modules())
+    CHECK(typeid(*m->clone()) == typeid(*m));
+  // A copied model trains on its own: a step on the copy leaves the original's gradients alone.
+  copy.train();
+  copy.zero_grad();
+  model.zero_grad();
+  copy.forward(x);
+  copy.backward(Tensor::ones({4, 3}));
+  double copy_grad = 0, model_grad = 0;
+  for (auto* p : copy.parameters()) copy_grad += static_cast<double>(p->grad.vector().cwiseAbs().sum());
+  for (auto* p : model.parameters()) model_grad += static_cast<double>(p->grad.vector().cwiseAbs().sum());
+  CHECK(model_grad == 0.0);
+  CHECK(copy_grad >= 0.0);
+}
+
+TEST_CASE("named_modules walks the model with PyTorch's dotted names") {
+  nn::Sequential inner({{"conv", nn::Conv2d(1, 2, 3)}, {"relu", nn::ReLU()}});
+  nn::Sequential model({{"block", inner}, {"", nn::Flatten()}, {"fc1", nn::Linear(8, 3)}});
+  std::vector<std::string> names;
+  for (const auto& [name, m] : model.named_modules()) names.push_back(name + "=" + m->type_name());
+  CHECK(names == std::vector<std::string>{"=Sequential", "block=Sequential", "block.conv=Conv2d",
+                                          "block.relu=ReLU", "1=Flatten", "fc1=Linear"});
+  const nn::Sequential& cm = model;
+  auto cnamed = cm.named_modules();
+  static_assert(std::is_same_v<decltype(cnamed[0].second), const nn::Module*>);
+  CHECK(cnamed.size() == 6);
+  CHECK(cnamed[2].second == &model.get<nn::Sequential>("block")[0]);
+  nn::Linear single(2, 2);
+  REQUIRE(single.named_modules().size() == 1);
+  CHECK(single.named_modules()[0].first.empty());
+}
+
+TEST_CASE("each layer's configuration is readable, so a walker needs no knowledge of the printout") {
+  nn::Linear fc(5, 3, false);
+  CHECK(fc.in_features() == 5);
+  CHECK(fc.out_features() == 3);
+  CHECK_FALSE(fc.has_bias());
+  nn::Conv2d conv(nn::Conv2dOptions(2, 4, {3, 5}).stride({1, 2}).padding(1).bias(false));
+  CHECK(conv.in_channels() == 2);
+  CHECK(conv.out_channels() == 4);
+  CHECK(conv.kernel_size().h == 3);
+  CHECK(conv.kernel_size().w == 5);
+  CHECK(conv.stride().w == 2);
+  CHECK(conv.padding().h == 1);
+  CHECK_FALSE(conv.has_bias());
+  nn::MaxPool2d pool(3, 2, 1);
+  CHECK(pool.kernel_size().h == 3);
+  CHECK(pool.stride().h == 2);
+  CHECK(pool.padding().w == 1);
+  nn::BatchNorm2d bn(7, 1e-3, 0.2);
+  CHECK(bn.num_features() == 7);
+  CHECK(bn.eps() == 1e-3);
+  CHECK(bn.momentum() == 0.2);
+  CHECK(nn::Dropout(0.3).p() == 0.3);
+  CHECK(nn::Softmax(-1).dim() == -1);
+  CHECK(nn::Flatten(2, 3).start_dim() == 2);
+  CHECK(nn::Flatten(2, 3).end_dim() == 3);
+  // A summary from the accessors alone: parameter counts per Linear/Conv2d.
+  nn::Sequential model({{"conv", nn::Conv2d(1, 4, 3)}, {"flatten", nn::Flatten()}, {"fc", nn::Linear(36, 2)}});
+  std::int64_t weights = 0;
+  for (const auto& [name, m] : model.named_modules()) {
+    if (const auto* l = dynamic_cast<const nn::Linear*>(m)) weights += l->in_features() * l->out_features();
+    if (const auto* c = dynamic_cast<const nn::Conv2d*>(m))
+      weights += c->in_channels() * c->out_channels() * c->kernel_size().h * c->kernel_size().w;
+  }
+  CHECK(weights == 36 + 72);
+}
+
+// ---- Messages ----
+
+TEST_CASE("get<M>() on a child of another type names the child, its type and the requested type") {
+  nn::Sequential model("Net", {{"conv1", nn::Conv2d(1, 2, 3)}, {"fc", nn::Linear(2, 2)}});
+  CHECK_THROWS_WITH_AS(model.get<nn::Linear>("conv1"),
+                       doctest::Contains("Net: child 'conv1' is Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1)) "
+                                         "(ember::nn::Conv2dT<float>), not the requested ember::nn::LinearT<float>"),
+                       std::bad_cast);
+  CHECK(model.get<nn::Linear>("fc").out_features() == 2);
+  CHECK_THROWS_AS(model.get<nn::Linear>("nope"), std::out_of_range);
+}
+
+TEST_CASE("a shape error inside Sequential names the input the model was given") {
+  nn::Sequential model("Net", {{"conv", nn::Conv2d(1, 2, 3)}, {"flatten", nn::Flatten()}, {"fc", nn::Linear(2 * 26 * 26, 3)}});
+  const std::string expected = "Net (fc): Linear(in_features=1352, out_features=3, bias=True): expected input "
+                               "[*, 1352], got [8, 1800] (the input given to Net was [8, 1, 32, 32])";
+  CHECK_THROWS_WITH_AS(model.predict(Tensor({8, 1, 32, 32})), expected.c_str(), shape_error);
+  CHECK_THROWS_WITH_AS(model.forward(Tensor({8, 1, 32, 32})), expected.c_str(), shape_error);
+  // A batch predicted in chunks names the whole batch, not the chunk.
+  CHECK_THROWS_WITH_AS(model.predict(Tensor({100, 1, 32, 32})),
+                       doctest::Contains("(the input given to Net was [100, 1, 32, 32])"), shape_error);
+}
+
+// ---- Scalar types ----
+
+TEST_CASE("nn::to<double> converts a built model; predict converts an input of another scalar type") {
+  manual_seed(9);
+  nn::Sequential model("Net", {{"conv", nn::Conv2d(1, 2, 3, 1, 1)}, {"bn", nn::BatchNorm2d(2)}, {"relu", nn::ReLU()},
+                               {"pool", nn::MaxPool2d(2)}, {"flatten", nn::Flatten()}, {"drop", nn::Dropout(0.1)},
+                               {"fc", nn::Linear(2 * 3 * 3, 4)}, {"softmax", nn::Softmax(1)}});
+  model.forward(Tensor::ones({2, 1, 6, 6}));  // running statistics away from their start
+  model.eval();
+  nn::SequentialT<double> precise = nn::to<double>(model);
+  CHECK(precise.repr() == model.repr());
+  CHECK_FALSE(precise.is_training());
+  auto fp = model.named_parameters();
+  auto dp = precise.named_parameters();
+  REQUIRE(fp.size() == dp.size());
+  for (std::size_t i = 0; i < fp.size(); ++i) {
+    CHECK(fp[i].first == dp[i].first);
+    CHECK(dp[i].second->value == fp[i].second->value.cast<double>());
+  }
+  CHECK(precise.named_buffers()[0].second->cast<float>() == *model.named_buffers()[0].second);
+  Generator g(2);
+  Tensor x({3, 1, 6, 6});
+  for (float& v : x) v = static_cast<float>(g.normal());
+  const Tensor yf = model.predict(x);
+  const TensorT<double> yd = precise.predict(x);  // float input into the double model: converted
+  CHECK((yd.cast<float>().vector() - yf.vector()).cwiseAbs().maxCoeff() < 1e-5f);
+  CHECK(yd == precise.predict(x.cast<double>()));
+  // A single layer converts too, and back.
+  std::unique_ptr<nn::Module> back = nn::to<float>(precise[0]);
+  CHECK(back->repr() == model[0].repr());
+  // A layer ember does not know cannot be converted: a clear error.
+  struct Custom : nn::Module {
+    void forward_into(const Tensor&, Tensor&) override {}
+    void backward_into(const Tensor&, Tensor*) override {}
+    void predict_into(const Tensor&, Tensor&) const override {}
+    std::string type_name() const override { return "Custom"; }
+  };
+  CHECK_THROWS_WITH_AS(nn::to<double>(Custom()), doctest::Contains("cannot convert Custom()"), std::invalid_argument);
+  // ...nor copied inside a Sequential without clone(): a clear error naming it.
+  nn::Sequential with_custom({{"mine", Custom()}});
+  CHECK_THROWS_WITH_AS([&] { nn::Sequential copy = with_custom; }(), doctest::Contains("Custom(): clone() is not implemented"),
+                       std::logic_error);
 }

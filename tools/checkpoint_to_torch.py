@@ -12,7 +12,8 @@ I64 -> int64, so num_batches_tracked stays int64). ember's optimiser entries
 from-torch reads a state_dict (or a dict holding one under "state_dict" or "model_state_dict") and writes a
 safetensors file that ember's io::load_checkpoint reads: float32 -> F32, float64 -> F64, int64 -> I64.
 
-Needs only torch and numpy (Debian's python3-torch and python3-numpy).
+Needs only torch and numpy (Debian's python3-torch and python3-numpy). `cmake --install` puts this file in
+<prefix>/share/ember/ with a launcher, <prefix>/bin/ember-to-torch, that takes the same arguments.
 """
 import argparse
 import collections

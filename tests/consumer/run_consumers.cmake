@@ -12,14 +12,17 @@ endfunction()
 
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
-run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR} -B ${WORK_DIR}/ember -DCMAKE_INSTALL_PREFIX=${prefix}
+# Configured with the default prefix (/usr/local) and installed elsewhere, as `cmake --install build --prefix DIR`
+# does: nothing installed may point back at the configured prefix.
+run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR} -B ${WORK_DIR}/ember
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_BUILD_BENCHMARKS=OFF)
-run(${CMAKE_COMMAND} --install ${WORK_DIR}/ember)
+run(${CMAKE_COMMAND} --install ${WORK_DIR}/ember --prefix ${prefix})
 
 # The installed package: headers, the CMake package files and the pkg-config file.
 file(GLOB_RECURSE source_headers RELATIVE ${EMBER_SOURCE_DIR}/include ${EMBER_SOURCE_DIR}/include/ember/*.hpp)
 set(expected share/cmake/ember/emberConfig.cmake share/cmake/ember/emberConfigVersion.cmake
-    share/cmake/ember/emberTargets.cmake share/pkgconfig/ember.pc)
+    share/cmake/ember/emberTargets.cmake share/pkgconfig/ember.pc share/ember/checkpoint_to_torch.py
+    bin/ember-to-torch)
 foreach(h ${source_headers})
   list(APPEND expected include/${h})
 endforeach()
@@ -29,7 +32,7 @@ foreach(f ${expected})
   endif()
 endforeach()
 list(LENGTH source_headers header_count)
-message(STATUS "installed ${header_count} headers, the CMake package and ember.pc")
+message(STATUS "installed ${header_count} headers, the CMake package, ember.pc and ember-to-torch")
 
 foreach(route find_package add_subdirectory)
   run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR}/tests/consumer/${route} -B ${WORK_DIR}/${route}
@@ -48,3 +51,16 @@ file(MAKE_DIRECTORY ${WORK_DIR}/pkg-config)
 run(${pc_env} sh -c "${CXX_COMPILER} -O2 $(${PKG_CONFIG_EXECUTABLE} --cflags ember) \
 ${EMBER_SOURCE_DIR}/tests/consumer/consumer.cpp -o ${WORK_DIR}/pkg-config/consumer $(${PKG_CONFIG_EXECUTABLE} --libs ember)")
 run(${WORK_DIR}/pkg-config/consumer)
+
+# The install tree moved elsewhere: pkg-config still finds its headers (ember.pc's prefix is ${pcfiledir}).
+set(moved ${WORK_DIR}/moved/prefix)
+file(MAKE_DIRECTORY ${WORK_DIR}/moved)
+file(RENAME ${prefix} ${moved})
+execute_process(COMMAND ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${moved}/share/pkgconfig
+                ${PKG_CONFIG_EXECUTABLE} --variable=includedir ember OUTPUT_VARIABLE moved_include
+                OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0 OR NOT EXISTS ${moved_include}/ember/ember.hpp)
+  message(FATAL_ERROR "ember.pc is not relocatable: includedir '${moved_include}' after moving ${prefix} to ${moved}")
+endif()
+file(RENAME ${moved} ${prefix})
+message(STATUS "ember.pc relocates: includedir ${moved_include} after a move")

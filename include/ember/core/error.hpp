@@ -2,8 +2,10 @@
 // The error hierarchy: every public entry point checks its arguments in every build type and throws one of
 // these with a message that names the layer or file, what was expected and what came.
 #include <cstdint>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ember {
 
@@ -35,5 +37,27 @@ class training_error : public std::runtime_error {
   std::int64_t epoch_, step_;
   double loss_;
 };
+// Bytes from a file, fit for a message: printable ASCII as is, anything else (a NUL, a control character,
+// binary data, UTF-8 continuation bytes) as \xNN, so a message is never cut short or garbled by what it quotes.
+// At most `max_bytes` of the input are shown, then "...".
+inline std::string escape_bytes(std::string_view bytes, std::size_t max_bytes = 40) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = bytes.size() < max_bytes ? bytes.size() : max_bytes;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (bytes.size() > n) out += "...";
+  return out;
+}
 
 }  // namespace ember

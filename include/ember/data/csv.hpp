@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ember/core/error.hpp"
@@ -35,8 +36,9 @@ class CsvCursor {
   // The raw text of the current cell, for messages.
   std::string cell_text() const {
     const unsigned char* e = p_;
-    while (e != end_ && *e != ',' && *e != '\n' && *e != '\r' && e - p_ < 20) ++e;
-    return "'" + std::string(p_, e) + (e - p_ >= 20 ? "...'" : "'");
+    while (e != end_ && *e != ',' && *e != '\n' && *e != '\r' && e - p_ < 21) ++e;
+    return "'" + escape_bytes(std::string_view(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(e - p_)), 20) +
+           "'";
   }
 
   // A non-negative decimal integer of at most 9 digits; leaves the cursor on the separator after it.
@@ -123,12 +125,12 @@ Dataset read_label_pixel_csv(const std::string& csv_path, LabelMap map_label) {
       return cell;
     };
     if (next_cell() != "label")
-      throw format_error(csv_path + ": line 1: the header must start with 'label', got '" + header.substr(0, 40) + "'");
+      throw format_error(csv_path + ": line 1: the header must start with 'label', got '" + escape_bytes(header) + "'");
     while (pos <= header.size()) {
       const std::string cell = next_cell();
       if (cell != "pixel" + std::to_string(pixels + 1))
         throw format_error(csv_path + ": line 1, column " + std::to_string(pixels + 2) + ": expected header 'pixel" +
-                           std::to_string(pixels + 1) + "', got '" + cell.substr(0, 40) + "'");
+                           std::to_string(pixels + 1) + "', got '" + escape_bytes(cell) + "'");
       ++pixels;
     }
   }

@@ -4,6 +4,7 @@
 // for backward.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@ class ReLUT : public ModuleT<T> {
     out.resize(x.shape());
     std::transform(x.begin(), x.end(), out.begin(), [](T v) { return v <= T(0) ? T(0) : v; });
   }
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<ReLUT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "ReLU"; }
 
@@ -83,9 +85,11 @@ class SoftmaxT : public ModuleT<T> {
     out.resize(x.shape());
     kernels::softmax_forward(x.data(), out.data(), outer, cols, inner);
   }
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<SoftmaxT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Softmax"; }
   std::string extra_repr() const override { return "dim=" + std::to_string(dim_); }
+  std::int64_t dim() const { return dim_; }
 
  private:
   struct Layout {

@@ -5,6 +5,7 @@
 // Buffers: running_mean, running_var, num_batches_tracked (a 0-d tensor; saved as int64 in checkpoints).
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,7 @@ class BatchNorm2dT : public ModuleT<T> {
     normalise_with_running(x, out);
   }
 
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<BatchNorm2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string extra_repr() const override {
@@ -126,10 +128,18 @@ class BatchNorm2dT : public ModuleT<T> {
   ParameterT<T>& bias() { return bias_; }
   TensorT<T>& running_mean() { return running_mean_; }
   TensorT<T>& running_var() { return running_var_; }
+  const ParameterT<T>& weight() const { return weight_; }
+  const ParameterT<T>& bias() const { return bias_; }
+  const TensorT<T>& running_mean() const { return running_mean_; }
+  const TensorT<T>& running_var() const { return running_var_; }
+  std::int64_t num_features() const { return c_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
   std::int64_t num_batches_tracked() const { return static_cast<std::int64_t>(num_batches_tracked_[0]); }
 
  private:
   void check(const TensorT<T>& x) const {
+    this->require_parameters();
     if (x.dim() != 4 || x.size(1) != c_)
       throw shape_error(this->repr() + ": expected input [N, " + std::to_string(c_) + ", H, W], got " +
                         to_string(x.shape()));

@@ -13,6 +13,7 @@
 // GemmWorkspace), so a warmed-up step allocates nothing; the bias seeds the output rows (beta = 1).
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,7 @@ class Conv2dT : public ModuleT<T> {
     compute(x, out, g, cols.data(), false, ws.data());
   }
 
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<Conv2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Conv2d"; }
   std::string extra_repr() const override { return describe(); }
@@ -166,6 +168,14 @@ class Conv2dT : public ModuleT<T> {
 
   ParameterT<T>& weight() { return weight_; }
   ParameterT<T>& bias() { return bias_; }
+  const ParameterT<T>& weight() const { return weight_; }
+  const ParameterT<T>& bias() const { return bias_; }
+  std::int64_t in_channels() const { return in_; }
+  std::int64_t out_channels() const { return out_; }
+  Size2 kernel_size() const { return kernel_; }
+  Size2 stride() const { return stride_; }
+  Size2 padding() const { return padding_; }
+  bool has_bias() const { return has_bias_; }
 
  private:
   std::string describe() const {
@@ -181,6 +191,7 @@ class Conv2dT : public ModuleT<T> {
   }
 
   kernels::Conv2dGeometry geometry(const TensorT<T>& x) const {
+    this->require_parameters();
     if (x.dim() != 4 || x.size(1) != in_)
       throw shape_error(this->repr() + ": expected input [N, " + std::to_string(in_) + ", H, W], got " +
                         to_string(x.shape()));
@@ -234,7 +245,7 @@ class Conv2dT : public ModuleT<T> {
   // Kept across steps so a warmed-up training step allocates nothing.
   TensorT<T> cols_;
   std::vector<TensorT<T>> wgrad_, bgrad_, dcols_;
-  std::vector<kernels::GemmWorkspace<T>> ws_fwd_, ws_wgrad_, ws_dgrad_;
+  Scratch<std::vector<kernels::GemmWorkspace<T>>> ws_fwd_, ws_wgrad_, ws_dgrad_;
   Shape input_shape_;
   bool has_forward_ = false;
 };

@@ -2,6 +2,7 @@
 // Dropout(p = 0.5), as torch.nn.Dropout: in training, each element is zeroed with probability p and the
 // survivors are scaled by 1 / (1 - p) (inverted dropout, so eval is the identity). The mask is drawn from the
 // layer's generator (the default one unless another is given) and kept for backward.
+#include <memory>
 #include <string>
 
 #include "ember/core/random.hpp"
@@ -44,6 +45,8 @@ class DropoutT : public ModuleT<T> {
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { out.assign(x); }
 
+  // A copy draws from the same generator as the original.
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<DropoutT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Dropout"; }
   std::string extra_repr() const override { return "p=" + python_float(p_) + ", inplace=False"; }

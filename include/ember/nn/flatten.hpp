@@ -1,6 +1,7 @@
 #pragma once
 // Flatten(start_dim = 1, end_dim = -1), as torch.nn.Flatten: [N, C, H, W] -> [N, C*H*W].
 #include <algorithm>
+#include <memory>
 #include <string>
 
 #include "ember/core/tensor.hpp"
@@ -35,11 +36,15 @@ class FlattenT : public ModuleT<T> {
     std::copy(x.begin(), x.end(), out.begin());
   }
   // Keeps the batch dimension only when flattening starts after it.
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<FlattenT>(*this); }
   bool batch_independent() const override { return start_ >= 1; }
   std::string type_name() const override { return "Flatten"; }
   std::string extra_repr() const override {
     return "start_dim=" + std::to_string(start_) + ", end_dim=" + std::to_string(end_);
   }
+
+  std::int64_t start_dim() const { return start_; }
+  std::int64_t end_dim() const { return end_; }
 
  private:
   // Writes into `out` (clear + push_back: no allocation once its capacity suffices).

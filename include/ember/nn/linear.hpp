@@ -8,6 +8,7 @@
 // and dW accumulates straight into weight.grad.
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,7 @@ class LinearT : public ModuleT<T> {
     compute(x, out, s, ws);
   }
 
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LinearT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Linear"; }
   std::string extra_repr() const override {
@@ -99,11 +101,15 @@ class LinearT : public ModuleT<T> {
 
   ParameterT<T>& weight() { return weight_; }
   ParameterT<T>& bias() { return bias_; }
+  const ParameterT<T>& weight() const { return weight_; }
+  const ParameterT<T>& bias() const { return bias_; }
   std::int64_t in_features() const { return in_; }
   std::int64_t out_features() const { return out_; }
+  bool has_bias() const { return has_bias_; }
 
  private:
   void check(const TensorT<T>& x) const {
+    this->require_parameters();
     if (x.dim() < 1 || x.size(-1) != in_)
       throw shape_error(this->repr() + ": expected input [*, " + std::to_string(in_) + "], got " +
                         to_string(x.shape()));
@@ -137,7 +143,7 @@ class LinearT : public ModuleT<T> {
   TensorT<T> input_;
   Shape out_shape_;
   // Packing buffers per product and per thread, kept across steps.
-  std::vector<kernels::GemmWorkspace<T>> ws_fwd_, ws_wgrad_, ws_dgrad_;
+  Scratch<std::vector<kernels::GemmWorkspace<T>>> ws_fwd_, ws_wgrad_, ws_dgrad_;
   bool has_forward_ = false;
 };
 

@@ -2,6 +2,7 @@
 // MaxPool2d(kernel_size, stride = kernel_size, padding = 0), as torch.nn.MaxPool2d with dilation 1 and
 // ceil_mode False. [N, C, H, W] -> [N, C, out_h, out_w]. Keeps the argmax of every window for backward.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,12 +52,17 @@ class MaxPool2dT : public ModuleT<T> {
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { run(x, out, nullptr); }
 
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<MaxPool2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "MaxPool2d"; }
   std::string extra_repr() const override {
     return "kernel_size=" + one_or_pair(kernel_) + ", stride=" + one_or_pair(stride_) +
            ", padding=" + one_or_pair(padding_) + ", dilation=1, ceil_mode=False";
   }
+
+  Size2 kernel_size() const { return kernel_; }
+  Size2 stride() const { return stride_; }
+  Size2 padding() const { return padding_; }
 
  private:
   // PyTorch prints the arguments as given; an int stays an int.

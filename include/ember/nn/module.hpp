@@ -11,7 +11,9 @@
 // skips that work.
 //
 // Parameters and buffers are reported through virtual collectors rather than stored pointers, so modules
-// stay safely movable. Names are PyTorch's dotted names (fc1.weight, batchnorm1.running_mean).
+// stay safely copyable and movable. Names are PyTorch's dotted names (fc1.weight, batchnorm1.running_mean).
+// Modules have value semantics: a copy (or clone()) is deep; a moved-from module throws on use rather than
+// reading its emptied parameters.
 #include <algorithm>
 #include <cstdio>
 #include <initializer_list>
@@ -21,6 +23,7 @@
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -33,6 +36,18 @@ namespace ember::nn {
 using ember::Parameter;
 using ember::ParameterT;
 
+// Per-call scratch (packing workspaces) that a copy of its owner starts without: it holds no state worth
+// copying, and some of it (Eigen's blocking) cannot be copied.
+template <typename V>
+struct Scratch : V {
+  Scratch() = default;
+  Scratch(const Scratch&) : V() {}
+  Scratch& operator=(const Scratch&) { return *this; }
+  Scratch(Scratch&&) noexcept = default;
+  Scratch& operator=(Scratch&&) noexcept = default;
+  ~Scratch() = default;
+};
+
 template <typename T>
 class ModuleT {
  public:
@@ -40,13 +55,17 @@ class ModuleT {
   using TensorType = TensorT<T>;
   using NamedParameters = std::vector<std::pair<std::string, ParameterT<T>*>>;
   using NamedBuffers = std::vector<std::pair<std::string, TensorT<T>*>>;
+  using NamedModules = std::vector<std::pair<std::string, ModuleT<T>*>>;
 
   ModuleT() = default;
-  ModuleT(const ModuleT&) = delete;
-  ModuleT& operator=(const ModuleT&) = delete;
-  ModuleT(ModuleT&&) noexcept = default;
-  ModuleT& operator=(ModuleT&&) noexcept = default;
   virtual ~ModuleT() = default;
+
+  // A deep copy of the module as its own type. The layers of ember and Sequential implement it; a layer of
+  // your own does it in one line (`return std::make_unique<MyLayer>(*this);`), else this throws naming it.
+  virtual std::unique_ptr<ModuleT<T>> clone() const {
+    throw std::logic_error(repr() + ": clone() is not implemented by this layer (override it as "
+                           "`return std::make_unique<" + type_name() + "T<T>>(*this);`)");
+  }
 
   TensorT<T> forward(const TensorT<T>& x) {
     TensorT<T> out;
@@ -62,6 +81,12 @@ class ModuleT {
     TensorT<T> out;
     predict_into(x, out);
     return out;
+  }
+  // Input of another scalar type (float images into a double model) is converted first, as fit converts
+  // its batches.
+  template <typename U, typename = std::enable_if_t<!std::is_same_v<U, T>>>
+  TensorT<T> predict(const TensorT<U>& x) const {
+    return predict(x.template cast<T>());
   }
 
   virtual void forward_into(const TensorT<T>& x, TensorT<T>& out) = 0;
@@ -98,12 +123,25 @@ class ModuleT {
     const_cast<ModuleT*>(this)->collect_buffers("", all);
     return {all.begin(), all.end()};
   }
+  // Every module with its dotted name, as PyTorch's named_modules(): the root as "", then its children
+  // ("fc1", "block.0", ...) depth first, in registration order.
+  NamedModules named_modules() {
+    NamedModules out;
+    collect_modules("", out);
+    return out;
+  }
+  std::vector<std::pair<std::string, const ModuleT<T>*>> named_modules() const {
+    NamedModules all;
+    const_cast<ModuleT*>(this)->collect_modules("", all);
+    return {all.begin(), all.end()};
+  }
   void zero_grad() {
     for (auto* p : parameters()) p->grad.zero();
   }
 
   // True when predict() treats every sample of the batch on its own (no statistic across the batch), so a
-  // container may split a large batch into chunks and run them on several threads. Off unless a layer says so.
+  // container may split a large batch into chunks and run them on several threads. Off unless a layer says so:
+  // a Sequential holding one layer without it predicts a large batch whole, on one chunk.
   virtual bool batch_independent() const { return false; }
 
   // Called during backward as a part of the model has its parameters' gradients (train/step.hpp). A
@@ -131,10 +169,33 @@ class ModuleT {
     (void)prefix;
     (void)out;
   }
+  // This module under `name`; containers add their children after it ("name.child").
+  virtual void collect_modules(const std::string& name, NamedModules& out) { out.emplace_back(name, this); }
 
  protected:
+  // Copies are deep (each layer copies its tensors); protected so that a module is never sliced.
+  ModuleT(const ModuleT&) = default;
+  ModuleT& operator=(const ModuleT&) = default;
+  // The source of a move keeps its configuration but not its parameters: it remembers that, so that using it
+  // throws (require_parameters) instead of reading empty tensors.
+  ModuleT(ModuleT&& other) noexcept : training_(other.training_), moved_from_(other.moved_from_) {
+    other.moved_from_ = true;
+  }
+  ModuleT& operator=(ModuleT&& other) noexcept {
+    training_ = other.training_;
+    moved_from_ = other.moved_from_;
+    if (&other != this) other.moved_from_ = true;
+    return *this;
+  }
+
+  void require_parameters() const {
+    if (moved_from_)
+      throw std::logic_error(repr() + ": the layer has no parameters: it was moved from (into a Sequential or "
+                             "another module); use the copy there, or pass the layer as an lvalue to copy it");
+  }
   // backward without a forward before it is a usage error, not undefined behaviour.
   void require_forward(bool has_forward) const {
+    require_parameters();
     if (!has_forward) throw std::logic_error(repr() + ": backward called before forward");
   }
   // The upstream gradient must have the shape of the last forward's output.
@@ -145,6 +206,7 @@ class ModuleT {
   }
 
   bool training_ = true;
+  bool moved_from_ = false;
 };
 
 using Module = ModuleT<float>;

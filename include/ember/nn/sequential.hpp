@@ -5,9 +5,14 @@
 //   Sequential("Net", {{"fc1", Linear(784, 512)}, {"relu1", ReLU()}, {"fc2", Linear(512, 10)}})
 // Children added without a name are named by position ("0", "1", ...), as in PyTorch.
 // Intermediate activations and gradients live in buffers kept across steps; a shape error from a child is
-// rethrown naming the child.
+// rethrown naming the child and the input the Sequential was given.
+// Children are held by value: an lvalue layer is copied in (the caller's layer stays whole and independent),
+// an rvalue is moved in. Copying a Sequential copies its children (clone()).
 #include <algorithm>
+#include <cstdlib>
+#include <cxxabi.h>
 #include <exception>
+#include <typeinfo>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -20,13 +25,56 @@
 
 namespace ember::nn {
 
-// One child for Sequential's initializer list: a module moved in by value, with an optional name.
+namespace detail {
+template <typename M, typename = void>
+struct is_module : std::false_type {};
+template <typename M>
+struct is_module<M, std::void_t<typename M::Scalar>> : std::is_base_of<ModuleT<typename M::Scalar>, M> {};
+
+// A module of any scalar type is accepted here so that one of the wrong type reaches the static_assert below
+// rather than a bare "no matching function".
+template <typename M>
+constexpr bool is_module_v = is_module<std::decay_t<M>>::value;
+
+// The child as its own type: an lvalue is copied, an rvalue moved.
+template <typename T, typename M>
+std::unique_ptr<ModuleT<T>> own_child(M&& m) {
+  using D = std::decay_t<M>;
+  static_assert(std::is_same_v<typename D::Scalar, T>,
+                "Sequential: this layer's scalar type differs from the Sequential's (e.g. nn::Linear, a "
+                "LinearT<float>, inside a SequentialT<double>); build the layer as ...T<double>, or convert "
+                "the float model afterwards with nn::to<double>(model)");
+  static_assert(std::is_copy_constructible_v<D> || !std::is_lvalue_reference_v<M>,
+                "Sequential: an lvalue layer is copied in; this layer type cannot be copied: pass std::move(layer)");
+  return std::make_unique<D>(std::forward<M>(m));
+}
+
+inline std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = status == 0 && d ? d : name;
+  std::free(d);
+  return out;
+}
+}  // namespace detail
+
+// get<M>() on a child of another type: still a std::bad_cast, with a message naming both types.
+struct module_cast_error : std::bad_cast {
+  explicit module_cast_error(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
+};
+
+// One child for Sequential's initializer list, with an optional name: an lvalue layer is copied, an rvalue
+// moved.
 template <typename T>
 struct NamedModuleT {
-  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
-  NamedModuleT(std::string n, M&& m) : name(std::move(n)), module(std::make_unique<std::decay_t<M>>(std::move(m))) {}
-  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
-  NamedModuleT(M&& m) : module(std::make_unique<std::decay_t<M>>(std::move(m))) {}  // NOLINT: implicit by design
+  template <typename M, typename = std::enable_if_t<detail::is_module_v<M>>>
+  NamedModuleT(std::string n, M&& m) : name(std::move(n)), module(detail::own_child<T>(std::forward<M>(m))) {}
+  template <typename M, typename = std::enable_if_t<detail::is_module_v<M>>>
+  NamedModuleT(M&& m) : module(detail::own_child<T>(std::forward<M>(m))) {}  // NOLINT: implicit by design
 
   std::string name;
   // initializer_list elements are const; the module is moved out of it exactly once, by Sequential.
@@ -43,10 +91,25 @@ class SequentialT : public ModuleT<T> {
     for (const auto& c : children) push_back(c.name, std::move(c.module));
   }
 
-  // Adds a child at the end; an empty name means its position.
-  template <typename M, typename = std::enable_if_t<std::is_base_of_v<ModuleT<T>, std::decay_t<M>>>>
+  // Copies: each child cloned, the buffers of the original left behind.
+  SequentialT(const SequentialT& other) : ModuleT<T>(other), display_name_(other.display_name_) {
+    children_.reserve(other.children_.size());
+    for (const auto& [name, child] : other.children_) children_.emplace_back(name, child->clone());
+  }
+  SequentialT& operator=(const SequentialT& other) {
+    if (this != &other) *this = SequentialT(other);
+    return *this;
+  }
+  SequentialT(SequentialT&&) noexcept = default;
+  SequentialT& operator=(SequentialT&&) noexcept = default;
+  ~SequentialT() override = default;
+
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<SequentialT>(*this); }
+
+  // Adds a child at the end (an lvalue copied, an rvalue moved); an empty name means its position.
+  template <typename M, typename = std::enable_if_t<detail::is_module_v<M>>>
   SequentialT& add(std::string name, M&& module) {
-    return push_back(std::move(name), std::make_unique<std::decay_t<M>>(std::move(module)));
+    return push_back(std::move(name), detail::own_child<T>(std::forward<M>(module)));
   }
   SequentialT& push_back(std::string name, std::unique_ptr<ModuleT<T>> module) {
     if (!module) throw std::invalid_argument("Sequential: null child");
@@ -64,10 +127,19 @@ class SequentialT : public ModuleT<T> {
   const std::string& name_of(std::size_t i) const { return children_.at(i).first; }
   // The child with this name; throws std::out_of_range naming it when absent.
   ModuleT<T>& operator[](const std::string& name) { return *find(name); }
-  // The child with this name as its concrete type (std::bad_cast when it is another type).
+  // The child with this name as its concrete type; module_cast_error (a std::bad_cast) naming the child, its
+  // type and the requested type when it is another type.
   template <typename M>
   M& get(const std::string& name) {
-    return dynamic_cast<M&>(*find(name));
+    ModuleT<T>* child = find(name);
+    if (auto* m = dynamic_cast<M*>(child)) return *m;
+    throw module_cast_error(display() + ": child '" + name + "' is " + child->repr() + " (" +
+                            detail::demangle(typeid(*child).name()) + "), not the requested " +
+                            detail::demangle(typeid(M).name()));
+  }
+  template <typename M>
+  const M& get(const std::string& name) const {
+    return const_cast<SequentialT*>(this)->template get<M>(name);
   }
 
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
@@ -82,7 +154,7 @@ class SequentialT : public ModuleT<T> {
       try {
         children_[i].second->forward_into(in, o);
       } catch (const shape_error& e) {
-        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+        rethrow_naming(i, e, x.shape());
       }
     }
   }
@@ -128,7 +200,7 @@ class SequentialT : public ModuleT<T> {
     // the shape of the whole output.
     TensorT<T> xc, yc;
     slice(x, 0, kPredictChunk, per, xc);
-    predict_whole(xc, yc);
+    predict_whole(xc, yc, &x.shape());
     Shape os = yc.shape();
     os[0] = n;
     out.resize(os);
@@ -143,7 +215,7 @@ class SequentialT : public ModuleT<T> {
         try {
           const std::int64_t lo = c * kPredictChunk, hi = std::min(n, lo + kPredictChunk);
           slice(x, lo, hi, per, xi);
-          predict_whole(xi, yi);
+          predict_whole(xi, yi, &x.shape());
           std::copy(yi.begin(), yi.end(), out.begin() + lo * out_per);
         } catch (...) {
           EMBER_OMP(critical(ember_sequential_predict))
@@ -187,6 +259,12 @@ class SequentialT : public ModuleT<T> {
   void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
     for (auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
   }
+  void collect_modules(const std::string& name, typename ModuleT<T>::NamedModules& out) override {
+    out.emplace_back(name, this);
+    for (auto& [child_name, child] : children_)
+      child->collect_modules(name.empty() ? child_name : name + "." + child_name, out);
+  }
+  const std::string& display_name() const { return display_name_; }
 
  private:
   std::string display() const { return display_name_.empty() ? "Sequential" : display_name_; }
@@ -198,7 +276,14 @@ class SequentialT : public ModuleT<T> {
     std::copy(x.begin() + lo * per, x.begin() + hi * per, t.begin());
   }
 
-  void predict_whole(const TensorT<T>& x, TensorT<T>& out) const {
+  // A child's shape error, naming the child and the input the Sequential was given.
+  [[noreturn]] void rethrow_naming(std::size_t i, const shape_error& e, const Shape& input) const {
+    throw shape_error(display() + " (" + children_[i].first + "): " + e.what() + " (the input given to " +
+                      display() + " was " + to_string(input) + ")");
+  }
+
+  // `input`: the whole batch's shape when x is a chunk of it.
+  void predict_whole(const TensorT<T>& x, TensorT<T>& out, const Shape* input = nullptr) const {
     if (children_.empty()) {
       out.assign(x);
       return;
@@ -210,7 +295,7 @@ class SequentialT : public ModuleT<T> {
       try {
         children_[i].second->predict_into(*in, o);
       } catch (const shape_error& e) {
-        throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
+        rethrow_naming(i, e, input ? *input : x.shape());
       }
       in = &o;
     }
