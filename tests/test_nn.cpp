@@ -223,6 +223,30 @@ TEST_CASE("golden values: BatchNorm2d running statistics and eval mode against P
   CHECK(bn.num_batches_tracked() == 2);
 }
 
+// Mean 1000, standard deviation 1: float inputs carry an ulp of 6e-5 there, so any formula that adds terms of
+// size ~1000 to get a result of size ~1 keeps only ~4 digits. PyTorch's values are float64 (exact for these
+// float inputs); ember's float layer must stay within a few float roundings of them.
+TEST_CASE("golden values: BatchNorm2d keeps its precision when the mean is far larger than the spread") {
+  nn::BatchNorm2d bn(3);
+  auto f = fixture::load("layers/batchnorm_offset.txt");
+  bn.weight().value = f.at("weight").cast<float>();
+  bn.bias().value = f.at("bias").cast<float>();
+  bn.zero_grad();
+  const Tensor y = bn.forward(f.at("input").cast<float>());
+  const Tensor dx = bn.backward(f.at("grad_output").cast<float>());
+  const std::pair<std::string, double> errors[] = {
+      {"output", fixture::max_rel_error(y, f.at("output"))},
+      {"grad_input", fixture::max_rel_error(dx, f.at("grad_input"))},
+      {"grad_weight", fixture::max_rel_error(bn.weight().grad, f.at("grad_weight"))},
+      {"grad_bias", fixture::max_rel_error(bn.bias().grad, f.at("grad_bias"))},
+      {"running_mean", fixture::max_rel_error(bn.running_mean(), f.at("running_mean"))},
+      {"running_var", fixture::max_rel_error(bn.running_var(), f.at("running_var"))}};
+  for (const auto& [name, e] : errors) {
+    MESSAGE("batchnorm_offset " << name << ": largest relative error against PyTorch (float64) " << e);
+    CHECK_MESSAGE(e < 2e-6, name);
+  }
+}
+
 namespace {
 
 using models::report_cnn;

@@ -53,13 +53,14 @@ class BatchNorm2dT : public ModuleT<T> {
     EMBER_OMP(parallel for num_threads(nt) schedule(static))
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       double mean, var;
-      kernels::batchnorm_stats_fast(x.data(), n, c_, hw, ch, mean, var);
+      kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch);
       const double invstd = 1.0 / std::sqrt(var + eps_);
       mean_[static_cast<std::size_t>(ch)] = mean;
       invstd_[static_cast<std::size_t>(ch)] = invstd;
       const double scale = weight_.value[ch] * invstd;
-      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - mean * scale));
+      const T center = static_cast<T>(mean);
+      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, center, static_cast<T>(scale),
+                               static_cast<T>(bias_.value[ch] - (mean - static_cast<double>(center)) * scale));
       const double unbiased = var * static_cast<double>(count) / static_cast<double>(count - 1);
       running_mean_[ch] = static_cast<T>((1.0 - momentum_) * running_mean_[ch] + momentum_ * mean);
       running_var_[ch] = static_cast<T>((1.0 - momentum_) * running_var_[ch] + momentum_ * unbiased);
@@ -77,9 +78,9 @@ class BatchNorm2dT : public ModuleT<T> {
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       double dgamma = 0, dbeta = 0;
       if (batch_stats_) {
-        kernels::batchnorm_backward_train_fast(input_.data(), grad_out.data(), grad_in ? grad_in->data() : nullptr, n, c_,
-                                          hw, ch, mean_[static_cast<std::size_t>(ch)],
-                                          invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], dgamma, dbeta);
+        kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input_.data(), grad_out.data(),
+                                    n, c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
+                                    invstd_[static_cast<std::size_t>(ch)], weight_.value[ch]);
       } else {
         // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
         const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
@@ -140,8 +141,9 @@ class BatchNorm2dT : public ModuleT<T> {
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
       const double scale = weight_.value[ch] * invstd;
-      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - running_mean_[ch] * scale));
+      // running_mean is already a T: centring on it is exact.
+      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], static_cast<T>(scale),
+                               bias_.value[ch]);
     }
   }
 

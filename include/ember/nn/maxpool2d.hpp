@@ -80,7 +80,7 @@ class MaxPool2dT : public ModuleT<T> {
     [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));
     EMBER_OMP(parallel for num_threads(nt) schedule(static))
     for (std::int64_t p = 0; p < planes; ++p)
-      kernels::maxpool2d_forward_fast(g, x.data() + p * in_plane, out.data() + p * out_plane,
+      kernels::maxpool2d_forward(g, x.data() + p * in_plane, out.data() + p * out_plane,
                                  am ? am + p * out_plane : nullptr);
   }
 
