@@ -1,7 +1,8 @@
 #pragma once
 // Batch normalisation over N x C x HW (PyTorch's BatchNorm2d), per channel c, with M = N * HW values:
 //   train:  mean = sum x / M, var = sum (x - mean)^2 / M (biased, used to normalise),
-//           running_mean = (1 - m) running_mean + m mean, running_var = (1 - m) running_var + m var * M / (M - 1)
+//           running_mean = (1 - m) running_mean + m mean, running_var = (1 - m) running_var + m var * M / (M
+//           - 1)
 //   y = (x - mean) / sqrt(var + eps) * gamma + beta
 // Statistics accumulate in double: a float sum over 32*26*26 values loses digits we can keep for free.
 //
@@ -13,11 +14,12 @@
 
 namespace ember::kernels {
 
-// The fast kernels work plane by plane (one image, one channel: hw contiguous values): each plane's sums run in
-// T through Eigen's vectorised reductions, and the planes add up in double. Every float quantity is centred
-// first (on a value of the channel, then on the mean rounded to T), so a channel whose mean is far larger than
-// its spread (mean 1000, std 1) keeps the digits PyTorch keeps: the float terms are of the size of the spread,
-// never of the mean. The order of every sum is fixed by the shapes, so results repeat bit for bit.
+// The fast kernels work plane by plane (one image, one channel: hw contiguous values): each plane's sums run
+// in T through Eigen's vectorised reductions, and the planes add up in double. Every float quantity is
+// centred first (on a value of the channel, then on the mean rounded to T), so a channel whose mean is far
+// larger than its spread (mean 1000, std 1) keeps the digits PyTorch keeps: the float terms are of the size
+// of the spread, never of the mean. The order of every sum is fixed by the shapes, so results repeat bit for
+// bit.
 template <typename T>
 using ConstPlane = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
@@ -35,8 +37,10 @@ void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std:
   mean = static_cast<double>(shift) + sum / count;
   const T m = static_cast<T>(mean);
   double sq = 0;
-  for (std::int64_t i = 0; i < n; ++i) sq += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - m).square().sum();
-  // The deviations were taken from mean rounded to T; add back the (tiny) offset's share: E[(x-m)^2] - (mean-m)^2.
+  for (std::int64_t i = 0; i < n; ++i)
+    sq += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - m).square().sum();
+  // The deviations were taken from mean rounded to T; add back the (tiny) offset's share: E[(x-m)^2] -
+  // (mean-m)^2.
   const double off = mean - static_cast<double>(m);
   var = sq / count - off * off;
   if (var < 0) var = 0;
@@ -44,8 +48,8 @@ void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std:
 
 // The reference: two passes over the values in double.
 template <typename T>
-void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw,
-                         std::int64_t channel) {
+void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c,
+                         std::int64_t hw, std::int64_t channel) {
   double sum = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const T* p = x + (i * c + channel) * hw;

@@ -3,7 +3,8 @@
 // With g the geometry (im2col.hpp), K = g.col_rows() = C_in*kh*kw and P = g.col_cols() = out_h*out_w:
 //   x [n, C_in, H, W], w [C_out, K] (= [C_out, C_in, kh, kw]), b [C_out] or null, y and dy [n, C_out, P]
 //   forward:  y_i = W cols_i + b with cols_i = im2col(x_i) [K x P]
-//   backward: dW += sum_i dy_i cols_i^T,  db += sum_i rowsum(dy_i),  dx_i = col2im(W^T dy_i)   (db, dx may be null)
+//   backward: dW += sum_i dy_i cols_i^T,  db += sum_i rowsum(dy_i),  dx_i = col2im(W^T dy_i)   (db, dx may be
+//   null)
 // dW and db accumulate (as PyTorch's .grad); dx is overwritten.
 //
 // Naming, as in every kernel: conv2d_forward / conv2d_backward are fast, *_ref their plain references.
@@ -11,10 +12,10 @@
 //
 // The fast pair is im2col + GEMM, parallel over the batch. Why per image and not one GEMM over the batch: an
 // image's column matrix (675 x 121 floats for the report's conv2, 320 KiB) stays in L2 between im2col and its
-// GEMMs, and the batch loop needs one fork/join per layer. The GEMMs run single-threaded inside the region with
-// packing workspaces kept per thread in a Conv2dWorkspace the caller keeps, so a warmed-up step allocates nothing.
-// Each thread sums its images' weight gradients into its own buffer; the buffers are then added in thread
-// order, so a run repeats bit for bit with the same thread count.
+// GEMMs, and the batch loop needs one fork/join per layer. The GEMMs run single-threaded inside the region
+// with packing workspaces kept per thread in a Conv2dWorkspace the caller keeps, so a warmed-up step
+// allocates nothing. Each thread sums its images' weight gradients into its own buffer; the buffers are then
+// added in thread order, so a run repeats bit for bit with the same thread count.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -55,8 +56,8 @@ inline double conv2d_flops_per_image(const Conv2dGeometry& g, std::int64_t out_c
 
 // cols: [n, K, P], the column matrices kept for backward, or null (then ws holds one per thread).
 template <typename T>
-void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Conv2dGeometry& g, std::int64_t n,
-                    std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
+void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
+                    std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
   const std::int64_t k = g.col_rows(), p = g.col_cols(), in_image = g.channels * g.height * g.width;
   const int nt = threads_for(n, detail::conv2d_flops_per_image(g, out_channels));
   ws.ensure_threads(false);
@@ -96,9 +97,9 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     const auto t = static_cast<std::size_t>(thread_index());
     const T* dyi = dy + i * out * p;
     const T* ci = cols + i * k * p;
-    // Transposed: dW_t^T[k x out] += cols[k x p] dy^T[p x out]. Eigen packs the left operand of its column-major
-    // product from cols' rows without a transpose, and only the small dy is packed transposed; dW = dW^T^T once
-    // per step below.
+    // Transposed: dW_t^T[k x out] += cols[k x p] dy^T[p x out]. Eigen packs the left operand of its
+    // column-major product from cols' rows without a transpose, and only the small dy is packed transposed;
+    // dW = dW^T^T once per step below.
     gemm(ws.weight_grad[t], false, true, k, out, p, T(1), ci, p, dyi, p, T(1), ws.wgrad[t].data(), out);
     if (db) {
       T* dbt = ws.bgrad[t].data();
@@ -155,7 +156,8 @@ void conv2d_backward_ref(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
                          std::int64_t n, std::int64_t out_channels) {
   const std::int64_t oh = g.out_h(), ow = g.out_w(), k = g.col_rows();
   const std::int64_t in_size = n * g.channels * g.height * g.width;
-  std::vector<double> dw_acc(static_cast<std::size_t>(out_channels * k)), db_acc(static_cast<std::size_t>(out_channels));
+  std::vector<double> dw_acc(static_cast<std::size_t>(out_channels * k)),
+      db_acc(static_cast<std::size_t>(out_channels));
   std::vector<double> dx_acc(static_cast<std::size_t>(dx ? in_size : 0));
   for (std::int64_t s = 0; s < n; ++s)
     for (std::int64_t o = 0; o < out_channels; ++o)
@@ -168,15 +170,18 @@ void conv2d_backward_ref(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
               for (std::int64_t j = 0; j < g.kernel_w; ++j) {
                 const std::int64_t yy = oy * g.stride_h - g.pad_h + i, xx = ox * g.stride_w - g.pad_w + j;
                 if (yy < 0 || yy >= g.height || xx < 0 || xx >= g.width) continue;
-                const auto at = static_cast<std::size_t>(((s * g.channels + c) * g.height + yy) * g.width + xx);
+                const auto at =
+                    static_cast<std::size_t>(((s * g.channels + c) * g.height + yy) * g.width + xx);
                 const std::int64_t tap = ((o * g.channels + c) * g.kernel_h + i) * g.kernel_w + j;
                 dw_acc[static_cast<std::size_t>(tap)] += gy * x[at];
                 if (dx) dx_acc[at] += gy * w[tap];
               }
         }
-  for (std::int64_t j = 0; j < out_channels * k; ++j) dw[j] = static_cast<T>(dw[j] + dw_acc[static_cast<std::size_t>(j)]);
+  for (std::int64_t j = 0; j < out_channels * k; ++j)
+    dw[j] = static_cast<T>(dw[j] + dw_acc[static_cast<std::size_t>(j)]);
   if (db)
-    for (std::int64_t o = 0; o < out_channels; ++o) db[o] = static_cast<T>(db[o] + db_acc[static_cast<std::size_t>(o)]);
+    for (std::int64_t o = 0; o < out_channels; ++o)
+      db[o] = static_cast<T>(db[o] + db_acc[static_cast<std::size_t>(o)]);
   if (dx)
     for (std::int64_t j = 0; j < in_size; ++j) dx[j] = static_cast<T>(dx_acc[static_cast<std::size_t>(j)]);
 }

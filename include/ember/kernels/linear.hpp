@@ -8,9 +8,9 @@
 // Outputs come first.
 //
 // The fast pair runs its products through the threaded gemm with packing workspaces the caller keeps in a
-// LinearWorkspace (one per product and thread), so a warmed-up step allocates nothing. The bias seeds y's rows
-// and the GEMM accumulates onto it (beta = 1); dW accumulates straight into the caller's gradient; db adds the
-// rows in order, so every sum has a fixed order and results repeat bit for bit for any thread count.
+// LinearWorkspace (one per product and thread), so a warmed-up step allocates nothing. The bias seeds y's
+// rows and the GEMM accumulates onto it (beta = 1); dW accumulates straight into the caller's gradient; db
+// adds the rows in order, so every sum has a fixed order and results repeat bit for bit for any thread count.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -41,12 +41,13 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, std::int64_t rows,
                     std::int64_t out, LinearWorkspace<T>& ws) {
   if (b)
     for (std::int64_t r = 0; r < rows; ++r) std::copy(b, b + out, y + r * out);
-  gemm(detail::per_thread(ws.forward), false, true, rows, out, in, T(1), x, in, w, in, b ? T(1) : T(0), y, out);
+  gemm(detail::per_thread(ws.forward), false, true, rows, out, in, T(1), x, in, w, in, b ? T(1) : T(0), y,
+       out);
 }
 
 template <typename T>
-void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, std::int64_t rows, std::int64_t in,
-                     std::int64_t out, LinearWorkspace<T>& ws) {
+void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, std::int64_t rows,
+                     std::int64_t in, std::int64_t out, LinearWorkspace<T>& ws) {
   // dW[out x in] += dy^T[out x rows] x[rows x in]
   gemm(detail::per_thread(ws.weight_grad), true, false, out, in, rows, T(1), dy, out, x, in, T(1), dw, in);
   if (db)
@@ -55,7 +56,8 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, s
       for (std::int64_t j = 0; j < out; ++j) db[j] += g[j];
     }
   // dx[rows x in] = dy[rows x out] W[out x in]
-  if (dx) gemm(detail::per_thread(ws.input_grad), false, false, rows, in, out, T(1), dy, out, w, in, T(0), dx, in);
+  if (dx)
+    gemm(detail::per_thread(ws.input_grad), false, false, rows, in, out, T(1), dy, out, w, in, T(0), dx, in);
 }
 
 // The references: the definitions, one output at a time, accumulating in double.

@@ -20,7 +20,8 @@ struct Pool2dGeometry {
   std::int64_t out_w() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
 };
 
-// Naming, as in every kernel: maxpool2d_forward is the fast kernel, maxpool2d_forward_ref the plain reference.
+// Naming, as in every kernel: maxpool2d_forward is the fast kernel, maxpool2d_forward_ref the plain
+// reference.
 
 // The reference, and the kernel for every window but 2x2 unpadded.
 // in: height x width; out and argmax: out_h x out_w. argmax may be null (inference).
