@@ -136,14 +136,14 @@ void gemm_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// The path the layers use: kernels::gemm_parallel with packing workspaces kept across calls (no allocation) and
-// our own split over threads (Eigen single-threaded inside). Same args as BM_Gemm.
+// The path the layers use: kernels::gemm with per-thread packing workspaces kept across calls (no allocation)
+// and our own split over threads (Eigen single-threaded inside). Same args as BM_Gemm.
 void BM_GemmWorkspace(benchmark::State& state) {
   GemmCase g(state);
   std::vector<kernels::GemmWorkspace<float>> ws(static_cast<std::size_t>(g.threads));
   for (auto _ : state) {
-    kernels::gemm_parallel(ws, g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.a.data(), g.ta ? g.m : g.k, g.b.data(),
-                           g.tb ? g.k : g.n, 0.0f, g.c.data(), g.n);
+    kernels::gemm(ws, g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.a.data(), g.ta ? g.m : g.k, g.b.data(), g.tb ? g.k : g.n,
+                  0.0f, g.c.data(), g.n);
     benchmark::DoNotOptimize(g.c.data());
   }
   bench::set_rates(state, g.flops(), 0);
@@ -151,17 +151,17 @@ void BM_GemmWorkspace(benchmark::State& state) {
 BENCHMARK(BM_GemmWorkspace)->Apply(gemm_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // The reference triple loop at one small shape, to show what the fast path buys.
-void BM_GemmNaive(benchmark::State& state) {
+void BM_GemmRef(benchmark::State& state) {
   const std::int64_t m = 50, n = 121, k = 675;
   std::vector<float> a(static_cast<std::size_t>(m * k), 0.5f), b(static_cast<std::size_t>(k * n), 0.25f),
       c(static_cast<std::size_t>(m * n));
   for (auto _ : state) {
-    kernels::gemm_naive(false, false, m, n, k, 1.0f, a.data(), b.data(), 0.0f, c.data());
+    kernels::gemm_ref(false, false, m, n, k, 1.0f, a.data(), b.data(), 0.0f, c.data());
     benchmark::DoNotOptimize(c.data());
   }
   bench::set_rates(state, 2.0 * static_cast<double>(m * n * k), 0);
 }
-BENCHMARK(BM_GemmNaive)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_GemmRef)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

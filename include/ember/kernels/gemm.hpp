@@ -1,16 +1,18 @@
 #pragma once
-// GEMM on raw row-major buffers, plus the naive triple loop the tests compare it with.
+// GEMM on raw row-major buffers, and the plain triple loop the tests compare it with.
 //   C[M x N] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T; every buffer row-major.
 //
-// Two fast paths, both on Eigen's packed GEBP kernels (its blocking and SIMD micro-kernel):
+// Naming, as in every kernel: gemm is fast, gemm_ref the plain reference. The fast paths, all on Eigen's packed
+// GEBP kernels (its blocking and SIMD micro-kernel):
 //   gemm(...)               through Eigen's expression API. Simple, but every call allocates the packing
 //                           buffers once they pass 128 KiB, and outside our parallel regions Eigen starts its
 //                           own OpenMP team, which collapses when the machine is oversubscribed.
 //   gemm(ws, ...)           the same kernel with the packing buffers kept in a GemmWorkspace across calls (no
 //                           allocation once warm) and always single-threaded: the caller decides the threads.
-//   gemm_parallel(wss, ...) splits C into column (or row) blocks over threads_for(...) threads, one workspace
-//                           each. Every element of C is computed by one thread in a fixed order that does
-//                           not depend on the split, so results repeat bit for bit for any thread count.
+//   gemm(wss, ...)          with a vector of workspaces: splits C into column (or row) blocks over
+//                           threads_for(...) threads, one workspace each. Every element of C is computed by one
+//                           thread in a fixed order that does not depend on the split, so results repeat bit
+//                           for bit for any thread count.
 // The workspace path uses Eigen's internal general_matrix_matrix_product (stable across 3.3 and 3.4, the
 // signatures differ by one argument, handled below).
 #include <Eigen/Core>
@@ -90,8 +92,6 @@ void gemm_colmajor(GemmWorkspace<T>& ws, std::int64_t n, std::int64_t m, std::in
 #endif
 }
 
-}  // namespace detail
-
 // Products with a tiny side (a batch of 4 through a Linear layer): packing the large operand for Eigen's kernel
 // costs as much as the product itself, so these stream it once instead, each row in L1 while it is used:
 //   C += alpha A B^T with m small: C[i][j] += alpha <A_i, B_j> (dot products, j outer: B_j read once)
@@ -128,6 +128,8 @@ bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
   return false;
 }
 
+}  // namespace detail
+
 // Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
 template <typename T>
 void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
@@ -144,7 +146,7 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
     }
   }
   if (k <= 0 || alpha == T(0)) return;
-  if (gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
+  if (detail::gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
   using namespace Eigen;
@@ -161,9 +163,9 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
 // gemm over up to workspaces.size() threads (fewer when the product is small, see threads_for): the larger of
 // m and n is cut into blocks of whole micro-kernel panels, one per thread.
 template <typename T>
-void gemm_parallel(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b, std::int64_t m,
-                   std::int64_t n, std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b,
-                   std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+          std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+          std::int64_t ldc) {
   const bool split_n = n >= m;
   const std::int64_t extent = split_n ? n : m;
   // Blocks start on the micro-kernel's panel boundaries (mr rows of Eigen's column-major view when splitting
@@ -201,8 +203,8 @@ void gemm_parallel(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool
 
 // The reference: three loops, accumulating in double.
 template <typename T>
-void gemm_naive(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
-                const T* b, T beta, T* c) {
+void gemm_ref(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+              const T* b, T beta, T* c) {
   for (std::int64_t i = 0; i < m; ++i) {
     for (std::int64_t j = 0; j < n; ++j) {
       double acc = 0;

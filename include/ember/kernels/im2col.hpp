@@ -1,5 +1,5 @@
 #pragma once
-// im2col / col2im for one image, and a direct (naive) convolution that the tests use as the reference.
+// im2col / col2im for one image: the unrolling that turns a convolution into a GEMM (kernels/conv2d.hpp).
 //
 // Geometry, as PyTorch's Conv2d with dilation 1:
 //   out_h = (h + 2*pad_h - kernel_h) / stride_h + 1, likewise out_w.
@@ -125,28 +125,6 @@ void col2im(const Conv2dGeometry& g, const T* cols, T* img) {
       }
     }
   }
-}
-
-// Reference convolution of one image, straight from the definition (double accumulation).
-// weight: out_channels x channels x kernel_h x kernel_w; bias may be null; out: out_channels x out_h x out_w.
-template <typename T>
-void conv2d_naive(const Conv2dGeometry& g, std::int64_t out_channels, const T* img, const T* weight, const T* bias,
-                  T* out) {
-  const std::int64_t oh = g.out_h(), ow = g.out_w();
-  for (std::int64_t o = 0; o < out_channels; ++o)
-    for (std::int64_t oy = 0; oy < oh; ++oy)
-      for (std::int64_t ox = 0; ox < ow; ++ox) {
-        double acc = bias ? static_cast<double>(bias[o]) : 0.0;
-        for (std::int64_t c = 0; c < g.channels; ++c)
-          for (std::int64_t i = 0; i < g.kernel_h; ++i)
-            for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-              const std::int64_t y = oy * g.stride_h - g.pad_h + i, x = ox * g.stride_w - g.pad_w + j;
-              if (y < 0 || y >= g.height || x < 0 || x >= g.width) continue;
-              acc += static_cast<double>(img[(c * g.height + y) * g.width + x]) *
-                     weight[((o * g.channels + c) * g.kernel_h + i) * g.kernel_w + j];
-            }
-        out[(o * oh + oy) * ow + ox] = static_cast<T>(acc);
-      }
 }
 
 }  // namespace ember::kernels

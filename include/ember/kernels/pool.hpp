@@ -20,9 +20,13 @@ struct Pool2dGeometry {
   std::int64_t out_w() const { return (width + 2 * pad_w - kernel_w) / stride_w + 1; }
 };
 
+// Naming, as in every kernel: maxpool2d_forward is the fast kernel, maxpool2d_forward_ref the plain
+// reference.
+
+// The reference, and the kernel for every window but 2x2 unpadded.
 // in: height x width; out and argmax: out_h x out_w. argmax may be null (inference).
 template <typename T>
-void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+void maxpool2d_forward_ref(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
   const std::int64_t oh = g.out_h(), ow = g.out_w();
   for (std::int64_t oy = 0; oy < oh; ++oy) {
     const std::int64_t y0 = oy * g.stride_h - g.pad_h;
@@ -48,8 +52,9 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_
   }
 }
 
-// The same for the common 2x2 window without padding (the report's pools): branch-free, so the compiler can
-// vectorise it. A row holding a NaN goes through the general kernel, which keeps the NaN rules above.
+namespace detail {
+// The common 2x2 window without padding (the report's pools): branch-free, so the compiler can vectorise it.
+// A row holding a NaN goes through the general kernel, which keeps the NaN rules above.
 template <typename T>
 void maxpool2d_forward_2x2(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
   const std::int64_t oh = g.out_h(), ow = g.out_w(), sh = g.stride_h, sw = g.stride_w, w = g.width;
@@ -82,20 +87,22 @@ void maxpool2d_forward_2x2(const Pool2dGeometry& g, const T* in, T* out, std::in
     if (nan) {
       Pool2dGeometry row = g;  // redo this output row with the general kernel
       row.height = g.kernel_h;
-      maxpool2d_forward(row, r0, o, am);
+      maxpool2d_forward_ref(row, r0, o, am);
       if (am)
         for (std::int64_t ox = 0; ox < ow; ++ox) am[ox] += static_cast<std::int32_t>(oy * sh * w);
     }
   }
 }
 
-// Dispatches to the 2x2 fast path when it applies.
+}  // namespace detail
+
+// The fast kernel: the branch-free path for 2x2 windows without padding, the general loop otherwise.
 template <typename T>
-void maxpool2d_forward_fast(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
   if (g.kernel_h == 2 && g.kernel_w == 2 && g.pad_h == 0 && g.pad_w == 0)
-    maxpool2d_forward_2x2(g, in, out, argmax);
+    detail::maxpool2d_forward_2x2(g, in, out, argmax);
   else
-    maxpool2d_forward(g, in, out, argmax);
+    maxpool2d_forward_ref(g, in, out, argmax);
 }
 
 // grad_in (height x width) must be zeroed by the caller; overlapping windows add up.

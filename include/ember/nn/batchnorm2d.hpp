@@ -50,21 +50,21 @@ class BatchNorm2dT : public ModuleT<T> {
     if (count <= 1)
       throw shape_error(this->repr() + ": expected more than 1 value per channel when training, got input " +
                         to_string(x.shape()));
-    [[maybe_unused]] const int nt = threads_for(c_, static_cast<double>(3 * count));
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t ch = 0; ch < c_; ++ch) {
+    const int nt = threads_for(c_, static_cast<double>(3 * count));
+    parallel_for(nt, c_, [&](std::int64_t ch) {
       double mean, var;
-      kernels::batchnorm_stats_fast(x.data(), n, c_, hw, ch, mean, var);
+      kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch);
       const double invstd = 1.0 / std::sqrt(var + eps_);
       mean_[static_cast<std::size_t>(ch)] = mean;
       invstd_[static_cast<std::size_t>(ch)] = invstd;
       const double scale = weight_.value[ch] * invstd;
-      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - mean * scale));
+      const T center = static_cast<T>(mean);
+      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, center, static_cast<T>(scale),
+                               static_cast<T>(bias_.value[ch] - (mean - static_cast<double>(center)) * scale));
       const double unbiased = var * static_cast<double>(count) / static_cast<double>(count - 1);
       running_mean_[ch] = static_cast<T>((1.0 - momentum_) * running_mean_[ch] + momentum_ * mean);
       running_var_[ch] = static_cast<T>((1.0 - momentum_) * running_var_[ch] + momentum_ * unbiased);
-    }
+    });
     num_batches_tracked_[0] += T(1);
   }
 
@@ -73,14 +73,13 @@ class BatchNorm2dT : public ModuleT<T> {
     this->require_grad_shape(grad_out, input_.shape());
     const std::int64_t n = input_.size(0), hw = input_.size(2) * input_.size(3);
     if (grad_in) grad_in->resize(input_.shape());
-    [[maybe_unused]] const int nt = threads_for(c_, static_cast<double>(4 * n * hw));
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t ch = 0; ch < c_; ++ch) {
+    const int nt = threads_for(c_, static_cast<double>(4 * n * hw));
+    parallel_for(nt, c_, [&](std::int64_t ch) {
       double dgamma = 0, dbeta = 0;
       if (batch_stats_) {
-        kernels::batchnorm_backward_train_fast(input_.data(), grad_out.data(), grad_in ? grad_in->data() : nullptr, n, c_,
-                                          hw, ch, mean_[static_cast<std::size_t>(ch)],
-                                          invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], dgamma, dbeta);
+        kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input_.data(), grad_out.data(),
+                                    n, c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
+                                    invstd_[static_cast<std::size_t>(ch)], weight_.value[ch]);
       } else {
         // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
         const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
@@ -97,7 +96,7 @@ class BatchNorm2dT : public ModuleT<T> {
       }
       weight_.grad[ch] += static_cast<T>(dgamma);
       bias_.grad[ch] += static_cast<T>(dbeta);
-    }
+    });
   }
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
@@ -150,8 +149,9 @@ class BatchNorm2dT : public ModuleT<T> {
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
       const double scale = weight_.value[ch] * invstd;
-      kernels::batchnorm_apply(x.data(), out.data(), n, c_, hw, ch, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - running_mean_[ch] * scale));
+      // running_mean is already a T: centring on it is exact.
+      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], static_cast<T>(scale),
+                               bias_.value[ch]);
     }
   }
 

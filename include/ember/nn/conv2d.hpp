@@ -1,16 +1,8 @@
 #pragma once
 // Conv2d(in_channels, out_channels, kernel_size, stride = 1, padding = 0, bias = true), as torch.nn.Conv2d with
 // dilation 1 and groups 1. [N, C_in, H, W] -> [N, C_out, out_h, out_w].
-//
-// im2col + GEMM, parallel over the batch: each thread unrolls its images into column matrices
-// cols_n [C_in*kh*kw x out_h*out_w] (kept for backward) and computes out_n = W [C_out x C_in*kh*kw] * cols_n + b.
-// Backward, per image: dW += dy_n * cols_n^T, db += rowsum(dy_n), dx_n = col2im(W^T * dy_n). Each thread sums
-// its images' weight gradients into its own buffer; the buffers are then added in thread order, so a run
-// repeats bit for bit with the same thread count.
-// Why per image and not one GEMM over the batch: an image's column matrix (675 x 121 floats for the report's
-// conv2, 320 KiB) stays in L2 between im2col and its GEMMs, and the batch loop needs one fork/join per layer.
-// The GEMMs run single-threaded inside our region with packing workspaces kept per thread (kernels::gemm with a
-// GemmWorkspace), so a warmed-up step allocates nothing; the bias seeds the output rows (beta = 1).
+// The arithmetic (im2col + GEMM, parallel over the batch) is kernels/conv2d.hpp's; the layer keeps the
+// parameters, the column matrices of every image (for backward) and the kernel's workspaces.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -20,8 +12,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/kernels/gemm.hpp"
-#include "ember/kernels/im2col.hpp"
+#include "ember/kernels/conv2d.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/module.hpp"
 
@@ -83,77 +74,33 @@ class Conv2dT : public ModuleT<T> {
     const auto g = geometry(x);
     input_shape_ = x.shape();
     ensure_shape(cols_, {x.size(0), g.col_rows(), g.col_cols()});
-    ensure_workspaces();
-    compute(x, out, g, cols_.data(), true, ws_fwd_.data());
+    ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
+    kernels::conv2d_forward(out.data(), cols_.data(), x.data(), weight_.value.data(),
+                            has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws_);
     has_forward_ = true;
   }
 
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
     const auto g = geometry_for(input_shape_);
-    const std::int64_t n = input_shape_[0], k = g.col_rows(), p = g.col_cols();
-    const std::int64_t oh = g.out_h(), ow = g.out_w();
+    const std::int64_t n = input_shape_[0], oh = g.out_h(), ow = g.out_w();
     if (grad_out.dim() != 4 || grad_out.size(0) != n || grad_out.size(1) != out_ || grad_out.size(2) != oh ||
         grad_out.size(3) != ow)
       this->require_grad_shape(grad_out, {n, out_, oh, ow});  // throws with the message
     if (grad_in) grad_in->resize(input_shape_);
-    ensure_workspaces();
-    const int nt = threads_for(n, static_cast<double>(4 * out_ * k * p));
-    for (int t = 0; t < nt; ++t) {
-      const auto ti = static_cast<std::size_t>(t);
-      wgrad_[ti].resize(weight_.value.shape());
-      wgrad_[ti].zero();
-      bgrad_[ti].resize(bias_.value.shape());
-      bgrad_[ti].zero();
-      if (grad_in) ensure_shape(dcols_[ti], {k, p});
-    }
-    const std::int64_t in_image = g.channels * g.height * g.width;
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto t = static_cast<std::size_t>(thread_index());
-      const T* dy = grad_out.data() + i * out_ * p;
-      const T* cols = cols_.data() + i * k * p;
-      // Transposed: dW_t^T[k x out] += cols[k x p] dy^T[p x out]. Eigen packs the left operand of its
-      // column-major product from cols' rows without a transpose, and only the small dy is packed transposed;
-      // dW = dW^T^T once per step below.
-      kernels::gemm(ws_wgrad_[t], false, true, k, out_, p, T(1), cols, p, dy, p, T(1), wgrad_[t].data(), out_);
-      if (has_bias_) {
-        T* db = bgrad_[t].data();
-        for (std::int64_t o = 0; o < out_; ++o) {
-          T acc = 0;
-          for (std::int64_t j = 0; j < p; ++j) acc += dy[o * p + j];
-          db[o] += acc;
-        }
-      }
-      if (grad_in) {
-        // dcols[k x p] = W^T[k x out] dy[out x p], then scattered back onto the image.
-        kernels::gemm(ws_dgrad_[t], true, false, k, p, out_, T(1), weight_.value.data(), k, dy, p, T(0),
-                      dcols_[t].data(), p);
-        T* img = grad_in->data() + i * in_image;
-        std::fill(img, img + in_image, T(0));
-        kernels::col2im(g, dcols_[t].data(), img);
-      }
-    }
-    T* w = weight_.grad.data();
-    for (int t = 0; t < nt; ++t) {
-      const T* wt = wgrad_[static_cast<std::size_t>(t)].data();  // [k x out]
-      for (std::int64_t o = 0; o < out_; ++o)
-        for (std::int64_t j = 0; j < k; ++j) w[o * k + j] += wt[j * out_ + o];
-      if (has_bias_) {
-        const T* bt = bgrad_[static_cast<std::size_t>(t)].data();
-        for (std::int64_t j = 0; j < out_; ++j) bias_.grad[j] += bt[j];
-      }
-    }
+    kernels::conv2d_backward(grad_in ? grad_in->data() : nullptr, weight_.grad.data(),
+                             has_bias_ ? bias_.grad.data() : nullptr, grad_out.data(), cols_.data(),
+                             weight_.value.data(), g, n, out_, ws_);
   }
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     const auto g = geometry(x);
-    // One column buffer and workspace per thread: inference keeps nothing, so concurrent callers never share
-    // state.
-    const int nt = threads_for(x.size(0), flops_per_image(g));
-    std::vector<T> cols(static_cast<std::size_t>(nt * g.col_rows() * g.col_cols()));
-    std::vector<kernels::GemmWorkspace<T>> ws(static_cast<std::size_t>(nt));
-    compute(x, out, g, cols.data(), false, ws.data());
+    ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
+    // Inference keeps nothing in the module (concurrent callers never share state): its own workspace, with one
+    // column matrix per thread.
+    kernels::Conv2dWorkspace<T> ws;
+    kernels::conv2d_forward(out.data(), static_cast<T*>(nullptr), x.data(), weight_.value.data(),
+                            has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws);
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<Conv2dT>(*this); }
@@ -201,51 +148,13 @@ class Conv2dT : public ModuleT<T> {
     return geometry_for(x.shape());
   }
 
-  double flops_per_image(const kernels::Conv2dGeometry& g) const {
-    return 2.0 * static_cast<double>(out_ * g.col_rows() * g.col_cols());
-  }
-
-  void ensure_workspaces() {
-    const auto nt = static_cast<std::size_t>(std::max(1, get_num_threads()));
-    if (ws_fwd_.size() < nt) {
-      ws_fwd_.resize(nt);
-      ws_wgrad_.resize(nt);
-      ws_dgrad_.resize(nt);
-      wgrad_.resize(nt);
-      bgrad_.resize(nt);
-      dcols_.resize(nt);
-    }
-  }
-
-  // cols: either one column matrix per image (keep = true, for backward) or one per thread; ws: one per thread.
-  void compute(const TensorT<T>& x, TensorT<T>& out, const kernels::Conv2dGeometry& g, T* cols, bool keep,
-               kernels::GemmWorkspace<T>* ws) const {
-    const std::int64_t n = x.size(0), k = g.col_rows(), p = g.col_cols();
-    const std::int64_t in_image = g.channels * g.height * g.width;
-    ensure_shape(out, {n, out_, g.out_h(), g.out_w()});
-    [[maybe_unused]] const int nt = threads_for(n, flops_per_image(g));
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t i = 0; i < n; ++i) {
-      const int t = thread_index();
-      T* c = keep ? cols + i * k * p : cols + static_cast<std::int64_t>(t) * k * p;
-      kernels::im2col(g, x.data() + i * in_image, c);
-      T* y = out.data() + i * out_ * p;
-      if (has_bias_)
-        for (std::int64_t o = 0; o < out_; ++o) std::fill(y + o * p, y + (o + 1) * p, bias_.value[o]);
-      // y[out x p] = b + W[out x k] cols[k x p]
-      kernels::gemm(ws[t], false, false, out_, p, k, T(1), weight_.value.data(), k, c, p, has_bias_ ? T(1) : T(0),
-                    y, p);
-    }
-  }
-
   std::int64_t in_, out_;
   Size2 kernel_, stride_, padding_;
   bool has_bias_;
   ParameterT<T> weight_, bias_;
   // Kept across steps so a warmed-up training step allocates nothing.
   TensorT<T> cols_;
-  std::vector<TensorT<T>> wgrad_, bgrad_, dcols_;
-  Scratch<std::vector<kernels::GemmWorkspace<T>>> ws_fwd_, ws_wgrad_, ws_dgrad_;
+  Scratch<kernels::Conv2dWorkspace<T>> ws_;  // kept across steps; a copy starts with its own
   Shape input_shape_;
   bool has_forward_ = false;
 };

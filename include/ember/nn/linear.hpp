@@ -3,9 +3,7 @@
 //   x: [*, in]  ->  y: [*, out]; weight [out, in]; bias [out].
 // Backward: dW += dy^T x, db += sum_rows dy, dx = dy W. The input is copied for backward (into a buffer
 // kept across steps), so the caller's tensor may change or die after forward.
-// The products run through kernels::gemm_parallel with packing workspaces kept per product and per thread, so a
-// warmed-up step allocates nothing; the bias seeds the output rows and the GEMM accumulates onto it (beta = 1),
-// and dW accumulates straight into weight.grad.
+// The arithmetic is kernels/linear.hpp's; the layer keeps the parameters, the input and the kernel's workspaces.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -15,7 +13,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/kernels/gemm.hpp"
+#include "ember/kernels/linear.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/module.hpp"
 
@@ -47,8 +45,9 @@ class LinearT : public ModuleT<T> {
     check(x);
     out_shape_ = x.shape();  // same length: reuses the vector's storage
     out_shape_.back() = out_;
-    ensure_workspaces();
-    compute(x, out, out_shape_, ws_fwd_);
+    out.resize(out_shape_);
+    kernels::linear_forward(out.data(), x.data(), weight_.value.data(), has_bias_ ? bias_.value.data() : nullptr,
+                            x.numel() / in_, in_, out_, ws_);
     input_.assign(x);
     has_forward_ = true;
   }
@@ -56,34 +55,21 @@ class LinearT : public ModuleT<T> {
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
     this->require_grad_shape(grad_out, out_shape_);
-    ensure_workspaces();
-    const std::int64_t rows = input_.numel() / in_;
-    // dW[out x in] += dy^T[out x rows] x[rows x in]
-    kernels::gemm_parallel(ws_wgrad_, true, false, out_, in_, rows, T(1), grad_out.data(), out_, input_.data(), in_,
-                           T(1), weight_.grad.data(), in_);
-    if (has_bias_) {
-      // Rows summed in order, each column on its own: the same order for any thread count.
-      T* db = bias_.grad.data();
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const T* g = grad_out.data() + r * out_;
-        for (std::int64_t j = 0; j < out_; ++j) db[j] += g[j];
-      }
-    }
-    if (grad_in) {
-      grad_in->resize(input_.shape());
-      // dx[rows x in] = dy[rows x out] W[out x in]
-      kernels::gemm_parallel(ws_dgrad_, false, false, rows, in_, out_, T(1), grad_out.data(), out_,
-                             weight_.value.data(), in_, T(0), grad_in->data(), in_);
-    }
+    if (grad_in) grad_in->resize(input_.shape());
+    kernels::linear_backward(grad_in ? grad_in->data() : nullptr, weight_.grad.data(),
+                             has_bias_ ? bias_.grad.data() : nullptr, grad_out.data(), input_.data(),
+                             weight_.value.data(), input_.numel() / in_, in_, out_, ws_);
   }
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     check(x);
     Shape s = x.shape();
     s.back() = out_;
+    out.resize(s);
     // Inference keeps nothing in the module (several threads may share it): its own workspaces.
-    std::vector<kernels::GemmWorkspace<T>> ws(static_cast<std::size_t>(std::max(1, get_num_threads())));
-    compute(x, out, s, ws);
+    kernels::LinearWorkspace<T> ws;
+    kernels::linear_forward(out.data(), x.data(), weight_.value.data(), has_bias_ ? bias_.value.data() : nullptr,
+                            x.numel() / in_, in_, out_, ws);
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LinearT>(*this); }
@@ -115,35 +101,12 @@ class LinearT : public ModuleT<T> {
                         to_string(x.shape()));
   }
 
-  void ensure_workspaces() {
-    const auto nt = static_cast<std::size_t>(std::max(1, get_num_threads()));
-    if (ws_fwd_.size() < nt) {
-      ws_fwd_.resize(nt);
-      ws_wgrad_.resize(nt);
-      ws_dgrad_.resize(nt);
-    }
-  }
-
-  // y[rows x out] = b + x[rows x in] W^T
-  void compute(const TensorT<T>& x, TensorT<T>& out, const Shape& out_shape,
-               std::vector<kernels::GemmWorkspace<T>>& ws) const {
-    const std::int64_t rows = x.numel() / in_;
-    out.resize(out_shape);
-    T* y = out.data();
-    if (has_bias_) {
-      for (std::int64_t r = 0; r < rows; ++r) std::copy(bias_.value.begin(), bias_.value.end(), y + r * out_);
-    }
-    kernels::gemm_parallel(ws, false, true, rows, out_, in_, T(1), x.data(), in_, weight_.value.data(), in_,
-                           has_bias_ ? T(1) : T(0), y, out_);
-  }
-
   std::int64_t in_, out_;
   bool has_bias_;
   ParameterT<T> weight_, bias_;
   TensorT<T> input_;
   Shape out_shape_;
-  // Packing buffers per product and per thread, kept across steps.
-  Scratch<std::vector<kernels::GemmWorkspace<T>>> ws_fwd_, ws_wgrad_, ws_dgrad_;
+  Scratch<kernels::LinearWorkspace<T>> ws_;  // kept across steps; a copy starts with its own
   bool has_forward_ = false;
 };
 

@@ -43,11 +43,11 @@ class MaxPool2dT : public ModuleT<T> {
     grad_in->resize(input_shape_);
     grad_in->zero();
     const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
-    [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane));
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t p = 0; p < planes; ++p)
+    const int nt = threads_for(planes, static_cast<double>(out_plane));
+    parallel_for(nt, planes, [&](std::int64_t p) {
       kernels::maxpool2d_backward(g, grad_out.data() + p * out_plane, argmax_.data() + p * out_plane,
                                   grad_in->data() + p * in_plane);
+    });
   }
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { run(x, out, nullptr); }
@@ -83,11 +83,11 @@ class MaxPool2dT : public ModuleT<T> {
     ensure_shape(out, {x.size(0), x.size(1), oh, ow});
     if (argmax) argmax->resize(static_cast<std::size_t>(planes * out_plane));
     std::int32_t* am = argmax ? argmax->data() : nullptr;
-    [[maybe_unused]] const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));
-    EMBER_OMP(parallel for num_threads(nt) schedule(static))
-    for (std::int64_t p = 0; p < planes; ++p)
-      kernels::maxpool2d_forward_fast(g, x.data() + p * in_plane, out.data() + p * out_plane,
+    const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));
+    parallel_for(nt, planes, [&](std::int64_t p) {
+      kernels::maxpool2d_forward(g, x.data() + p * in_plane, out.data() + p * out_plane,
                                  am ? am + p * out_plane : nullptr);
+    });
   }
 
   Size2 kernel_, stride_, padding_;
