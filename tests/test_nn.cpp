@@ -244,9 +244,10 @@ TEST_CASE("golden values: BatchNorm2d keeps its precision when the mean is far l
       {"grad_bias", fixture::max_rel_error(bn.bias().grad, f.at("grad_bias"))},
       {"running_mean", fixture::max_rel_error(bn.running_mean(), f.at("running_mean"))},
       {"running_var", fixture::max_rel_error(bn.running_var(), f.at("running_var"))}};
-  for (const auto& [name, e] : errors) {
-    MESSAGE("batchnorm_offset " << name << ": largest relative error against PyTorch (float64) " << e);
-    CHECK_MESSAGE(e < 2e-6, name);
+  for (const auto& error : errors) {  // clang cannot capture structured bindings in CHECK's lambda
+    MESSAGE("batchnorm_offset " << error.first << ": largest relative error against PyTorch (float64) "
+                                << error.second);
+    CHECK_MESSAGE(error.second < 2e-6, error.first);
   }
 }
 
