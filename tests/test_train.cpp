@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ember/data/dataloader.hpp>
 #include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
@@ -25,6 +26,7 @@ using ember::Tensor;
 using ember::TensorT;
 namespace nn = ember::nn;
 namespace train = ember::train;
+namespace data = ember::data;
 
 namespace {
 
@@ -411,4 +413,32 @@ TEST_CASE("metrics: argmax, accuracy, confusion matrix, precision and recall") {
   CHECK(m.precision() == std::vector<double>{0.0, 0.5, 1.0, 0.0});
   CHECK_THROWS_AS(train::confusion_matrix({4}, {0}, 4), std::invalid_argument);
   CHECK_THROWS_AS(train::confusion_matrix({0, 1}, {0}, 4), std::invalid_argument);
+}
+
+TEST_CASE("fit checks the data's class count against the model's output width before the first step") {
+  data::Dataset ds;
+  ds.images = Tensor({48, 1, 4, 4});
+  for (std::int64_t i = 0; i < 48; ++i) ds.labels.push_back(i % 24);
+  ds.num_classes = 24;
+  data::DataLoader train_loader(ds, {16}), val_loader(ds, {16});
+  ember::manual_seed(22);
+  nn::Sequential net({{"flatten", nn::Flatten()}, {"fc", nn::Linear(16, 10)}});  // 10 outputs, 24 classes
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.1});
+  const Tensor before = net.named_parameters()[0].second->value;
+  auto opts = quiet(1);
+  int steps = 0;
+  opts.on_step = [&](const train::StepInfo&) { ++steps; };
+  const std::string msg = [&] {
+    try {
+      train::fit(net, loss, opt, train_loader, val_loader, opts);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  }();
+  CHECK(msg.find("24 classes") != std::string::npos);
+  CHECK(msg.find("[1, 10]") != std::string::npos);
+  CHECK(steps == 0);
+  CHECK(net.named_parameters()[0].second->value == before);  // no update ran
 }

@@ -36,9 +36,25 @@ inline bool in_parallel_region() {
 #endif
 }
 
-// Index of the calling thread inside a parallel region (0 outside).
+namespace detail {
+// Depth of parallel_region / parallel_for bodies run on the caller's thread (see below).
+inline int& serial_region_depth() {
+  static thread_local int depth = 0;
+  return depth;
+}
+struct SerialRegion {
+  SerialRegion() { ++serial_region_depth(); }
+  ~SerialRegion() { --serial_region_depth(); }
+  SerialRegion(const SerialRegion&) = delete;
+  SerialRegion& operator=(const SerialRegion&) = delete;
+};
+}  // namespace detail
+
+// Index of the calling thread inside a parallel region (0 outside, and 0 in a one-thread region that
+// parallel_region / parallel_for ran on the caller's thread, as in a nested team of one).
 inline int thread_index() {
 #ifdef _OPENMP
+  if (detail::serial_region_depth() > 0) return 0;
   return omp_get_thread_num();
 #else
   return 0;
@@ -71,10 +87,12 @@ namespace ember {
 // Runs body() on nt threads (an OpenMP parallel region), or directly on the caller's thread when nt <= 1.
 // Entering a region costs an allocation in libgomp whenever the team size changes (a team of one included),
 // so one-thread work never enters one: a warmed-up training step allocates nothing. Inside body(), orphaned
-// EMBER_OMP(for) / critical / barrier work in both cases (outside a region they run on the one thread).
+// EMBER_OMP(for) / critical / barrier work in both cases (outside a region they run on the one thread), and
+// thread_index() is 0 on the one thread, also when the caller is itself a thread of an outer region.
 template <class F>
 void parallel_region(int nt, F&& body) {
   if (nt <= 1) {
+    const detail::SerialRegion serial;
     body();
     return;
   }
@@ -87,6 +105,7 @@ void parallel_region(int nt, F&& body) {
 template <class F>
 void parallel_for(int nt, std::int64_t n, F&& body) {
   if (nt <= 1) {
+    const detail::SerialRegion serial;
     for (std::int64_t i = 0; i < n; ++i) body(i);
     return;
   }
