@@ -5,7 +5,10 @@
 //       ```cpp               statements: the body of a doctest TEST_CASE named "<page>:<line>", run by ctest
 //       ```cpp compile-only  statements that need files or data the test does not have: compiled, not run
 //       ```cpp file          declarations at file scope (a class, a function, a TEST_CASE), in page order
-//     Blocks see <ember/ember.hpp> and `using namespace ember;`, as the pages say.
+//     Blocks see <ember/ember.hpp> and `using namespace ember;`, as the pages say. In the blocks that run, a
+//     declaration whose comment starts with a value (`std::int64_t n = ds.size();  // 4`, `// "relu1"`,
+//     `// {2, 2}`, `// [3, 2]` for a tensor's shape, `// 2/3`) also checks it: the value a page shows is the
+//     value the code gives.
 //   docs_extract program OUT.cpp PAGE.md      the ```cpp blocks of one page, concatenated: a whole program
 //                                             (```cpp compile-only blocks become unused functions)
 //   --check (before the mode)                 compares with an existing OUT.cpp instead of writing it:
@@ -15,6 +18,7 @@
 // at the markdown.
 #include <fstream>
 #include <iostream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -71,6 +75,39 @@ std::vector<Block> read_blocks(const std::string& page) {
   return blocks;
 }
 
+// Appends a CHECK to each line `T name = expr;  // value` whose comment starts with a value (a number, a
+// fraction, a string, a bool, a {list} or a [shape]) that ends the comment or is followed by ; : or , (on the
+// same line, so #line numbering holds).
+std::string with_value_checks(const std::string& code) {
+  static const std::regex decl(R"(^\s*(?:const\s+)?[A-Za-z_][\w:<>, ]*?[\s*&]+([A-Za-z_]\w*)\s*=\s*[^;]+;\s*//\s*(.*)$)");
+  static const std::regex value(
+      R"(^(-?[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?(?:/[0-9]+)?|"[^"]*"|true|false|\{[-0-9., ]*\}|\[[0-9, ]*\])\s*(?:$|[;:,].*))");
+  std::istringstream in(code);
+  std::string out, line;
+  while (std::getline(in, line)) {
+    std::smatch d, v;
+    std::string comment;
+    if (std::regex_match(line, d, decl) && (comment = d[2].str(), std::regex_match(comment, v, value))) {
+      const std::string var = d[1], x = v[1];
+      if (x[0] == '"')
+        line += "  CHECK(std::string(" + var + ") == " + x + ");";
+      else if (x == "true" || x == "false")
+        line += "  CHECK(" + var + " == " + x + ");";
+      else if (x[0] == '{')
+        line += "  CHECK(" + var + " == std::decay_t<decltype(" + var + ")>" + x + ");";
+      else if (x[0] == '[')
+        line += "  CHECK(to_string(" + var + ".shape()) == \"" + x + "\");";
+      else if (x.find('/') != std::string::npos)
+        line += "  CHECK(static_cast<double>(" + var + ") == doctest::Approx(" + x.substr(0, x.find('/')) +
+                ".0 / " + x.substr(x.find('/') + 1) + "));";
+      else
+        line += "  CHECK(static_cast<double>(" + var + ") == doctest::Approx(" + x + ").epsilon(1e-6));";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string line_directive(const Block& b) {
   return "#line " + std::to_string(b.line) + " \"" + b.page + "\"\n";
 }
@@ -90,7 +127,7 @@ std::string tests_unit(const std::vector<std::string>& pages) {
         out += "[[maybe_unused]] static void docs_compile_only_" + std::to_string(++compile_only) + "() {\n" +
                line_directive(b) + b.code + "}\n\n";
       } else {
-        out += "TEST_CASE(\"docs: " + id + "\") {\n" + line_directive(b) + b.code + "}\n\n";
+        out += "TEST_CASE(\"docs: " + id + "\") {\n" + line_directive(b) + with_value_checks(b.code) + "}\n\n";
       }
     }
   }
