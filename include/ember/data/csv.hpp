@@ -16,6 +16,11 @@
 namespace ember {
 namespace data {
 
+// The most a gzip CSV may inflate to: 1 GiB, twelve times Sign-MNIST's training file (83 MB).
+// A CSV header says nothing about the row count, so this is a cap,
+// not a bound from the file; pass a larger one to load_sign_mnist for larger sets.
+constexpr std::uint64_t kCsvMaxInflatedBytes = std::uint64_t(1) << 30;
+
 // A..Y without J (J and Z need motion, so the set has no images of them), in mapped-label order 0..23.
 inline std::vector<std::string> sign_mnist_classes() {
   std::vector<std::string> names;
@@ -117,9 +122,10 @@ class CsvCursor {
 
 // Loads a Sign-MNIST CSV into a Dataset of N x 1 x S x S images (S*S = number of pixel columns), labels
 // mapped to 0..23 and class names A..Y without J. A file label of 9 (J) or 25 and above (Z, ...) is an error,
-// as are a pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a blank line.
-inline Dataset load_sign_mnist(const std::string& csv_path) {
-  const std::vector<unsigned char> bytes = read_bytes(csv_path);
+// as are a pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a blank line. A gzip
+// file may inflate to at most `max_inflated_bytes` (default kCsvMaxInflatedBytes), else format_error.
+inline Dataset load_sign_mnist(const std::string& csv_path, std::uint64_t max_inflated_bytes = kCsvMaxInflatedBytes) {
+  const std::vector<unsigned char> bytes = read_bytes(csv_path, max_inflated_bytes);
   detail::CsvCursor cur(bytes, csv_path);
   if (cur.at_end()) throw format_error(csv_path + ": empty file, expected the header label,pixel1,...");
 
