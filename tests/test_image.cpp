@@ -243,7 +243,9 @@ TEST_CASE("formats stb could read but ember does not are refused by signature, n
       {"GIF89a\x01\x00\x01\x00\x00\x00\x00", "GIF"}, {"8BPS\x00\x01", "PSD"},        {"P5\n1 1\n255\n\x07", "PNM"},
       {"#?RADIANCE\n", "HDR"},                      {std::string("II*\x00\x08\x00", 6), "TIFF"},     {std::string("\x53\x80\xF6\x34", 4), "PIC"},
       {std::string("\x00\x00\x02\x00\x00\x00\x00\x00", 8), "an unknown format"}};  // a TGA header
-  for (const auto& [content, format] : files) {
+  for (const auto& file : files) {
+    const std::string& content = file.first;
+    const std::string format = file.second;  // a plain variable: C++17 lambdas (CAPTURE) cannot take a binding
     CAPTURE(format);
     const std::string msg = load_error("sig.img", Bytes(content.begin(), content.end()));
     CHECK(contains(msg, tmp_path("sig.img")));

@@ -170,6 +170,21 @@ TEST_CASE("a PNG header declaring more pixels than its IDAT data can inflate to 
   CHECK(contains(msg, "bytes of IDAT inflate to"));
 }
 
+TEST_CASE("a JPEG scan naming a Huffman table no DHT defined is refused before stb decodes through it") {
+  // 315 bytes: a baseline JPEG whose scan names AC table 0, never defined. stb 2.27 allocates its decoder state
+  // uninitialised and decoded through the garbage table (an out-of-bounds read, index -2139061201).
+  const std::string path =
+      std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-jpeg-scan-uses-undefined-huffman-table.jpg";
+  const std::string msg = message_of<ember::format_error>([&] { io::load_image(path); });
+  CHECK(contains(msg, path));
+  CHECK(contains(msg, "uses Huffman table 0 (AC), which no DHT before it defines"));
+  // Likewise a quantisation table no DQT defined (this file also once drove stb's bit count below zero).
+  CHECK(contains(message_of<ember::format_error>([&] {
+                   io::load_image(std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-jpeg-bit-count-below-zero.jpg");
+                 }),
+                 "uses quantisation table 0, which no DQT defines"));
+}
+
 TEST_CASE("a PNG whose first IDAT chunk is empty decodes, without stb's memcpy to a null buffer") {
   // 2 x 2 gray, pixel (y, x) = 10 y + x, with a zero-length IDAT before the one holding the data.
   const Tensor image =

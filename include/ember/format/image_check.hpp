@@ -63,32 +63,83 @@ inline void check_extent(const std::string& name, const char* what, std::uint64_
 
 // stb_image 2.27 (Debian's libstb, 2022) trusts the code counts of a JPEG Huffman table: counts adding up to
 // more than 256 write past the table's arrays inside the decoder (heap overflow, found by fuzz/fuzz_image.cpp).
-// Returns true when the DHT segment whose length field starts at `i` has such a table.
-inline bool jpeg_dht_is_bad(const std::vector<unsigned char>& b, std::size_t i) {
+// Returns true when the DHT segment whose length field starts at `i` has such a table; marks the tables it
+// defines in dc/ac. Bytes past the end read as 0, as stb reads them.
+inline bool jpeg_dht_is_bad(const std::vector<unsigned char>& b, std::size_t i, bool* dc = nullptr, bool* ac = nullptr) {
   const std::size_t n = b.size();
-  auto at = [&](std::size_t k) -> unsigned { return k < n ? b[k] : 0u; };  // stb reads past the end as 0
+  auto at = [&](std::size_t k) -> unsigned { return k < n ? b[k] : 0u; };
   long left = static_cast<long>(at(i) << 8 | at(i + 1)) - 2;
   std::size_t p = i + 2;
   while (left > 0 && p < n) {
     unsigned codes = 0;
     for (std::size_t k = 0; k < 16; ++k) codes += at(p + 1 + k);
     if (codes > 256) return true;
+    const unsigned tc = at(p) >> 4, th = at(p) & 15;
+    if (dc && tc <= 1 && th <= 3) (tc ? ac : dc)[th] = true;
     p += 17 + codes;
     left -= 17 + static_cast<long>(codes);
   }
   return false;
 }
 
+// What the segments seen so far define, and what the frame needs. stb 2.27 allocates its decoder state
+// uninitialised, so a scan naming a Huffman table no DHT defined decodes through garbage tables (an
+// out-of-bounds read, found by fuzz/fuzz_image.cpp), and a quantisation table no DQT defined is garbage.
+struct JpegState {
+  bool dc[4] = {}, ac[4] = {}, dq[4] = {};
+  bool frame = false, progressive = false;
+  std::vector<unsigned> quant;  // each frame component's table
+};
+
+// The segment of marker `m` whose length field starts at `i` (its length already checked to fit).
+inline void jpeg_segment(const std::vector<unsigned char>& b, const std::string& name, const ImageLimits& limits,
+                         unsigned m, std::size_t i, std::size_t length, JpegState& st) {
+  const std::size_t n = b.size();
+  auto at = [&](std::size_t k) -> unsigned { return k < n ? b[k] : 0u; };
+  const std::string where = " at byte " + std::to_string(i - 2);
+  if (m == 0xC4 && jpeg_dht_is_bad(b, i, st.dc, st.ac))
+    refuse(name, "corrupt JPEG: the Huffman table (DHT)" + where + " defines more than 256 codes");
+  if (m == 0xDB)  // DQT: tables of 64 entries, 8 or 16 bits each
+    for (std::size_t p = i + 2; p < i + length; p += 1 + 64 * ((at(p) >> 4) ? 2 : 1))
+      if ((at(p) & 15) <= 3) st.dq[at(p) & 15] = true;
+  if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // a frame header: SOFn
+    if (length < 8) refuse(name, "corrupt JPEG: frame header (SOF) of " + std::to_string(length) + " bytes" + where);
+    const std::uint64_t h = std::uint64_t(b[i + 3]) << 8 | b[i + 4], w = std::uint64_t(b[i + 5]) << 8 | b[i + 6];
+    const unsigned comps = b[i + 7];
+    check_extent(name, "JPEG", w, h, std::max(comps, 1u), 1, limits);
+    // Each 8 x 8 block of the full-resolution component costs at least one bit of coded data, so a valid
+    // file has at least W * H / 512 bytes; stb would read a truncated one as zeros, at full size.
+    if (mul_sat(w, h) / 512 > n)
+      refuse(name, "truncated JPEG: " + std::to_string(w) + " x " + std::to_string(h) + " pixels need at least " +
+                       std::to_string(w * h / 512) + " bytes, the file has " + std::to_string(n));
+    st.frame = true;
+    st.progressive = m == 0xC2;
+    st.quant.clear();
+    for (unsigned k = 0; k < comps && 8 + 3 * k + 2 < length; ++k) st.quant.push_back(at(i + 10 + 3 * k));
+  }
+  if (m == 0xDA) {  // SOS: each component names its DC and AC tables; Ss and Ah say which a scan decodes with
+    const unsigned ns = at(i + 2), ss = at(i + 3 + 2 * ns), ah = at(i + 5 + 2 * ns) >> 4;
+    const bool uses_dc = !st.progressive || (ss == 0 && ah == 0), uses_ac = !st.progressive || ss > 0;
+    for (unsigned k = 0; k < ns; ++k) {
+      const unsigned td = at(i + 4 + 2 * k) >> 4, ta = at(i + 4 + 2 * k) & 15;
+      if ((uses_dc && td <= 3 && !st.dc[td]) || (uses_ac && ta <= 3 && !st.ac[ta]))
+        refuse(name, "corrupt JPEG: the scan (SOS)" + where + " uses Huffman table " +
+                         std::to_string(uses_dc && td <= 3 && !st.dc[td] ? td : ta) +
+                         (uses_dc && td <= 3 && !st.dc[td] ? " (DC)" : " (AC)") + ", which no DHT before it defines");
+    }
+  }
+}
+
 // JPEG: up to the first scan the segments are walked as stb walks them (markers after optional 0xFF fill,
-// padding skipped byte by byte); each segment's length must fit in the bytes that remain, every Huffman table
-// is checked, and the frame header (SOFn) gives the size. After the first scan stb finds markers wherever
-// the entropy decoder stops, so every 0xFF 0xC4 there is checked too (a real scan stuffs 0xFF as 0xFF 0x00).
+// padding skipped byte by byte); each segment's length must fit in the bytes that remain, and the frame header
+// (SOFn) gives the size. After the first scan stb finds markers wherever the entropy decoder stops; a valid
+// scan stuffs 0xFF as 0xFF 0x00, so every other 0xFF there starts a marker, and DHT, DQT and SOS are checked.
 inline void check_jpeg(const std::vector<unsigned char>& b, const std::string& name, const ImageLimits& limits) {
   const std::size_t n = b.size();
+  JpegState st;
   std::size_t i = 0;
   while (i < n && b[i] == 0xFF) ++i;
   ++i;  // the SOI marker (the signature test has seen it)
-  bool frame = false;
   while (i < n) {
     if (b[i] != 0xFF) {
       ++i;
@@ -104,33 +155,29 @@ inline void check_jpeg(const std::vector<unsigned char>& b, const std::string& n
     if (n - i < 2) refuse(name, "truncated JPEG: the " + marker + " at byte " + std::to_string(i - 2) + " has no length");
     const std::size_t length = std::size_t(b[i]) << 8 | b[i + 1];
     if (length < 2 || length > n - i)
-      refuse(name, "corrupt JPEG: the segment of " + marker + " at byte " + std::to_string(i - 2) + " declares " + std::to_string(length) +
-                       " bytes, " + std::to_string(n - i) + " remain");
-    if (m == 0xC4 && jpeg_dht_is_bad(b, i))
-      refuse(name, "corrupt JPEG: the Huffman table (DHT) at byte " + std::to_string(i - 2) + " defines more than 256 codes");
-    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // a frame header: SOFn
-      if (length < 8) refuse(name, "corrupt JPEG: frame header (SOF) of " + std::to_string(length) + " bytes at byte " + std::to_string(i - 2));
-      const std::uint64_t h = std::uint64_t(b[i + 3]) << 8 | b[i + 4], w = std::uint64_t(b[i + 5]) << 8 | b[i + 6];
-      const std::uint64_t comps = std::max<unsigned>(b[i + 7], 1u);
-      check_extent(name, "JPEG", w, h, comps, 1, limits);
-      // Each 8 x 8 block of the full-resolution component costs at least one bit of coded data, so a valid
-      // file has at least W * H / 512 bytes; stb would read a truncated one as zeros, at full size.
-      if (mul_sat(w, h) / 512 > n)
-        refuse(name, "truncated JPEG: " + std::to_string(w) + " x " + std::to_string(h) + " pixels need at least " +
-                         std::to_string(w * h / 512) + " bytes, the file has " + std::to_string(n));
-      frame = true;
-    }
+      refuse(name, "corrupt JPEG: the segment of " + marker + " at byte " + std::to_string(i - 2) + " declares " +
+                       std::to_string(length) + " bytes, " + std::to_string(n - i) + " remain");
+    jpeg_segment(b, name, limits, m, i, length, st);
     if (m == 0xDA) break;  // start of scan: the entropy-coded data follows the scan header
     i += length;
   }
-  if (!frame && i >= n) refuse(name, "corrupt JPEG: no frame header (SOF) before the end of the file");
+  if (!st.frame && i >= n) refuse(name, "corrupt JPEG: no frame header (SOF) before the end of the file");
   for (; i + 1 < n; ++i) {
     if (b[i] != 0xFF) continue;
     std::size_t j = i + 1;
     while (j < n && b[j] == 0xFF) ++j;
-    if (j < n && b[j] == 0xC4 && jpeg_dht_is_bad(b, j + 1))
-      refuse(name, "corrupt JPEG: the Huffman table (DHT) at byte " + std::to_string(i) + " defines more than 256 codes");
+    if (j >= n) break;
+    const unsigned m = b[j];
+    if (m == 0xC4 || m == 0xDB || m == 0xDA) {
+      const std::size_t length = j + 2 < n ? (std::size_t(b[j + 1]) << 8 | b[j + 2]) : 0;
+      jpeg_segment(b, name, limits, m, j + 1, std::min(length, n - j - 1), st);
+    }
+    i = j - 1;
   }
+  for (std::size_t k = 0; k < st.quant.size(); ++k)
+    if (st.quant[k] <= 3 && !st.dq[st.quant[k]])
+      refuse(name, "corrupt JPEG: component " + std::to_string(k) + " uses quantisation table " +
+                       std::to_string(st.quant[k]) + ", which no DQT defines");
 }
 
 // PNG: every chunk (length, type, data, CRC) must fit in the bytes that remain, IHDR first and well formed,
