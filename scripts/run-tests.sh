@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is needed, builds and runs every test through ctest in the release
 # preset (g++); the headers and the core and layer tests with clang++ (the clang preset); each libFuzzer target
-# (IDX, CSV, safetensors, image readers) for FUZZ_SECONDS (default 30) under ASan + UBSan, from the fixed
+# (IDX, CSV, safetensors, image readers) replays every input of its kept corpus fuzz/corpus/<reader>/, then
+# fuzzes for FUZZ_SECONDS (default 30) from it under ASan + UBSan and a 256 MiB malloc limit, from the fixed
 # FUZZ_SEED (default 1, so a run's result can be reproduced; scripts/fuzz.sh alone explores new seeds); then
 # under ThreadSanitizer, the threaded code (scripts/tsan.sh: the loader, the parallel layers, predict from
 # several threads, fit); last, the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (asan
@@ -19,8 +20,8 @@ suite() {
 }
 suite release
 suite clang
-echo "== fuzz: ${FUZZ_SECONDS:-30} s per reader"
-FUZZ_SEED=${FUZZ_SEED:-1} bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+echo "== fuzz: replay fuzz/corpus/, then ${FUZZ_SECONDS:-30} s per reader"
+FUZZ_SEED=${FUZZ_SEED:-1} bash scripts/fuzz.sh --ci "${FUZZ_SECONDS:-30}"
 echo "== tsan: the loader, the parallel layers, predict and fit under ThreadSanitizer"
 bash scripts/tsan.sh
 suite asan

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc_counter.hpp"  // the largest allocation, for the gzip bomb
 #include "fixture.hpp"
 #include "scratch.hpp"
 
@@ -186,6 +187,38 @@ TEST_CASE("a corrupt or truncated gzip stream is a format_error naming the file"
   Bytes expect = img;
   expect.insert(expect.end(), img.begin(), img.end());
   CHECK(data::read_bytes(tmp_path("twice.gz")) == expect);
+}
+
+TEST_CASE("a gzip bomb stops at the reader's limit: IDX at its header's size, CSV at a documented cap") {
+  // 64 MiB of zeros compress to ~64 KiB. As IDX data behind a header claiming one 28 x 28 image, the file may
+  // inflate to 16 + 784 bytes and no more.
+  Bytes bomb = idx_images(1, 28, 28);
+  bomb.resize(std::size_t(64) << 20, 0);
+  write_gz(tmp_path("bomb.idx.gz"), bomb);
+  CHECK(fs::file_size(tmp_path("bomb.idx.gz")) < (std::size_t(128) << 10));
+  reset_largest_allocation();
+  const std::string m = message_of<ember::format_error>([] { data::read_idx_images(tmp_path("bomb.idx.gz")); });
+  CHECK(contains(m, "bomb.idx.gz"));
+  CHECK(contains(m, "inflates past the limit of 800 bytes"));
+  if (EMBER_ALLOC_COUNTING) CHECK(largest_allocation() < (std::size_t(1) << 20));  // the file (64 KiB) and no more
+  CHECK(contains(message_of<ember::format_error>([] { data::read_idx_labels(tmp_path("bomb.idx.gz")); }), "bad magic"));
+  // The exact size still reads (the bound is not one byte short).
+  write_gz(tmp_path("exact.idx.gz"), idx_images(1, 28, 28));
+  CHECK(data::read_idx_images(tmp_path("exact.idx.gz")).shape() == Shape{1, 1, 28, 28});
+
+  // A CSV header says nothing about the rows: the cap is kCsvMaxInflatedBytes (1 GiB), adjustable.
+  std::string csv = sign_csv(2, {0, 1}, "\n");
+  Bytes csv_bomb(csv.begin(), csv.end());
+  csv_bomb.resize(std::size_t(64) << 20, '\n');
+  write_gz(tmp_path("bomb.csv.gz"), csv_bomb);
+  const std::string c = message_of<ember::format_error>([] { data::load_sign_mnist(tmp_path("bomb.csv.gz"), 1 << 20); });
+  CHECK(contains(c, "bomb.csv.gz"));
+  CHECK(contains(c, "inflates past the limit of 1048576 bytes"));
+  CHECK(data::kCsvMaxInflatedBytes == (std::uint64_t(1) << 30));
+  write_gz(tmp_path("small.csv.gz"), Bytes(csv.begin(), csv.end()));
+  CHECK(data::load_sign_mnist(tmp_path("small.csv.gz"), csv.size()).size() == 2);  // exactly at the cap
+  CHECK(contains(message_of<ember::format_error>([&] { data::load_sign_mnist(tmp_path("small.csv.gz"), csv.size() - 1); }),
+                 "limit of " + std::to_string(csv.size() - 1) + " bytes"));
 }
 
 TEST_CASE("load_mnist pairs images with labels, prefers plain files, and checks counts and labels") {

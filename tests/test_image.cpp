@@ -212,3 +212,110 @@ TEST_CASE("io::resize is the bilinear data::resize; make_grid tiles as torchvisi
   CHECK(io::load_image(tmp_path("grid.png")) == grid);
   CHECK_THROWS_AS(io::make_grid(Tensor({1, 2, 2}), 2), ember::shape_error);
 }
+
+// ---- untrusted input: every size a file declares is checked before stb sees it (format/image_check.hpp)
+
+namespace {
+
+std::uint32_t crc_of(const Bytes& b, std::size_t from, std::size_t to) {
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (std::size_t i = from; i < to; ++i) {
+    c ^= b[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+
+void put_be32(Bytes& b, std::size_t at, std::uint32_t v) {
+  for (int k = 0; k < 4; ++k) b[at + static_cast<std::size_t>(k)] = static_cast<unsigned char>(v >> (24 - 8 * k));
+}
+
+// A valid PNG (written by save_png) whose IHDR then declares w x h, with its CRC fixed.
+Bytes png_declaring(std::uint32_t w, std::uint32_t h) {
+  io::save_png(tmp_path("small.png"), Tensor::full({1, 4, 4}, 7.0f));
+  Bytes png = read_file(tmp_path("small.png"));
+  put_be32(png, 16, w);
+  put_be32(png, 20, h);
+  put_be32(png, 29, crc_of(png, 12, 29));
+  return png;
+}
+
+std::string load_error(const std::string& name, const Bytes& bytes, const io::ImageLimits& limits = {}) {
+  write_file(tmp_path(name), bytes);
+  return message_of<ember::format_error>([&] { io::load_image(tmp_path(name), 1, limits); });
+}
+
+}  // namespace
+
+TEST_CASE("formats stb could read but ember does not are refused by signature, naming the format") {
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"GIF89a\x01\x00\x01\x00\x00\x00\x00", "GIF"}, {"8BPS\x00\x01", "PSD"},        {"P5\n1 1\n255\n\x07", "PNM"},
+      {"#?RADIANCE\n", "HDR"},                      {std::string("II*\x00\x08\x00", 6), "TIFF"},     {std::string("\x53\x80\xF6\x34", 4), "PIC"},
+      {std::string("\x00\x00\x02\x00\x00\x00\x00\x00", 8), "an unknown format"}};  // a TGA header
+  for (const auto& file : files) {
+    const std::string& content = file.first;
+    const std::string format = file.second;  // a plain variable: C++17 lambdas (CAPTURE) cannot take a binding
+    CAPTURE(format);
+    const std::string msg = load_error("sig.img", Bytes(content.begin(), content.end()));
+    CHECK(contains(msg, tmp_path("sig.img")));
+    CHECK(contains(msg, "unsupported image format: " + format));
+    CHECK(contains(msg, "ember reads PNG, JPEG and BMP"));
+  }
+}
+
+TEST_CASE("PNG: a declared size beyond the limits or beyond what the IDAT data can hold is refused") {
+  // 100000 x 100000: over the default pixel limit, refused from IHDR alone.
+  CHECK(contains(load_error("huge.png", png_declaring(100000, 100000)), "PNG of 100000 x 100000 pixels exceeds the limit of 178956970 pixels"));
+  // 3000 x 3000 gray is within the limits, but 9 MB of pixels cannot come out of a few dozen bytes of IDAT.
+  const std::string lying = load_error("lying.png", png_declaring(3000, 3000));
+  CHECK(contains(lying, "truncated PNG: 3000 x 3000 pixels need 9003000 bytes of image data"));
+  // The limits are adjustable, pixels and bytes each.
+  io::save_png(tmp_path("rgb.png"), Tensor::full({3, 30, 40}, 9.0f));
+  const Bytes rgb = read_file(tmp_path("rgb.png"));
+  io::ImageLimits few_pixels, few_bytes;
+  few_pixels.max_pixels = 1000;
+  few_bytes.max_bytes = 3000;
+  CHECK(contains(load_error("rgb1.png", rgb, few_pixels), "PNG of 40 x 30 pixels exceeds the limit of 1000 pixels"));
+  CHECK(contains(load_error("rgb2.png", rgb, few_bytes), "PNG of 40 x 30 pixels decodes to 3600 bytes, over the limit of 3000"));
+  CHECK(io::load_image(tmp_path("rgb.png")).shape() == Shape{1, 30, 40});
+  // Every chunk must fit in the bytes that remain: the IEND chunk (last 12 bytes) claiming 100 bytes.
+  Bytes bad_iend = rgb;
+  put_be32(bad_iend, bad_iend.size() - 12, 100);
+  CHECK(contains(load_error("iend.png", bad_iend), "corrupt PNG: the IEND chunk at byte"));
+}
+
+TEST_CASE("JPEG: segment lengths and the frame size are checked; BMP header sizes too") {
+  const Bytes ramp = read_file(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg");
+  std::size_t sof = 0;
+  for (std::size_t i = 2; i + 1 < ramp.size(); ++i)
+    if (ramp[i] == 0xFF && (ramp[i + 1] == 0xC0 || ramp[i + 1] == 0xC2)) {
+      sof = i;
+      break;
+    }
+  REQUIRE(sof > 0);
+  Bytes big = ramp;  // SOF: FF C0, length (2), precision (1), height (2), width (2)
+  big[sof + 5] = 0xEA, big[sof + 6] = 0x60, big[sof + 7] = 0xEA, big[sof + 8] = 0x60;
+  CHECK(contains(load_error("big.jpg", big), "JPEG of 60000 x 60000 pixels exceeds the limit"));
+  big[sof + 5] = 0x10, big[sof + 6] = 0x00, big[sof + 7] = 0x10, big[sof + 8] = 0x00;  // 4096 x 4096 in ~600 bytes
+  CHECK(contains(load_error("big2.jpg", big), "truncated JPEG: 4096 x 4096 pixels need at least 32768 bytes"));
+  Bytes long_segment = ramp;  // the segment after SOI declaring 65535 bytes
+  long_segment[4] = 0xFF, long_segment[5] = 0xFF;
+  CHECK(contains(load_error("seg.jpg", long_segment), "declares 65535 bytes"));
+
+  Bytes bmp = bmp_rgb(2, 2, std::vector<unsigned char>(12, 50));
+  bmp[14] = 41;  // an info header size stb does not know
+  CHECK(contains(load_error("hdr.bmp", bmp), "unsupported BMP: info header of 41 bytes"));
+  bmp[14] = 40;
+  write_file(tmp_path("hdr.bmp"), bmp);
+  CHECK(io::load_image(tmp_path("hdr.bmp")).shape() == Shape{1, 2, 2});
+}
+
+TEST_CASE("load_image with channels = 3 gives RGB; gray files repeat their value") {
+  Tensor rgb({3, 2, 3});
+  for (std::int64_t i = 0; i < rgb.numel(); ++i) rgb[i] = float(i * 13);
+  io::save_png(tmp_path("c3.png"), rgb);
+  CHECK(io::load_image(tmp_path("c3.png"), 3) == rgb);
+  io::save_png(tmp_path("g1.png"), Tensor::full({1, 2, 2}, 77.0f));
+  CHECK(io::load_image(tmp_path("g1.png"), 3) == Tensor::full({3, 2, 2}, 77.0f));
+  CHECK_THROWS_AS(io::load_image(tmp_path("g1.png"), 2), std::invalid_argument);
+}

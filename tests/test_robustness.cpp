@@ -150,6 +150,41 @@ TEST_CASE("a JPEG Huffman table with more than 256 codes is rejected before stb 
   CHECK(ramp.shape() == Shape{1, 8, 8});
 }
 
+TEST_CASE("a PNG chunk declaring more bytes than the file holds is refused before stb allocates for it") {
+  // 198 bytes: a 5 x 5 gray PNG whose second IDAT chunk declares 1,252,738,998 bytes; stb grew its buffer to
+  // that length (2 GiB) before reading it.
+  const std::string path = std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-png-idat-length-2gib.png";
+  const std::string msg = message_of<ember::format_error>([&] { io::load_image(path); });
+  CHECK(contains(msg, path));
+  CHECK(contains(msg, "IDAT chunk at byte"));
+  CHECK(contains(msg, "declares 1252738998 bytes"));
+}
+
+TEST_CASE("a PNG header declaring more pixels than its IDAT data can inflate to is refused before decoding") {
+  // 127 bytes: IHDR declares 7 x 14,286,852 RGBA pixels with 70 bytes of IDAT; stb allocated 414 MB for the
+  // zlib output before reading a byte of it.
+  const std::string path = std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-png-ihdr-7x14286852.png";
+  const std::string msg = message_of<ember::format_error>([&] { io::load_image(path); });
+  CHECK(contains(msg, path));
+  CHECK(contains(msg, "7 x 14286852 pixels need"));
+  CHECK(contains(msg, "bytes of IDAT inflate to"));
+}
+
+TEST_CASE("a JPEG scan naming a Huffman table no DHT defined is refused before stb decodes through it") {
+  // 315 bytes: a baseline JPEG whose scan names AC table 0, never defined. stb 2.27 allocates its decoder state
+  // uninitialised and decoded through the garbage table (an out-of-bounds read, index -2139061201).
+  const std::string path =
+      std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-jpeg-scan-uses-undefined-huffman-table.jpg";
+  const std::string msg = message_of<ember::format_error>([&] { io::load_image(path); });
+  CHECK(contains(msg, path));
+  CHECK(contains(msg, "uses Huffman table 0 (AC), which no DHT before it defines"));
+  // Likewise a quantisation table no DQT defined (this file also once drove stb's bit count below zero).
+  CHECK(contains(message_of<ember::format_error>([&] {
+                   io::load_image(std::string(EMBER_FIXTURE_DIR) + "/fuzz-regressions/image-jpeg-bit-count-below-zero.jpg");
+                 }),
+                 "uses quantisation table 0, which no DQT defines"));
+}
+
 TEST_CASE("a PNG whose first IDAT chunk is empty decodes, without stb's memcpy to a null buffer") {
   // 2 x 2 gray, pixel (y, x) = 10 y + x, with a zero-length IDAT before the one holding the data.
   const Tensor image =

@@ -18,6 +18,11 @@
 namespace ember {
 namespace data {
 
+// The most a gzip CSV may inflate to: 1 GiB, twelve times Sign-MNIST's training file (83 MB).
+// A CSV header says nothing about the row count, so this is a cap,
+// not a bound from the file; pass a larger one to load_sign_mnist for larger sets.
+constexpr std::uint64_t kCsvMaxInflatedBytes = std::uint64_t(1) << 30;
+
 namespace detail {
 
 class CsvCursor {
@@ -107,10 +112,12 @@ class CsvCursor {
 // Loads a label-and-pixels CSV into a Dataset of N x 1 x S x S images (S*S = number of pixel columns).
 // `map_label(file_label, why)` gives the dataset's label, or -1 with `why` set for a label the set cannot hold
 // (an error naming the line). A pixel outside 0..255, a non-numeric or empty cell, a wrong column count or a
-// blank line is an error too. Class names and count are the caller's.
+// blank line is an error too. A gzip file may inflate to at most `max_inflated_bytes`, else format_error.
+// Class names and count are the caller's.
 template <class LabelMap>
-Dataset read_label_pixel_csv(const std::string& csv_path, LabelMap map_label) {
-  const std::vector<unsigned char> bytes = read_bytes(csv_path);
+Dataset read_label_pixel_csv(const std::string& csv_path, LabelMap map_label,
+                             std::uint64_t max_inflated_bytes = kCsvMaxInflatedBytes) {
+  const std::vector<unsigned char> bytes = read_bytes(csv_path, max_inflated_bytes);
   detail::CsvCursor cur(bytes, csv_path);
   if (cur.at_end()) throw format_error(csv_path + ": empty file, expected the header label,pixel1,...");
 
@@ -192,12 +199,16 @@ Dataset read_label_pixel_csv(const std::string& csv_path, LabelMap map_label) {
 
 // A label-and-pixels CSV with the file's labels as they are (0 and up, below `max_classes`); the class count
 // is the largest label + 1. For MNIST-style CSV exports.
-inline Dataset load_csv_images(const std::string& csv_path, std::int64_t max_classes = 1000) {
-  Dataset ds = read_label_pixel_csv(csv_path, [&](std::int64_t label, std::string& why) -> std::int64_t {
-    if (label < max_classes) return label;
-    why = "is not below the limit of " + std::to_string(max_classes) + " classes";
-    return -1;
-  });
+inline Dataset load_csv_images(const std::string& csv_path, std::int64_t max_classes = 1000,
+                               std::uint64_t max_inflated_bytes = kCsvMaxInflatedBytes) {
+  Dataset ds = read_label_pixel_csv(
+      csv_path,
+      [&](std::int64_t label, std::string& why) -> std::int64_t {
+        if (label < max_classes) return label;
+        why = "is not below the limit of " + std::to_string(max_classes) + " classes";
+        return -1;
+      },
+      max_inflated_bytes);
   for (const std::int64_t l : ds.labels) ds.num_classes = std::max(ds.num_classes, l + 1);
   return ds;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // IDX files (LeCun's MNIST format, also Fashion-MNIST): a big-endian header of magic 0x0000TTDD (type TT,
 // DD dimensions) and DD uint32 extents, then the data. Only unsigned-byte data (TT = 0x08) is accepted, as
-// in every MNIST-like set. Plain or gzip. Every size is checked against the bytes actually present before
+// in every MNIST-like set. Plain or gzip (inflated to no more than the header claims). Every size is checked against the bytes actually present before
 // anything is allocated, and trailing bytes are an error.
 #include <cstdint>
 #include <cstdio>
@@ -11,7 +11,9 @@
 
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/core/file.hpp"
 #include "ember/data/dataset.hpp"
+#include "ember/format/gzip.hpp"
 
 namespace ember {
 namespace data {
@@ -68,11 +70,28 @@ inline std::vector<std::uint64_t> parse_idx_header(const std::vector<unsigned ch
   return extents;
 }
 
+// The file's bytes; a gzip file may inflate to no more than its IDX header claims (header + product of the
+// extents), so a small file cannot inflate without bound. The header is read from the first inflated bytes.
+inline std::vector<unsigned char> read_idx_bytes(const std::string& path, unsigned dims) {
+  std::vector<unsigned char> raw = read_file(path);
+  if (!format::is_gzip(raw)) return raw;
+  const std::size_t header = 4 + 4 * std::size_t(dims);
+  const std::vector<unsigned char> head = format::gunzip(raw, path, header, /*prefix_only=*/true);
+  // A short or foreign header: parse_idx_header says what is wrong with it.
+  if (head.size() < header || read_be32(head.data()) != (0x00000800u | dims)) return head;
+  std::uint64_t total = 1;
+  for (unsigned d = 0; d < dims; ++d) {
+    const std::uint64_t e = read_be32(head.data() + 4 + 4 * d);
+    total = (e != 0 && total > (std::uint64_t(1) << 62) / e) ? (std::uint64_t(1) << 62) : total * e;
+  }
+  return format::gunzip(raw, path, header + total);
+}
+
 }  // namespace detail
 
 // An IDX3 unsigned-byte image file -> N x 1 x H x W float tensor of pixel values 0..255.
 inline Tensor read_idx_images(const std::string& path) {
-  const std::vector<unsigned char> bytes = read_bytes(path);
+  const std::vector<unsigned char> bytes = detail::read_idx_bytes(path, 3);
   const std::vector<std::uint64_t> ext = detail::parse_idx_header(bytes, 3, path);
   if (ext[1] == 0 || ext[2] == 0)
     throw format_error(path + ": the header at byte 8 claims images of " + std::to_string(ext[1]) + " x " +
@@ -88,7 +107,7 @@ inline Tensor read_idx_images(const std::string& path) {
 
 // An IDX1 unsigned-byte label file -> one label per entry.
 inline std::vector<std::int64_t> read_idx_labels(const std::string& path) {
-  const std::vector<unsigned char> bytes = read_bytes(path);
+  const std::vector<unsigned char> bytes = detail::read_idx_bytes(path, 1);
   const std::vector<std::uint64_t> ext = detail::parse_idx_header(bytes, 1, path);
   return std::vector<std::int64_t>(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(ext[0]));
 }

@@ -26,13 +26,17 @@ inline std::int64_t sign_mnist_label(std::int64_t file_label) {
 }
 
 // Loads a Sign-MNIST CSV (plain or gzip) into a Dataset of N x 1 x 28 x 28 images with labels 0..23 and class
-// names A..Y without J. A file label of 9 (J) or 25 and above (Z, ...) is an error naming the line.
-inline Dataset load_sign_mnist(const std::string& csv_path) {
-  Dataset ds = read_label_pixel_csv(csv_path, [](std::int64_t file_label, std::string& why) {
-    const std::int64_t label = sign_mnist_label(file_label);
-    if (label < 0) why = file_label == 9 ? "(J) cannot occur: J needs motion" : "is outside 0..24";
-    return label;
-  });
+// names A..Y without J. A file label of 9 (J) or 25 and above (Z, ...) is an error naming the line. A gzip file
+// may inflate to at most `max_inflated_bytes` (data/csv.hpp).
+inline Dataset load_sign_mnist(const std::string& csv_path, std::uint64_t max_inflated_bytes = kCsvMaxInflatedBytes) {
+  Dataset ds = read_label_pixel_csv(
+      csv_path,
+      [](std::int64_t file_label, std::string& why) {
+        const std::int64_t label = sign_mnist_label(file_label);
+        if (label < 0) why = file_label == 9 ? "(J) cannot occur: J needs motion" : "is outside 0..24";
+        return label;
+      },
+      max_inflated_bytes);
   ds.class_names = sign_mnist_classes();
   ds.num_classes = static_cast<std::int64_t>(ds.class_names.size());
   return ds;

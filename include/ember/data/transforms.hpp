@@ -22,13 +22,14 @@
 #include "ember/core/error.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/resize.hpp"
 
 namespace ember {
 namespace data {
 
 using Transform = std::function<void(Tensor& image, Generator& gen)>;
 
-enum class Interpolation { Bilinear, Area };
+using kernels::Interpolation;
 
 namespace detail {
 
@@ -55,77 +56,13 @@ inline std::int64_t round_half_even(double v) {
   return static_cast<std::int64_t>(r);
 }
 
-// Source indices and weights of PyTorch's linear upsampling, align_corners=False, for one axis.
-struct LinearTap {
-  std::int64_t i0, i1;
-  float w0, w1;
-};
-inline std::vector<LinearTap> linear_taps(std::int64_t in, std::int64_t out) {
-  std::vector<LinearTap> taps(static_cast<std::size_t>(out));
-  const float scale = static_cast<float>(in) / static_cast<float>(out);
-  for (std::int64_t o = 0; o < out; ++o) {
-    float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
-    if (src < 0.0f) src = 0.0f;
-    const auto i0 = static_cast<std::int64_t>(src);
-    const float l1 = std::min(std::max(src - static_cast<float>(i0), 0.0f), 1.0f);
-    taps[static_cast<std::size_t>(o)] = {i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
-  }
-  return taps;
-}
-
 }  // namespace detail
 
 // ------------------------------------------------------------------------------------ deterministic functions
 
-// C x H x W -> C x out_h x out_w into `out` (which must not alias `image`).
-inline void resize_into(const Tensor& image, Tensor& out, std::int64_t out_h, std::int64_t out_w,
-                        Interpolation mode = Interpolation::Bilinear) {
-  detail::expect_image(image, "resize");
-  detail::check_size(out_h, out_w, "resize");
-  const std::int64_t c = image.size(0), h = image.size(1), w = image.size(2);
-  if (h == 0 || w == 0) throw shape_error("resize: empty input image " + to_string(image.shape()));
-  out.resize({c, out_h, out_w});
-  const float* src = image.data();
-  float* dst = out.data();
-  if (mode == Interpolation::Bilinear) {
-    const auto ty = detail::linear_taps(h, out_h);
-    const auto tx = detail::linear_taps(w, out_w);
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-      const float* plane = src + ch * h * w;
-      for (std::int64_t oy = 0; oy < out_h; ++oy) {
-        const detail::LinearTap& y = ty[static_cast<std::size_t>(oy)];
-        const float* r0 = plane + y.i0 * w;
-        const float* r1 = plane + y.i1 * w;
-        for (std::int64_t ox = 0; ox < out_w; ++ox) {
-          const detail::LinearTap& x = tx[static_cast<std::size_t>(ox)];
-          *dst++ = y.w0 * (x.w0 * r0[x.i0] + x.w1 * r0[x.i1]) + y.w1 * (x.w0 * r1[x.i0] + x.w1 * r1[x.i1]);
-        }
-      }
-    }
-    return;
-  }
-  // Area: adaptive average pooling, bins [floor(o*in/out), ceil((o+1)*in/out)).
-  for (std::int64_t ch = 0; ch < c; ++ch) {
-    const float* plane = src + ch * h * w;
-    for (std::int64_t oy = 0; oy < out_h; ++oy) {
-      const std::int64_t y0 = oy * h / out_h, y1 = ((oy + 1) * h + out_h - 1) / out_h;
-      for (std::int64_t ox = 0; ox < out_w; ++ox) {
-        const std::int64_t x0 = ox * w / out_w, x1 = ((ox + 1) * w + out_w - 1) / out_w;
-        float sum = 0.0f;
-        for (std::int64_t y = y0; y < y1; ++y)
-          for (std::int64_t x = x0; x < x1; ++x) sum += plane[y * w + x];
-        *dst++ = sum / static_cast<float>(y1 - y0) / static_cast<float>(x1 - x0);
-      }
-    }
-  }
-}
-
-inline Tensor resize(const Tensor& image, std::int64_t out_h, std::int64_t out_w,
-                     Interpolation mode = Interpolation::Bilinear) {
-  Tensor out;
-  resize_into(image, out, out_h, out_w, mode);
-  return out;
-}
+// resize and resize_into (C x H x W -> C x out_h x out_w) live in kernels/resize.hpp, shared with io::resize.
+using kernels::resize;
+using kernels::resize_into;
 
 // The centre out_h x out_w window, as F.center_crop: top = round((H - out_h) / 2) (half to even); a window
 // larger than the image pads with zeros, (out - in) / 2 before and the rest after.
