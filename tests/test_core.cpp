@@ -1,5 +1,6 @@
 // Tensor, Shape, Generator and the error types.
 #include <doctest/doctest.h>
+#include "bad_input.hpp"
 
 #include <cstdint>
 #include <ember/core/parallel.hpp>
@@ -232,3 +233,30 @@ TEST_CASE("thread control and the work threshold") {
   CHECK(ember::threads_for(1, 1e12) == 1);   // one item cannot be split
   CHECK(ember::threads_for(100, 1.0) == 1);  // too little work to fork
 }
+
+// ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
+
+namespace bad_input {
+
+TEST_CASE("tensors: wrong element counts, bad indices, negative and overflowing shapes, zero-size tensors") {
+  CHECK_THROWS_AS(Tensor::from({2, 3}, std::vector<float>(5)), std::invalid_argument);
+  CHECK_THROWS_AS(Tensor({2, -1}), ember::shape_error);
+  // 2^62 elements: rejected from the shape, before any allocation.
+  const std::size_t largest = largest_allocation_of([] {
+    CHECK_THROWS_AS(Tensor({std::int64_t(1) << 31, std::int64_t(1) << 31}), ember::shape_error);
+    CHECK_THROWS_AS(Tensor({std::int64_t(1) << 40, std::int64_t(1) << 40}), ember::shape_error);
+  });
+  CHECK(largest < kMiB);
+  Tensor t({2, 3});
+  CHECK_THROWS(t.at({2, 0}));
+  CHECK_THROWS(t.at({0, 0, 0}));
+  CHECK_THROWS(t.reshape({4, 2}));
+
+  const Tensor empty({0, 3});
+  CHECK(empty.numel() == 0);
+  CHECK(empty.reshape({3, 0}).shape() == Shape{3, 0});
+  CHECK_THROWS(empty.at({0, 0}));
+  CHECK(Tensor::from({0}, {}).numel() == 0);
+}
+
+}  // namespace bad_input

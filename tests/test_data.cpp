@@ -26,6 +26,7 @@
 #include "alloc_counter.hpp"  // the largest allocation, for the gzip bomb
 #include "fixture.hpp"
 #include "scratch.hpp"
+#include "bad_input.hpp"
 
 using ember::Generator;
 using ember::Shape;
@@ -674,3 +675,65 @@ TEST_CASE("readers quote file bytes escaped: a NUL or binary byte never cuts a m
   write_file(cell, Bytes{'l', 'a', 'b', 'e', 'l', ',', 'p', 'i', 'x', 'e', 'l', '1', '\n', '1', ',', '2', 0, '3', '\n'});
   CHECK(contains(message_of<ember::format_error>([&] { data::load_sign_mnist(cell); }), "'2\\x003' is not a non-negative integer"));
 }
+
+// ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
+
+namespace bad_input {
+
+TEST_CASE("Dataset and DataLoader: mismatched parts, labels out of range, bad options, empty datasets") {
+  data::Dataset ds;
+  ds.images = Tensor({3, 1, 2, 2});
+  ds.labels = {0, 1};
+  ds.num_classes = 2;
+  CHECK_THROWS_AS(ds.validate(), ember::shape_error);
+  ds.labels = {0, 1, 2};
+  CHECK_THROWS_AS(ds.validate(), std::invalid_argument);
+  CHECK_THROWS_AS(data::DataLoader(ds, {2}), std::invalid_argument);
+  ds.labels = {0, 1, -1};
+  CHECK_THROWS_AS(ds.validate(), std::invalid_argument);
+  ds.labels = {0, 1, 1};
+  CHECK_THROWS_AS(data::DataLoader(ds, {0}), std::invalid_argument);
+  CHECK_THROWS_AS(data::DataLoader(ds, {-5}), std::invalid_argument);
+  CHECK_THROWS_AS(ds.subset(-1), std::invalid_argument);
+  ds.images = Tensor({3, 2, 2});
+  CHECK_THROWS_AS(ds.validate(), ember::shape_error);
+
+  data::Dataset empty;
+  empty.images = Tensor({0, 1, 4, 4});
+  empty.num_classes = 3;
+  data::DataLoader loader(empty, {4, true});
+  CHECK(loader.size() == 0);
+  int batches = 0;
+  for (const auto& b : loader) {
+    (void)b;
+    ++batches;
+  }
+  CHECK(batches == 0);
+  // fit refuses a loader that gives no samples instead of reporting a NaN loss.
+  nn::Sequential net = flat_linear(10);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.1f});
+  train::FitOptions opts;
+  opts.progress = train::ProgressMode::off;
+  data::DataLoader val(empty, {4});
+  CHECK_THROWS_AS(train::fit(net, loss, opt, loader, val, opts), std::invalid_argument);
+}
+
+TEST_CASE("transforms and image helpers: empty and wrong-shaped images are errors, not crashes") {
+  CHECK_THROWS_AS(io::save_png(tmp_path("empty.png"), Tensor({1, 0, 4})), ember::shape_error);
+  CHECK_THROWS_AS(io::save_png(tmp_path("bad.png"), Tensor({2, 4, 4})), ember::shape_error);
+  CHECK_THROWS_AS(io::make_grid(Tensor({0, 1, 4, 4})), ember::shape_error);
+  CHECK_THROWS_AS(io::make_grid(Tensor({2, 1, 4, 4}), 0), std::invalid_argument);
+  CHECK_THROWS_AS(io::resize(Tensor({1, 4, 4}), 0, 4), std::invalid_argument);
+  CHECK_THROWS_AS(io::resize(Tensor({1, 4, 4}), -3, 4), std::invalid_argument);
+  CHECK_THROWS_AS(io::resize(Tensor({4, 4}), 2, 2), std::invalid_argument);
+  // NaN pixels: written as 0 (documented), and the PNG stays valid.
+  Tensor img({1, 2, 2}, 100.0f);
+  img[0] = std::numeric_limits<float>::quiet_NaN();
+  io::save_png(tmp_path("nan.png"), img);
+  const Tensor back = io::load_image(tmp_path("nan.png"));
+  CHECK(back[0] == 0.0f);
+  CHECK(back[1] == 100.0f);
+}
+
+}  // namespace bad_input

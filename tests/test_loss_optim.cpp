@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "alloc_counter.hpp"
+#include "bad_input.hpp"
 
 using ember::Shape;
 using ember::TensorT;
@@ -291,3 +292,34 @@ TEST_CASE("a warmed-up loss forward / backward_into / SGD step allocates nothing
     if (step > 0) CHECK(allocated == 0);
   }
 }
+
+// ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
+
+namespace bad_input {
+
+TEST_CASE("CrossEntropyLoss: labels out of range, wrong counts, empty batches, NaN and Inf logits") {
+  nn::CrossEntropyLoss loss;
+  const Tensor logits = random_tensor({3, 4}, 9);
+  const std::string msg = message_of<std::invalid_argument>([&] { loss.forward(logits, {0, 4, 1}); });
+  CHECK(contains(msg, "target 4 at index 1"));
+  CHECK_THROWS_AS(loss.forward(logits, {0, -1, 1}), std::invalid_argument);
+  CHECK_THROWS_AS(loss.forward(logits, {0, 1}), ember::shape_error);
+  CHECK_THROWS_AS(loss.forward(Tensor({0, 4}), {}), ember::shape_error);  // PyTorch gives NaN; we say why
+  CHECK_THROWS_AS(loss.forward(Tensor({3, 0}), {0, 0, 0}), ember::shape_error);
+  CHECK_THROWS_AS(loss.forward(Tensor({3, 4, 1}), {0, 0, 0}), ember::shape_error);
+  nn::CrossEntropyLoss fresh;
+  CHECK_THROWS_AS(fresh.backward(), std::logic_error);
+
+  Tensor bad = logits;
+  bad[5] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(loss.forward(bad, {0, 1, 2})));
+  bad = logits;
+  bad[5] = std::numeric_limits<float>::infinity();  // log_softmax of +inf is NaN in PyTorch too
+  CHECK(std::isnan(loss.forward(bad, {0, 1, 2})));
+  // Huge but finite logits stay finite: the row maximum is subtracted first.
+  const Tensor huge = Tensor::from({1, 3}, {1e30f, -1e30f, 0.0f});
+  CHECK(loss.forward(huge, {0}) == doctest::Approx(0.0));
+  CHECK(std::isfinite(loss.forward(huge, {1})));
+}
+
+}  // namespace bad_input

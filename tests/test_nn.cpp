@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fixture.hpp"
+#include "bad_input.hpp"
 
 using namespace ember;
 using TensorD = TensorT<double>;
@@ -800,3 +801,176 @@ TEST_CASE("nn::to<double> converts a built model; predict converts an input of a
   CHECK_THROWS_WITH_AS([&] { nn::Sequential copy = with_custom; }(), doctest::Contains("Custom(): clone() is not implemented"),
                        std::logic_error);
 }
+
+// ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
+
+namespace bad_input {
+
+TEST_CASE("layers: wrong shapes throw shape_error naming the layer and both shapes") {
+  ember::Generator gen(1);
+  nn::Linear fc(4, 3, true, gen);
+  const std::string linear = message_of<ember::shape_error>([&] { fc.forward(Tensor({2, 5})); });
+  CHECK(contains(linear, "Linear"));
+  CHECK(contains(linear, "[2, 5]"));
+  CHECK_THROWS_AS(fc.forward(Tensor({0})), ember::shape_error);
+  CHECK_THROWS_AS(fc.predict(Tensor({2, 3, 5})), ember::shape_error);  // [*, in] as PyTorch: the last extent counts
+
+  nn::Conv2d conv(1, 2, 3, 1, 0, true, gen);
+  const std::string c = message_of<ember::shape_error>([&] { conv.forward(Tensor({1, 3, 8, 8})); });
+  CHECK(contains(c, "Conv2d"));
+  CHECK(contains(c, "[1, 3, 8, 8]"));
+  CHECK_THROWS_AS(conv.forward(Tensor({1, 8, 8})), ember::shape_error);
+  CHECK_THROWS_AS(conv.forward(Tensor({1, 1, 2, 2})), ember::shape_error);  // smaller than the kernel
+
+  nn::BatchNorm2d bn(2);
+  CHECK_THROWS_AS(bn.forward(Tensor({2, 3, 4, 4})), ember::shape_error);
+  nn::MaxPool2d pool(2);
+  CHECK_THROWS_AS(pool.forward(Tensor({1, 1, 1, 1})), ember::shape_error);
+  CHECK_THROWS_AS(pool.forward(Tensor({4, 4})), ember::shape_error);
+  nn::Softmax softmax(1);
+  CHECK_THROWS_AS(softmax.forward(Tensor({4})), ember::shape_error);
+
+  nn::Sequential net("Net", {});
+  net.add("fc1", nn::Linear(4, 3, true, gen));
+  net.add("relu1", nn::ReLU());
+  net.add("fc2", nn::Linear(3, 2, true, gen));
+  const std::string seq = message_of<ember::shape_error>([&] { net.forward(Tensor({2, 7})); });
+  CHECK(contains(seq, "[2, 7]"));
+  // backward with a gradient of the wrong shape
+  net.forward(Tensor({2, 4}));
+  CHECK_THROWS_AS(net.backward(Tensor({2, 3})), ember::shape_error);
+}
+
+TEST_CASE("layers: an empty batch gives an empty output, as in PyTorch") {
+  ember::Generator gen(2);
+  nn::Linear fc(4, 3, true, gen);
+  CHECK(fc.forward(Tensor({0, 4})).shape() == Shape{0, 3});
+  CHECK(fc.backward(Tensor({0, 3})).shape() == Shape{0, 4});
+  nn::Conv2d conv(1, 2, 3, 1, 1, true, gen);
+  CHECK(conv.forward(Tensor({0, 1, 5, 5})).shape() == Shape{0, 2, 5, 5});
+  nn::ReLU relu;
+  CHECK(relu.forward(Tensor({0, 2, 3, 3})).shape() == Shape{0, 2, 3, 3});
+  nn::MaxPool2d pool(2);
+  CHECK(pool.forward(Tensor({0, 2, 4, 4})).shape() == Shape{0, 2, 2, 2});
+  nn::Flatten flat;
+  CHECK(flat.forward(Tensor({0, 2, 3, 3})).shape() == Shape{0, 18});
+  nn::Softmax softmax(1);
+  CHECK(softmax.forward(Tensor({0, 5})).shape() == Shape{0, 5});
+  // BatchNorm2d in eval mode normalises with the running statistics: nothing to compute, nothing changes.
+  nn::BatchNorm2d bn(2);
+  bn.eval();
+  CHECK(bn.forward(Tensor({0, 2, 3, 3})).shape() == Shape{0, 2, 3, 3});
+  // In training mode the batch statistics of zero values do not exist: an error, and the running
+  // statistics stay as they were (PyTorch's "Expected more than 1 value per channel when training").
+  bn.train();
+  CHECK_THROWS_AS(bn.forward(Tensor({0, 2, 3, 3})), std::invalid_argument);
+  CHECK_THROWS_AS(bn.forward(Tensor({1, 2, 1, 1})), std::invalid_argument);
+  for (const auto& [name, b] : bn.named_buffers())
+    for (float v : *b) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("layers: NaN and Inf propagate as in PyTorch, and only where the input reaches") {
+  ember::Generator gen(3);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+
+  nn::Linear fc(4, 3, true, gen);
+  Tensor x = random_tensor({2, 4}, 4);
+  x[1] = nan;  // row 0
+  const Tensor y = fc.forward(x);
+  CHECK(all_nan(y, 0, 3));
+  CHECK(all_finite(y, 3, 6));
+
+  nn::ReLU relu;
+  const Tensor r = relu.forward(Tensor::from({3}, {inf, -inf, -1.0f}));
+  CHECK(r[0] == inf);
+  CHECK(r[1] == 0.0f);
+  CHECK(r[2] == 0.0f);
+
+  nn::MaxPool2d pool(2);
+  Tensor img = random_tensor({1, 1, 4, 4}, 5);
+  img[0] = nan;  // in the top-left window only
+  const Tensor p = pool.forward(img);
+  CHECK(std::isnan(p[0]));  // max_pool2d propagates NaN
+  CHECK(all_finite(p, 1, 4));
+
+  nn::Softmax softmax(1);
+  Tensor logits = random_tensor({2, 5}, 6);
+  logits[7] = nan;  // row 1
+  const Tensor s = softmax.forward(logits);
+  CHECK(all_finite(s, 0, 5));
+  CHECK(all_nan(s, 5, 10));
+
+  nn::Conv2d conv(1, 1, 3, 1, 0, true, gen);
+  Tensor big = random_tensor({1, 1, 8, 8}, 7);
+  big[0] = nan;  // top-left pixel: reaches output (0, 0) only
+  const Tensor c = conv.forward(big);
+  CHECK(std::isnan(c[0]));
+  CHECK(all_finite(c, 1, c.numel()));
+
+  nn::BatchNorm2d bn(2);
+  Tensor b = random_tensor({2, 2, 3, 3}, 8);
+  b[0] = nan;  // channel 0 of sample 0: channel 0's batch statistics are NaN
+  const Tensor bo = bn.forward(b);
+  CHECK(all_nan(bo, 0, 9));
+  CHECK(all_finite(bo, 9, 18));
+  CHECK(std::isnan((*bn.named_buffers()[0].second)[0]));  // running_mean of channel 0, as PyTorch
+  CHECK(std::isfinite((*bn.named_buffers()[0].second)[1]));
+}
+
+TEST_CASE("ReLU keeps NaN, as torch.relu does") {
+  nn::ReLU relu;
+  const Tensor r = relu.forward(Tensor::from({2}, {std::numeric_limits<float>::quiet_NaN(), 1.0f}));
+  CHECK(std::isnan(r[0]));
+  CHECK(std::isnan(relu.predict(Tensor::from({1}, {std::numeric_limits<float>::quiet_NaN()}))[0]));
+}
+
+TEST_CASE("threads: OpenMP layers equal one thread, and predict serves several threads at once") {
+  // Large enough that threads_for() splits the work: conv (im2col + GEMM), batchnorm, pooling, linear.
+  ember::Generator gen(40);
+  nn::Sequential net("Net", {});
+  net.add("conv1", nn::Conv2d(1, 16, 3, 1, 1, true, gen));
+  net.add("batchnorm1", nn::BatchNorm2d(16));
+  net.add("relu1", nn::ReLU());
+  net.add("pool1", nn::MaxPool2d(2));
+  net.add("flatten", nn::Flatten());
+  net.add("fc1", nn::Linear(16 * 14 * 14, 128, true, gen));
+  net.add("relu2", nn::ReLU());
+  net.add("fc2", nn::Linear(128, 10, true, gen));
+  const Tensor x = random_tensor({32, 1, 28, 28}, 41);
+  const std::vector<std::int64_t> y = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5,
+                                       6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1};
+  const int saved_threads = ember::get_num_threads();
+  auto step = [&](int threads) {
+    ember::set_num_threads(threads);
+    net.zero_grad();
+    nn::CrossEntropyLoss loss;
+    const Tensor logits = net.forward(x);
+    loss.forward(logits, y);
+    net.backward(loss.backward());
+    std::vector<float> grads;
+    for (auto& [name, p] : net.named_parameters()) grads.insert(grads.end(), p->grad.begin(), p->grad.end());
+    return std::make_pair(logits, grads);
+  };
+  const auto one = step(1);
+  const auto many = step(4);
+  CHECK(one.first.shape() == many.first.shape());
+  double worst = 0;
+  for (std::int64_t i = 0; i < one.first.numel(); ++i)
+    worst = std::max(worst, static_cast<double>(std::fabs(one.first[i] - many.first[i])));
+  for (std::size_t i = 0; i < one.second.size(); ++i)
+    worst = std::max(worst, static_cast<double>(std::fabs(one.second[i] - many.second[i])));
+  CHECK(worst < 1e-4);
+
+  // Inference in eval mode changes nothing, so one model serves several threads (each with OpenMP inside).
+  net.eval();
+  const Tensor expected = net.predict(x);
+  std::vector<Tensor> got(3);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < got.size(); ++t) threads.emplace_back([&, t] { got[t] = net.predict(x); });
+  for (auto& t : threads) t.join();
+  for (const auto& g : got) CHECK(g == expected);
+  ember::set_num_threads(saved_threads);
+}
+
+}  // namespace bad_input

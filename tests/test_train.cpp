@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "alloc_counter.hpp"
+#include "bad_input.hpp"
 
 namespace fs = std::filesystem;
 using ember::Tensor;
@@ -442,3 +443,37 @@ TEST_CASE("fit checks the data's class count against the model's output width be
   CHECK(steps == 0);
   CHECK(net.named_parameters()[0].second->value == before);  // no update ran
 }
+
+// ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
+
+namespace bad_input {
+
+TEST_CASE("fit: NaN or Inf in the inputs stops training with training_error naming the epoch and step") {
+  data::Dataset ds;
+  ds.images = random_tensor({12, 1, 4, 4}, 16);
+  ds.labels = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2};
+  ds.num_classes = 3;
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    data::Dataset poisoned = ds;
+    poisoned.images[7 * 16 + 5] = bad;  // sample 7: batch 3 of 4 (batch size 3, no shuffle)
+    data::DataLoader loader(poisoned, {3});
+    // A linear model: the test is about fit, not about which layers carry NaN.
+    nn::Sequential net = flat_linear(17);
+    nn::CrossEntropyLoss loss;
+    ember::optim::SGD opt(net.parameters(), {0.01f});
+    train::FitOptions opts;
+    opts.epochs = 2;
+    opts.progress = train::ProgressMode::off;
+    try {
+      train::fit(net, loss, opt, loader, loader, opts);
+      FAIL("no training_error");
+    } catch (const train::training_error& e) {
+      CHECK(e.epoch() == 1);
+      CHECK(e.step() == 3);
+      CHECK(contains(e.what(), "epoch 1, step 3 of 4"));
+      CHECK(!std::isfinite(e.loss()));
+    }
+  }
+}
+
+}  // namespace bad_input
