@@ -65,6 +65,21 @@ inline std::string join(const std::vector<std::string>& names) {
   return s;
 }
 
+// The shape of an optimiser's state tensor: Opt::state_shape(i, key) where it exists (Adam's 0-d "step"), else
+// the parameter's shape.
+template <typename Opt, typename = void>
+struct HasStateShape : std::false_type {};
+template <typename Opt>
+struct HasStateShape<Opt, std::void_t<decltype(std::declval<const Opt&>().state_shape(std::size_t{}, std::string()))>>
+    : std::true_type {};
+template <typename Opt>
+Shape state_shape(const Opt& optimizer, std::size_t i, const std::string& key) {
+  if constexpr (HasStateShape<Opt>::value)
+    return optimizer.state_shape(i, key);
+  else
+    return optimizer.params()[i]->value.shape();
+}
+
 // Stands for "no optimiser" in the overloads below.
 struct NoOptimizer {};
 
@@ -151,7 +166,7 @@ std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::strin
     for (const auto& [name, slot] : state_slot) {
       const auto it = by_name.find(name);
       if (it != by_name.end())
-        staged_state.emplace_back(slot, stage(*it->second, optimizer->params()[slot.param]->value.shape()));
+        staged_state.emplace_back(slot, stage(*it->second, state_shape(*optimizer, slot.param, slot.key)));
     }
   }
 

@@ -13,7 +13,9 @@
 // Checkpoints (io/checkpoint.hpp) see an optimiser through five members, which any optimiser provides:
 // params(), repr() (PyTorch's printout), state_tensors() (each existing state tensor with its parameter
 // index and key), state_keys() (the keys it can restore) and set_state_tensor(i, key, tensor), plus
-// reset_state(). io::save_checkpoint writes state as "optimizer.<key>.<parameter name>".
+// reset_state(); optionally state_shape(i, key) when a state tensor's shape is not its parameter's (Adam's
+// "step"). io::save_checkpoint writes state as "optimizer.<key>.<parameter name>". Schedules
+// (optim/scheduler.hpp) use lr(), set_lr(x), initial_lr(), set_initial_lr(x) and momentum()/set_momentum(x).
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -24,6 +26,7 @@
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/optim/common.hpp"
 
 namespace ember::optim {
 
@@ -37,14 +40,6 @@ struct SGDOptions {
 };
 
 // The momentum buffer of each parameter, in the order of the parameter list.
-// One state tensor of an optimiser, as checkpoints see it.
-template <typename T>
-struct StateTensor {
-  std::size_t param;  // index into params()
-  std::string key;    // "momentum_buffer", "exp_avg", ...
-  const TensorT<T>* tensor;
-};
-
 template <typename T>
 struct SGDState {
   std::vector<TensorT<T>> momentum_buffers;  // empty tensor: no buffer yet (first step seeds it)
@@ -52,13 +47,14 @@ struct SGDState {
 };
 
 template <typename T>
-class SGDT {
+class SGDT : public detail::ParamList<T> {
+  using Base = detail::ParamList<T>;
+  using Base::check_index;
+  using Base::params_;
+
  public:
-  SGDT(std::vector<ParameterT<T>*> params, SGDOptions options) : params_(std::move(params)), options_(options) {
+  SGDT(std::vector<ParameterT<T>*> params, SGDOptions options) : Base("SGD", std::move(params)), options_(options) {
     validate(options_);
-    for (std::size_t i = 0; i < params_.size(); ++i)
-      if (params_[i] == nullptr)
-        throw std::invalid_argument("SGD: parameter " + std::to_string(i) + " is a null pointer");
     state_.momentum_buffers.resize(params_.size());
     state_.has_momentum_buffer.assign(params_.size(), false);
   }
@@ -73,10 +69,8 @@ class SGDT {
     const bool nesterov = options_.nesterov;
     const T sign = options_.maximize ? T(-1) : T(1);
     for (std::size_t i = 0; i < params_.size(); ++i) {
+      this->check_grad(i);
       ParameterT<T>& p = *params_[i];
-      if (p.grad.shape() != p.value.shape())
-        throw shape_error("SGD: parameter " + std::to_string(i) + " has value " + to_string(p.value.shape()) +
-                          " but grad " + to_string(p.grad.shape()));
       T* w = p.value.data();
       const T* g = p.grad.data();
       const std::int64_t n = p.value.numel();
@@ -103,11 +97,6 @@ class SGDT {
     }
   }
 
-  // As PyTorch's zero_grad(set_to_none=False): gradients become zeros (their storage is kept).
-  void zero_grad() {
-    for (auto* p : params_) p->grad.zero();
-  }
-
   const SGDOptions& options() const noexcept { return options_; }
   double lr() const noexcept { return options_.lr; }
   // For learning-rate schedules; the other options are fixed at construction, as in PyTorch's param_groups.
@@ -117,8 +106,15 @@ class SGDT {
     validate(o);
     options_ = o;
   }
+  // For OneCycleLR's momentum cycling (PyTorch sets param_group['momentum']).
+  double momentum() const noexcept { return options_.momentum; }
+  void set_momentum(double momentum) {
+    SGDOptions o = options_;
+    o.momentum = momentum;
+    validate(o);
+    options_ = o;
+  }
 
-  const std::vector<ParameterT<T>*>& params() const noexcept { return params_; }
   const SGDState<T>& state() const noexcept { return state_; }
 
   // Restores the momentum buffer of parameter i (checks the shape).
@@ -173,13 +169,6 @@ class SGDT {
   }
 
  private:
-  void check_index(std::size_t i) const {
-    if (i >= params_.size())
-      throw std::out_of_range("SGD: parameter index " + std::to_string(i) + " out of range for " +
-                              std::to_string(params_.size()) + " parameters");
-  }
-
-  std::vector<ParameterT<T>*> params_;
   SGDOptions options_;
   SGDState<T> state_;
 };
