@@ -240,3 +240,244 @@ TEST_CASE("every schedule gives torch.optim.lr_scheduler's lr sequence over 100 
   }
   MESSAGE("schedules vs PyTorch: max relative error " << worst_all);
 }
+
+// ---- Resume through a checkpoint ----------------------------------------------------------------------------
+
+namespace {
+
+ember::nn::Sequential make_net(std::uint64_t seed) {
+  ember::Generator gen(seed);
+  ember::nn::Sequential net("MLP", {});
+  net.add("fc1", ember::nn::Linear(4, 6, true, gen));
+  net.add("relu1", ember::nn::ReLU());
+  net.add("fc2", ember::nn::Linear(6, 3, true, gen));
+  return net;
+}
+
+template <typename Opt>
+void train_step(ember::nn::Sequential& net, Opt& opt, std::uint64_t seed) {
+  ember::Generator gen(seed);
+  ember::Tensor x({5, 4});
+  for (auto& v : x) v = static_cast<float>(gen.normal());
+  ember::nn::CrossEntropyLoss loss;
+  opt.zero_grad();
+  ember::Tensor logits, g;
+  net.forward_into(x, logits);
+  loss.forward(logits, {0, 1, 2, 1, 0});
+  loss.backward_into(g);
+  net.backward_into(g, nullptr);
+  opt.step();
+}
+
+std::map<std::string, ember::Tensor> snapshot(ember::nn::Sequential& m) {
+  std::map<std::string, ember::Tensor> out;
+  for (auto& [n, p] : m.named_parameters()) out[n] = p->value;
+  return out;
+}
+
+template <typename Opt>
+std::map<std::string, ember::Tensor> state_snapshot(const Opt& opt) {
+  std::map<std::string, ember::Tensor> out;
+  for (const auto& s : opt.state_tensors()) out[s.key + std::to_string(s.param)] = *s.tensor;
+  return out;
+}
+
+// A warm-up: LinearLR for 3 steps, then cosine annealing (schedules held together, as SequentialLR needs).
+struct Warmup {
+  optim::LinearLR warm;
+  optim::CosineAnnealingLR cos;
+  optim::SequentialLR seq;
+  template <typename Opt>
+  explicit Warmup(Opt& o) : warm(o, 0.1, 1.0, 3), cos(o, 5, 1e-4), seq(o, {&warm, &cos}, {3}) {}
+};
+
+const double kMetrics[] = {1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.97, 0.98, 0.99, 1.0};
+
+// Runs 8 steps uninterrupted (net a) and 4 + save + load into a fresh net and optimiser + 4 (net b): the
+// parameters, the optimiser state and the lr must be the same bits. `Sched` holds the schedule; `sched_step`
+// steps it, `sched_of` gives the schedule object whose state goes into the metadata.
+template <typename Opt, typename Options, typename Sched, typename Step, typename Of>
+void check_resume(const std::string& name, const Options& options, Step sched_step, Of sched_of) {
+  CAPTURE(name);
+  auto a = make_net(1);
+  Opt oa(a.parameters(), options);
+  Sched sa(oa);
+  auto b = make_net(2);
+  Opt ob(b.parameters(), options);
+  Sched sb(ob);
+  for (int s = 0; s < 4; ++s) {
+    train_step(a, oa, 100 + s);
+    sched_step(sa, s);
+  }
+  const std::string path = scratch::path("optim", name + ".safetensors");
+  ember::io::save_checkpoint(a, path, optim::scheduler_metadata(sched_of(sa)), &oa);
+  optim::load_scheduler_metadata(sched_of(sb), ember::io::load_checkpoint(b, path, &ob));
+  CHECK(snapshot(b) == snapshot(a));
+  CHECK(state_snapshot(ob) == state_snapshot(oa));
+  CHECK(ob.lr() == oa.lr());
+  for (int s = 4; s < 8; ++s) {
+    train_step(a, oa, 100 + s);
+    sched_step(sa, s);
+    train_step(b, ob, 100 + s);
+    sched_step(sb, s);
+  }
+  CHECK(ob.lr() == oa.lr());
+  CHECK(sched_of(sb).last_epoch() == sched_of(sa).last_epoch());
+  CHECK(sched_of(sb).state_dict() == sched_of(sa).state_dict());
+  CHECK(state_snapshot(ob) == state_snapshot(oa));
+  CHECK(snapshot(b) == snapshot(a));
+}
+
+struct OneCycle {
+  optim::OneCycleLR s;
+  template <typename Opt>
+  explicit OneCycle(Opt& o) : s(o, 0.05, 10) {}
+};
+struct Plateau {
+  optim::ReduceLROnPlateau s;
+  template <typename Opt>
+  explicit Plateau(Opt& o) : s(o, optim::PlateauMode::min, 0.5, 1, 0.0, optim::ThresholdMode::rel, 1) {}
+};
+
+}  // namespace
+
+TEST_CASE("a run resumed through a checkpoint continues bit for bit (Adam, AdamW, RMSprop with schedules)") {
+  auto onecycle_step = [](OneCycle& s, int) { s.s.step(); };
+  auto onecycle_of = [](OneCycle& s) -> optim::OneCycleLR& { return s.s; };
+  check_resume<optim::Adam, optim::AdamOptions, OneCycle>("adam_amsgrad_onecycle", {1e-3, 0.9, 0.999, 1e-8, 1e-3, true},
+                                                          onecycle_step, onecycle_of);
+  check_resume<optim::AdamW, optim::AdamWOptions, Warmup>(
+      "adamw_warmup", {}, [](Warmup& s, int) { s.seq.step(); }, [](Warmup& s) -> optim::SequentialLR& { return s.seq; });
+  check_resume<optim::RMSprop, optim::RMSpropOptions, Plateau>(
+      "rmsprop_plateau", {1e-2, 0.9, 1e-8, 1e-4, 0.5, true}, [](Plateau& s, int i) { s.s.step(kMetrics[i]); },
+      [](Plateau& s) -> optim::ReduceLROnPlateau& { return s.s; });
+  check_resume<optim::SGD, optim::SGDOptions, OneCycle>("sgd_onecycle", {0.1, 0.9}, onecycle_step, onecycle_of);
+
+  // Adam's file: the step count as a 0-d tensor, the moments with the parameter's shape.
+  auto net = make_net(3);
+  optim::Adam adam(net.parameters(), {});
+  train_step(net, adam, 1);
+  train_step(net, adam, 2);
+  const std::string path = scratch::path("optim", "adam_layout.safetensors");
+  ember::io::save_checkpoint(net, path, {}, &adam);
+  std::map<std::string, ember::io::SafetensorsEntry> by_name;
+  for (const auto& e : ember::io::read_safetensors(path).tensors) by_name[e.name] = e;
+  CHECK(by_name.at("optimizer.step.fc1.weight").shape.empty());
+  CHECK(by_name.at("optimizer.exp_avg.fc1.weight").shape == ember::Shape{6, 4});
+  CHECK(by_name.count("optimizer.max_exp_avg_sq.fc1.weight") == 0);
+  CHECK(adam.state().step[0][0] == 2.0f);
+}
+
+// ---- Allocations --------------------------------------------------------------------------------------------
+
+TEST_CASE("a warmed-up Adam / AdamW / RMSprop step and schedule step allocate nothing" * kAllocSkip) {
+  ember::Parameter p{ember::Tensor::full({16, 8}, 0.5f), ember::Tensor::full({16, 8}, 0.1f)};
+  optim::Adam adam({&p}, {1e-3, 0.9, 0.999, 1e-8, 1e-2, true});
+  optim::AdamW adamw({&p}, {1e-3, 0.9, 0.999, 1e-8, 1e-2, true});
+  optim::RMSprop rms({&p}, {1e-2, 0.99, 1e-8, 1e-3, 0.9, true});
+  optim::OneCycleLR cycle(adam, 0.01, 100);
+  optim::ReduceLROnPlateau plateau(rms, optim::PlateauMode::min, 0.5, 0);
+  Warmup warmup(adamw);
+  adam.step();
+  adamw.step();
+  rms.step();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(count_allocations([&] { adam.step(); cycle.step(); }) == 0);
+    CHECK(count_allocations([&] { adamw.step(); warmup.seq.step(); }) == 0);
+    CHECK(count_allocations([&] { rms.step(); plateau.step(1.0); }) == 0);
+    CHECK(count_allocations([&] { adam.zero_grad(); }) == 0);
+    p.grad.fill(0.1f);
+  }
+}
+
+// ---- Bad options --------------------------------------------------------------------------------------------
+
+namespace {
+
+template <typename F>
+std::string message_of(F f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  FAIL("no exception");
+  return "";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// An optimiser without momentum, for OneCycleLR's check.
+struct NoMomentum {
+  double lr_ = 0.1;
+  std::optional<double> initial_;
+  double lr() const { return lr_; }
+  void set_lr(double x) { lr_ = x; }
+  std::optional<double> initial_lr() const { return initial_; }
+  void set_initial_lr(double x) { initial_ = x; }
+};
+
+}  // namespace
+
+TEST_CASE("Adam, AdamW and RMSprop reject bad options as PyTorch does, with clear messages") {
+  ember::Parameter p{ember::Tensor({2}), ember::Tensor({2})};
+  using optim::Adam;
+  using optim::AdamOptions;
+  CHECK(contains(message_of([&] { Adam({&p}, AdamOptions{-1e-3}); }), "Adam: invalid learning rate: -0.001"));
+  CHECK(contains(message_of([&] { Adam({&p}, AdamOptions{1e-3, 1.0}); }), "invalid beta parameter at index 0: 1.0"));
+  CHECK(contains(message_of([&] { Adam({&p}, AdamOptions{1e-3, 0.9, -0.1}); }), "invalid beta parameter at index 1"));
+  CHECK(contains(message_of([&] { Adam({&p}, AdamOptions{1e-3, 0.9, 0.999, -1e-8}); }), "invalid epsilon value"));
+  CHECK(contains(message_of([&] { Adam({&p}, AdamOptions{1e-3, 0.9, 0.999, 1e-8, -0.1}); }), "invalid weight_decay value"));
+  CHECK(contains(message_of([&] { optim::AdamW({&p}, optim::AdamWOptions{1e-3, 0.9, 1.5}); }), "AdamW: invalid beta"));
+  CHECK(contains(message_of([&] { Adam({nullptr}, AdamOptions{}); }), "Adam: parameter 0 is a null pointer"));
+  CHECK_NOTHROW(Adam({&p}, AdamOptions{0.0, 0.0, 0.0, 0.0}));
+  CHECK(optim::AdamWOptions{}.weight_decay == 1e-2);
+  using optim::RMSprop;
+  using optim::RMSpropOptions;
+  CHECK(contains(message_of([&] { RMSprop({&p}, RMSpropOptions{-1.0}); }), "RMSprop: invalid learning rate"));
+  CHECK(contains(message_of([&] { RMSprop({&p}, RMSpropOptions{1e-2, -0.5}); }), "invalid alpha value"));
+  CHECK(contains(message_of([&] { RMSprop({&p}, RMSpropOptions{1e-2, 0.99, -1.0}); }), "invalid epsilon value"));
+  CHECK(contains(message_of([&] { RMSprop({&p}, RMSpropOptions{1e-2, 0.99, 1e-8, -1.0}); }), "invalid weight_decay"));
+  CHECK(contains(message_of([&] { RMSprop({&p}, RMSpropOptions{1e-2, 0.99, 1e-8, 0.0, -0.9}); }), "invalid momentum"));
+
+  Adam adam({&p}, {});
+  CHECK_THROWS_AS(adam.set_lr(-1.0), std::invalid_argument);
+  CHECK_THROWS_AS(adam.set_beta1(1.0), std::invalid_argument);
+  CHECK(contains(message_of([&] { adam.set_state_tensor(0, "momentum", ember::Tensor({2})); }), "no state named 'momentum'"));
+  CHECK(contains(message_of([&] { adam.set_state_tensor(0, "exp_avg", ember::Tensor({3})); }), "must have shape"));
+  CHECK_THROWS_AS(adam.set_state_tensor(0, "step", ember::Tensor({2})), ember::shape_error);
+  CHECK_THROWS_AS(adam.set_state_tensor(5, "exp_avg", ember::Tensor({2})), std::out_of_range);
+  RMSprop rms({&p}, {});
+  CHECK_THROWS_AS(rms.set_state_tensor(0, "square_avg", ember::Tensor({2, 1})), ember::shape_error);
+  p.grad = ember::Tensor({3});
+  CHECK(contains(message_of([&] { adam.step(); }), "Adam: parameter 0 has value [2] but grad [3]"));
+  CHECK_THROWS_AS(rms.step(), ember::shape_error);
+}
+
+TEST_CASE("schedules reject bad arguments as PyTorch does, with clear messages") {
+  ember::Parameter p{ember::Tensor({2}), ember::Tensor({2})};
+  optim::SGD sgd({&p}, {0.1, 0.9});
+  optim::SGD other({&p}, {0.1, 0.9});
+  CHECK_THROWS_AS(optim::StepLR(sgd, 0), std::invalid_argument);
+  CHECK_THROWS_AS(optim::CosineAnnealingLR(sgd, 0), std::invalid_argument);
+  CHECK(contains(message_of([&] { optim::LinearLR(sgd, 0.0); }), "starting multiplicative factor"));
+  CHECK(contains(message_of([&] { optim::LinearLR(sgd, 1.5); }), "starting multiplicative factor"));
+  CHECK(contains(message_of([&] { optim::LinearLR(sgd, 0.5, 1.5); }), "ending multiplicative factor"));
+  CHECK(contains(message_of([&] { optim::OneCycleLR(sgd, 0.1, 0); }), "expected positive integer total_steps"));
+  CHECK(contains(message_of([&] { optim::OneCycleLR(sgd, 0.1, 10, 1.5); }), "pct_start"));
+  NoMomentum plain;
+  CHECK(contains(message_of([&] { optim::OneCycleLR(plain, 0.1, 10); }), "must support momentum"));
+  CHECK_NOTHROW(optim::OneCycleLR(plain, 0.1, 10, 0.3, optim::AnnealStrategy::cos, 25, 1e4, false, false));
+  CHECK(contains(message_of([&] { optim::ReduceLROnPlateau(sgd, optim::PlateauMode::min, 1.0); }), "factor should be < 1.0"));
+
+  optim::ExponentialLR a(sgd, 0.9);
+  optim::ExponentialLR b(other, 0.9);
+  CHECK(contains(message_of([&] { optim::SequentialLR(sgd, {&a, &b}, {3}); }), "same optimizer"));
+  CHECK(contains(message_of([&] { optim::SequentialLR(sgd, {&a}, {3}); }), "one more than the number of milestone"));
+
+  optim::OneCycleLR cycle(sgd, 0.1, 3);
+  for (int i = 0; i < 3; ++i) cycle.step();
+  CHECK(contains(message_of([&] { cycle.step(); }), "tried to step 4 times"));
+  CHECK(contains(message_of([&] { a.load_state_dict({{"last_epoch", "2"}}); }), "missing 'base_lr'"));
+  CHECK(contains(message_of([&] { a.load_state_dict({{"last_epoch", "x"}, {"base_lr", "1"}, {"last_lr", "1"}}); }),
+                 "not a number"));
+}
