@@ -129,18 +129,13 @@ void decode(const std::string& path, const SafetensorsEntry& e, const unsigned c
 // io_error when the file cannot be read; format_error naming the file and the problem otherwise.
 inline SafetensorsFile read_safetensors(const std::string& path) {
   using detail::bad;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error("cannot open " + path + ": " + detail::errno_text());
-  in.seekg(0, std::ios::end);
-  const auto end_pos = in.tellg();
-  if (end_pos < 0) throw io_error("cannot read " + path);
-  const auto file_size = static_cast<std::uint64_t>(end_pos);
-  in.seekg(0);
+  // read_file refuses directories and sizes its buffer from fstat (a directory's seek-to-end on ext4 is
+  // LLONG_MAX, and a failed read left the length bytes unset).
+  const std::vector<unsigned char> bytes = read_file(path);
+  const std::uint64_t file_size = bytes.size();
   if (file_size < 8)
     bad(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length at offset 0");
-  unsigned char len_bytes[8];
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
-  const std::uint64_t n = detail::get_le(len_bytes, 8);
+  const std::uint64_t n = detail::get_le(bytes.data(), 8);
   if (n > file_size - 8)
     bad(path, "header length " + std::to_string(n) + " (offset 0) runs past the end of the " +
                   std::to_string(file_size) + "-byte file");
@@ -148,13 +143,10 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
     bad(path, "header length " + std::to_string(n) + " (offset 0) exceeds the limit of " +
                   std::to_string(detail::kMaxHeaderBytes) + " bytes");
   if (n < 2) bad(path, "header length " + std::to_string(n) + " (offset 0) is too short for a JSON object");
-  std::string header(static_cast<std::size_t>(n), '\0');
-  in.read(header.data(), static_cast<std::streamsize>(n));
+  const std::string header(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
   SafetensorsFile file;
   file.data_start = 8 + n;
-  file.data.resize(static_cast<std::size_t>(file_size - file.data_start));
-  in.read(reinterpret_cast<char*>(file.data.data()), static_cast<std::streamsize>(file.data.size()));
-  if (!in) throw io_error("cannot read " + path + ": " + detail::errno_text());
+  file.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(file.data_start), bytes.end());
 
   nlohmann::json j;
   try {
