@@ -1,0 +1,139 @@
+#pragma once
+// Each layer's ONNX mapping, one small function per layer type (opset 13 operators, eval-mode semantics):
+// given the module, it returns the name of the value that holds its output, or nothing when the module is not
+// its type. io/onnx.hpp tries them in turn for every leaf module; containers (Sequential) are walked there.
+//
+// Shapes are known at export except the batch: the context carries the layer's input and output shapes for a
+// sample batch, so a mapping can choose (Gemm for 2-d input, MatMul otherwise) or compute constants (Reshape).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ember/core/tensor.hpp"
+#include "ember/io/onnx_builder.hpp"
+#include "ember/nn/nn.hpp"
+
+namespace ember::io::onnx_layers {
+
+using format::OnnxAttribute;
+
+template <typename T>
+struct Context {
+  OnnxGraphBuilder<T>& graph;
+  const std::string& name;   // the module's dotted name ("conv1", "block.0"), never empty
+  const std::string& input;  // the value the layer reads
+  const Shape& in_shape;     // input and output shapes of the sample batch
+  const Shape& out_shape;
+  std::string param(const std::string& leaf) const { return name + "." + leaf; }
+};
+
+template <typename T>
+using Mapping = std::optional<std::string> (*)(const nn::ModuleT<T>&, Context<T>&);
+
+inline std::vector<std::int64_t> pair(Size2 s) { return {s.h, s.w}; }
+// ONNX pads list the starts of every spatial axis, then the ends: [top, left, bottom, right].
+inline std::vector<std::int64_t> pads(Size2 p) { return {p.h, p.w, p.h, p.w}; }
+
+// Linear: Gemm (y = x W^T + b) on 2-d input, as torch exports it; on more dimensions, MatMul with the
+// transposed weight, then Add.
+template <typename T>
+std::optional<std::string> linear(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::LinearT<T>*>(&m);
+  if (!l) return std::nullopt;
+  const std::string w = c.graph.parameter(c.param("weight"), l->weight().value);
+  const bool bias = l->has_bias();
+  const std::string b = bias ? c.graph.parameter(c.param("bias"), l->bias().value) : "";
+  if (c.in_shape.size() == 2) {
+    std::vector<std::string> in = {c.input, w};
+    if (bias) in.push_back(b);
+    return c.graph.node("Gemm", c.name, in, {OnnxAttribute::integer("transB", 1)});
+  }
+  const std::string wt = c.graph.node("Transpose", c.name + "/Transpose", {w}, {OnnxAttribute::integers("perm", {1, 0})});
+  const std::string y = c.graph.node("MatMul", bias ? c.name + "/MatMul" : c.name, {c.input, wt});
+  return bias ? c.graph.node("Add", c.name, {y, b}) : y;
+}
+
+template <typename T>
+std::optional<std::string> conv2d(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::Conv2dT<T>*>(&m);
+  if (!l) return std::nullopt;
+  std::vector<std::string> in = {c.input, c.graph.parameter(c.param("weight"), l->weight().value)};
+  if (l->has_bias()) in.push_back(c.graph.parameter(c.param("bias"), l->bias().value));
+  return c.graph.node("Conv", c.name, in,
+                      {OnnxAttribute::integers("kernel_shape", pair(l->kernel_size())),
+                       OnnxAttribute::integers("strides", pair(l->stride())),
+                       OnnxAttribute::integers("pads", pads(l->padding())),
+                       OnnxAttribute::integers("dilations", {1, 1}), OnnxAttribute::integer("group", 1)});
+}
+
+// BatchNormalization with the running statistics: eval mode. num_batches_tracked has no meaning there.
+template <typename T, typename BN>
+std::string batchnorm(const BN& l, Context<T>& c) {
+  return c.graph.node("BatchNormalization", c.name,
+                      {c.input, c.graph.parameter(c.param("weight"), l.weight().value),
+                       c.graph.parameter(c.param("bias"), l.bias().value),
+                       c.graph.parameter(c.param("running_mean"), l.running_mean()),
+                       c.graph.parameter(c.param("running_var"), l.running_var())},
+                      {OnnxAttribute::real("epsilon", static_cast<float>(l.eps()))});
+}
+template <typename T>
+std::optional<std::string> batchnorm2d(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::BatchNorm2dT<T>*>(&m);
+  if (!l) return std::nullopt;
+  return batchnorm(*l, c);
+}
+
+template <typename T>
+std::optional<std::string> maxpool2d(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::MaxPool2dT<T>*>(&m);
+  if (!l) return std::nullopt;
+  return c.graph.node("MaxPool", c.name, {c.input},
+                      {OnnxAttribute::integers("kernel_shape", pair(l->kernel_size())),
+                       OnnxAttribute::integers("strides", pair(l->stride())),
+                       OnnxAttribute::integers("pads", pads(l->padding()))});
+}
+
+template <typename T>
+std::optional<std::string> relu(const nn::ModuleT<T>& m, Context<T>& c) {
+  if (!dynamic_cast<const nn::ReLUT<T>*>(&m)) return std::nullopt;
+  return c.graph.node("Relu", c.name, {c.input});
+}
+
+// Softmax over dim 1 (ember's only dim; -1 on 2-d input is the same axis). Opset 13's Softmax works along one
+// axis, as torch.softmax (older opsets flattened everything after the axis).
+template <typename T>
+std::optional<std::string> softmax(const nn::ModuleT<T>& m, Context<T>& c) {
+  if (!dynamic_cast<const nn::SoftmaxT<T>*>(&m)) return std::nullopt;
+  return c.graph.node("Softmax", c.name, {c.input}, {OnnxAttribute::integer("axis", 1)});
+}
+
+// Flatten from dim 1 to the end is ONNX's Flatten(axis=1); any other range is a Reshape to the known sizes
+// with 0 (copy the input's size) for the dynamic batch.
+template <typename T>
+std::optional<std::string> flatten(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::FlattenT<T>*>(&m);
+  if (!l) return std::nullopt;
+  if (c.out_shape.size() == 2 && l->start_dim() == 1)
+    return c.graph.node("Flatten", c.name, {c.input}, {OnnxAttribute::integer("axis", 1)});
+  std::vector<std::int64_t> shape(c.out_shape.begin(), c.out_shape.end());
+  shape[0] = 0;
+  return c.graph.node("Reshape", c.name, {c.input, c.graph.int64_constant(c.name + ".shape", shape)});
+}
+
+// Dropout is the identity in eval mode: no node at all, as torch exports it.
+template <typename T>
+std::optional<std::string> dropout(const nn::ModuleT<T>& m, Context<T>& c) {
+  if (!dynamic_cast<const nn::DropoutT<T>*>(&m)) return std::nullopt;
+  return c.input;
+}
+
+// Every mapping, tried in this order.
+template <typename T>
+const std::vector<Mapping<T>>& mappings() {
+  static const std::vector<Mapping<T>> all = {linear<T>,  conv2d<T>,  batchnorm2d<T>, maxpool2d<T>,
+                                              relu<T>,    softmax<T>, flatten<T>,     dropout<T>};
+  return all;
+}
+
+}  // namespace ember::io::onnx_layers
