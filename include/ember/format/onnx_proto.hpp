@@ -29,22 +29,30 @@ struct OnnxAttribute {
   std::vector<std::int64_t> ints;
 
   static OnnxAttribute integer(std::string name, std::int64_t v) {
-    OnnxAttribute a{std::move(name), Int};
+    OnnxAttribute a;
+    a.name = std::move(name);
+    a.kind = Int;
     a.i = v;
     return a;
   }
   static OnnxAttribute integers(std::string name, std::vector<std::int64_t> v) {
-    OnnxAttribute a{std::move(name), Ints};
+    OnnxAttribute a;
+    a.name = std::move(name);
+    a.kind = Ints;
     a.ints = std::move(v);
     return a;
   }
   static OnnxAttribute real(std::string name, float v) {
-    OnnxAttribute a{std::move(name), Float};
+    OnnxAttribute a;
+    a.name = std::move(name);
+    a.kind = Float;
     a.f = v;
     return a;
   }
   static OnnxAttribute text(std::string name, std::string v) {
-    OnnxAttribute a{std::move(name), String};
+    OnnxAttribute a;
+    a.name = std::move(name);
+    a.kind = String;
     a.s = std::move(v);
     return a;
   }

@@ -47,12 +47,22 @@ inline std::string describe(const std::string& name, const std::string& repr) {
 }
 
 template <typename T>
+TensorT<T> run(const std::string& name, const nn::ModuleT<T>& m, const TensorT<T>& x) {
+  try {
+    return m.predict(x);
+  } catch (const shape_error& e) {
+    throw shape_error("export_onnx: layer " + describe(name, m.repr()) + ": " + e.what() +
+                      " (the input_shape given, with the batch made 2 to follow it through the model)");
+  }
+}
+
+template <typename T>
 void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT<T>& m, Flow<T>& x) {
   if (const auto* seq = dynamic_cast<const nn::SequentialT<T>*>(&m)) {
     for (std::size_t i = 0; i < seq->size(); ++i) walk(graph, child_name(name, seq->name_of(i)), (*seq)[i], x);
     return;
   }
-  TensorT<T> out = m.predict(x.sample);
+  TensorT<T> out = run(name, m, x.sample);
   if (out.dim() == 0 || out.size(0) != x.sample.size(0))
     throw shape_error("export_onnx: layer " + describe(name, m.repr()) + " turns a batch of " +
                       std::to_string(x.sample.size(0)) + ", " + to_string(x.sample.shape()) + ", into " +
