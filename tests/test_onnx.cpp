@@ -317,8 +317,8 @@ TEST_CASE("ONNX files are accepted by onnx.checker and run by OpenCV's dnn as em
   add("linear_nobias", alone(nn::Linear(6, 4, false, gen)), {1, 6});
   // (Python's cv2 takes a 3-d array for an image with channels: inputs of 3 dimensions cannot be given to it.)
   add("linear_4d", alone(nn::Linear(6, 4, true, gen)), {1, 2, 3, 6});
-  add("conv2d", alone(nn::Conv2d(3, 5, 3, 1, 0, true, gen)), {1, 3, 9, 9});
-  add("conv2d_stride_pad", alone(nn::Conv2d(3, 5, {3, 2}, {2, 1}, {1, 2}, false, gen)), {1, 3, 10, 9});
+  add("conv2d", alone(nn::Conv2d(nn::Conv2dOptions(3, 5, 3), gen)), {1, 3, 9, 9});
+  add("conv2d_stride_pad", alone(nn::Conv2d(nn::Conv2dOptions(3, 5, {3, 2}).stride({2, 1}).padding({1, 2}).bias(false), gen)), {1, 3, 10, 9});
   add("batchnorm2d", alone(nn::BatchNorm2d(3, 1e-3)), {1, 3, 4, 5});
   add("maxpool2d", alone(nn::MaxPool2d(2)), {1, 3, 8, 8});
   add("maxpool2d_pad", alone(nn::MaxPool2d(3, 2, 1)), {1, 3, 9, 8});
