@@ -1,6 +1,7 @@
 // ONNX export: the wire format against protobuf's documented encodings, the structure of the files (read back
 // with a small decoder of our own), bad input, and the interop check: every model and layer mapping exported,
-// then checked by ONNX's checker, run by OpenCV's dnn module and compared with PyTorch (tests/onnx_interop.py).
+// then checked by ONNX's checker, run by OpenCV's dnn module and compared with PyTorch
+// (tests/onnx_interop.py).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -30,7 +31,9 @@ namespace io = ember::io;
 
 namespace {
 
-std::string tmp_path(const std::string& name) { return scratch::path("onnx", name); }
+std::string tmp_path(const std::string& name) {
+  return scratch::path("onnx", name);
+}
 
 // A protobuf message as its fields, in file order: enough to read back what the writer wrote.
 struct Field {
@@ -81,7 +84,8 @@ Message decode(const std::string& b) {
     } else if (f.wire == 1 || f.wire == 5) {
       const std::size_t n = f.wire == 1 ? 8 : 4;
       REQUIRE(i + n <= b.size());
-      for (std::size_t k = 0; k < n; ++k) f.varint |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i + k])) << (8 * k);
+      for (std::size_t k = 0; k < n; ++k)
+        f.varint |= static_cast<std::uint64_t>(static_cast<unsigned char>(b[i + k])) << (8 * k);
       i += n;
     } else {
       REQUIRE(f.wire == 2);
@@ -233,14 +237,16 @@ TEST_CASE("the report's CNN as an ONNX file: opset, names, dynamic batch, initia
     ops += (ops.empty() ? "" : " ") + node.one(4).bytes + "(" + node.one(3).bytes + ")";
     last_output = node.one(2).bytes;
   }
-  CHECK(ops ==
-        "Conv(conv1) Relu(relu1) BatchNormalization(batchnorm1) MaxPool(pool1) Conv(conv2) Relu(relu2) "
-        "BatchNormalization(batchnorm2) MaxPool(pool2) Conv(conv3) Relu(relu3) BatchNormalization(batchnorm3) "
-        "MaxPool(pool3) Flatten(flatten) Gemm(fc1) Relu(relu4) Gemm(fc2) Softmax(softmax)");
+  CHECK(
+      ops ==
+      "Conv(conv1) Relu(relu1) BatchNormalization(batchnorm1) MaxPool(pool1) Conv(conv2) Relu(relu2) "
+      "BatchNormalization(batchnorm2) MaxPool(pool2) Conv(conv3) Relu(relu3) BatchNormalization(batchnorm3) "
+      "MaxPool(pool3) Flatten(flatten) Gemm(fc1) Relu(relu4) Gemm(fc2) Softmax(softmax)");
   CHECK(last_output == "output");
 }
 
-TEST_CASE("a double model exports DOUBLE tensors; Linear on 3-d input is MatMul; a partial Flatten is Reshape") {
+TEST_CASE(
+    "a double model exports DOUBLE tensors; Linear on 3-d input is MatMul; a partial Flatten is Reshape") {
   ember::Generator gen(1);
   nn::SequentialT<double> model("Net", {});
   model.add("flatten", nn::FlattenT<double>(2));
@@ -268,8 +274,8 @@ TEST_CASE("a double model exports DOUBLE tensors; Linear on 3-d input is MatMul;
 
 namespace {
 
-// One case of the interop check: the model's checkpoint, its ONNX file (exported for a batch of 1) and a batch
-// of 5 with ember's predict of it, for tests/onnx_interop.py.
+// One case of the interop check: the model's checkpoint, its ONNX file (exported for a batch of 1) and a
+// batch of 5 with ember's predict of it, for tests/onnx_interop.py.
 void write_case(const std::string& dir, const std::string& name, nn::Module& model, const Shape& input_shape,
                 std::uint64_t seed) {
   randomise(model, seed);
@@ -293,10 +299,12 @@ nn::Sequential alone(M&& layer) {
 
 }  // namespace
 
-TEST_CASE("ONNX files are accepted by onnx.checker and run by OpenCV's dnn as ember predicts (and as PyTorch's)") {
+TEST_CASE(
+    "ONNX files are accepted by onnx.checker and run by OpenCV's dnn as ember predicts (and as PyTorch's)") {
   const bool ok = std::system("/usr/bin/python3 -c 'import onnx, cv2, torch' >/dev/null 2>&1") == 0;
-  if (!scratch::prerequisite(ok, "/usr/bin/python3 cannot import onnx, cv2 and torch (Debian: python3-onnx, "
-                                 "python3-opencv, python3-torch; scripts/setup.sh --interop)"))
+  if (!scratch::prerequisite(ok,
+                             "/usr/bin/python3 cannot import onnx, cv2 and torch (Debian: python3-onnx, "
+                             "python3-opencv, python3-torch; scripts/setup.sh --interop)"))
     return;
   const std::string dir = tmp_path("interop");
   fs::remove_all(dir);
@@ -315,10 +323,13 @@ TEST_CASE("ONNX files are accepted by onnx.checker and run by OpenCV's dnn as em
   // Each mapping alone, with its options.
   add("linear", alone(nn::Linear(6, 4, true, gen)), {1, 6});
   add("linear_nobias", alone(nn::Linear(6, 4, false, gen)), {1, 6});
-  // (Python's cv2 takes a 3-d array for an image with channels: inputs of 3 dimensions cannot be given to it.)
+  // (Python's cv2 takes a 3-d array for an image with channels: inputs of 3 dimensions cannot be given to
+  // it.)
   add("linear_4d", alone(nn::Linear(6, 4, true, gen)), {1, 2, 3, 6});
   add("conv2d", alone(nn::Conv2d(nn::Conv2dOptions(3, 5, 3), gen)), {1, 3, 9, 9});
-  add("conv2d_stride_pad", alone(nn::Conv2d(nn::Conv2dOptions(3, 5, {3, 2}).stride({2, 1}).padding({1, 2}).bias(false), gen)), {1, 3, 10, 9});
+  add("conv2d_stride_pad",
+      alone(nn::Conv2d(nn::Conv2dOptions(3, 5, {3, 2}).stride({2, 1}).padding({1, 2}).bias(false), gen)),
+      {1, 3, 10, 9});
   add("batchnorm2d", alone(nn::BatchNorm2d(3, 1e-3)), {1, 3, 4, 5});
   add("maxpool2d", alone(nn::MaxPool2d(2)), {1, 3, 8, 8});
   add("maxpool2d_pad", alone(nn::MaxPool2d(3, 2, 1)), {1, 3, 9, 8});
@@ -328,7 +339,8 @@ TEST_CASE("ONNX files are accepted by onnx.checker and run by OpenCV's dnn as em
   add("flatten", alone(nn::Flatten()), {1, 2, 3, 4});
   add("flatten_partial", alone(nn::Flatten(2)), {1, 2, 3, 4});
   {
-    nn::Sequential net("Net", {{"fc1", nn::Linear(6, 5, true, gen)}, {"dropout", nn::Dropout(0.5)}, {"relu", nn::ReLU()}});
+    nn::Sequential net(
+        "Net", {{"fc1", nn::Linear(6, 5, true, gen)}, {"dropout", nn::Dropout(0.5)}, {"relu", nn::ReLU()}});
     add("dropout", std::move(net), {1, 6});
   }
   const std::string script = std::string(EMBER_FIXTURE_DIR) + "/../onnx_interop.py";
@@ -351,7 +363,8 @@ struct Doubler : nn::Module {
   std::string type_name() const override { return "Doubler"; }
 };
 
-TEST_CASE("export_onnx: a layer without a mapping, a bad input_shape, a batch-mixing layer, an unwritable path") {
+TEST_CASE(
+    "export_onnx: a layer without a mapping, a bad input_shape, a batch-mixing layer, an unwritable path") {
   const std::string path = tmp_path("bad.onnx");
   scratch::write_file(path, std::string("old contents"));
   const auto untouched = [&] {
@@ -360,8 +373,9 @@ TEST_CASE("export_onnx: a layer without a mapping, a bad input_shape, a batch-mi
       CHECK_MESSAGE(e.path().filename().string().find(".tmp-") == std::string::npos, e.path());
   };
   ember::Generator gen(1);
-  nn::Sequential net("Net", {{"flatten", nn::Flatten()}, {"block", nn::Sequential({{"fc", nn::Linear(4, 3, true, gen)},
-                                                                                  {"act", Doubler()}})}});
+  nn::Sequential net("Net",
+                     {{"flatten", nn::Flatten()},
+                      {"block", nn::Sequential({{"fc", nn::Linear(4, 3, true, gen)}, {"act", Doubler()}})}});
   // The layer named by its dotted name and printout; nothing written.
   std::string msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(net, {1, 4}, path); });
   CHECK(contains(msg, "'block.act' (Doubler())"));

@@ -88,7 +88,8 @@ struct OnnxTensor {
       } else {
         std::memcpy(&bits, &values[k], 8);
       }
-      for (std::size_t i = 0; i < sizeof(V); ++i) t.raw[k * sizeof(V) + i] = static_cast<unsigned char>(bits >> (8 * i));
+      for (std::size_t i = 0; i < sizeof(V); ++i)
+        t.raw[k * sizeof(V) + i] = static_cast<unsigned char>(bits >> (8 * i));
     }
     return t;
   }
@@ -129,10 +130,18 @@ inline ProtoWriter encode(const OnnxAttribute& a) {
   ProtoWriter w;
   w.string(1, a.name);  // AttributeProto.name
   switch (a.kind) {
-    case OnnxAttribute::Float: w.float32(2, a.f); break;
-    case OnnxAttribute::Int: w.varint(3, a.i); break;
-    case OnnxAttribute::String: w.string(4, a.s); break;
-    case OnnxAttribute::Ints: w.repeated_int64(8, a.ints); break;
+    case OnnxAttribute::Float:
+      w.float32(2, a.f);
+      break;
+    case OnnxAttribute::Int:
+      w.varint(3, a.i);
+      break;
+    case OnnxAttribute::String:
+      w.string(4, a.s);
+      break;
+    case OnnxAttribute::Ints:
+      w.repeated_int64(8, a.ints);
+      break;
   }
   w.varint(20, a.kind);  // AttributeProto.type
   return w;
@@ -208,6 +217,8 @@ inline std::vector<unsigned char> encode_onnx(const OnnxModel& m) {
 }
 
 // Writes the model to `path` atomically (core/file.hpp); io_error naming the path when it cannot.
-inline void write_onnx(const std::string& path, const OnnxModel& m) { write_file_atomic(path, encode_onnx(m)); }
+inline void write_onnx(const std::string& path, const OnnxModel& m) {
+  write_file_atomic(path, encode_onnx(m));
+}
 
 }  // namespace ember::format

@@ -4,8 +4,8 @@
 // messages. Our own rather than libprotobuf: ember is header-only, and a generated
 // onnx.pb.h would make every user link libprotobuf (and match its version) to write one file.
 //
-// A message is built bottom-up: a nested message is written into its own ProtoWriter, then added to its parent
-// as length-delimited bytes, so no size has to be known in advance.
+// A message is built bottom-up: a nested message is written into its own ProtoWriter, then added to its
+// parent as length-delimited bytes, so no size has to be known in advance.
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -54,7 +54,9 @@ class ProtoWriter {
   std::vector<unsigned char> release() { return std::move(bytes_); }
 
  private:
-  void tag(std::uint32_t field, WireType type) { put_varint((static_cast<std::uint64_t>(field) << 3) | type); }
+  void tag(std::uint32_t field, WireType type) {
+    put_varint((static_cast<std::uint64_t>(field) << 3) | type);
+  }
   void put_varint(std::uint64_t v) {
     while (v >= 0x80) {
       bytes_.push_back(static_cast<unsigned char>(v | 0x80));

@@ -4,7 +4,8 @@
 // parameters and running statistics are initialisers under their dotted names ("conv1.weight",
 // "batchnorm1.running_mean"); each layer maps to the operators of io/onnx_layers.hpp, Sequential to its
 // children in order. The file's metadata_props hold "model" (the printout), "input_shape" (C, H, W as a JSON
-// array) and the caller's entries ("classes", "normalize_mean", "normalize_std", ...), which win on equal keys.
+// array) and the caller's entries ("classes", "normalize_mean", "normalize_std", ...), which win on equal
+// keys.
 //
 // The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
 // input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
@@ -59,7 +60,8 @@ TensorT<T> run(const std::string& name, const nn::ModuleT<T>& m, const TensorT<T
 template <typename T>
 void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT<T>& m, Flow<T>& x) {
   if (const auto* seq = dynamic_cast<const nn::SequentialT<T>*>(&m)) {
-    for (std::size_t i = 0; i < seq->size(); ++i) walk(graph, child_name(name, seq->name_of(i)), (*seq)[i], x);
+    for (std::size_t i = 0; i < seq->size(); ++i)
+      walk(graph, child_name(name, seq->name_of(i)), (*seq)[i], x);
     return;
   }
   TensorT<T> out = run(name, m, x.sample);
@@ -96,8 +98,9 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
   bool positive = input_shape.size() >= 2;
   for (auto d : input_shape) positive = positive && d > 0;
   if (!positive)
-    throw shape_error("export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
-                      to_string(input_shape));
+    throw shape_error(
+        "export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
+        to_string(input_shape));
   format::OnnxModel onnx;
   onnx.producer_name = "ember";
   onnx.producer_version = ember::version();
@@ -123,7 +126,8 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
 
   std::map<std::string, std::string> meta = {
       {"model", model.repr()},
-      {"input_shape", onnx_detail::json_array(std::vector<std::int64_t>(input_shape.begin() + 1, input_shape.end()))}};
+      {"input_shape",
+       onnx_detail::json_array(std::vector<std::int64_t>(input_shape.begin() + 1, input_shape.end()))}};
   for (const auto& [k, v] : metadata) meta[k] = v;
   onnx.metadata.assign(meta.begin(), meta.end());
   return onnx;

@@ -19,8 +19,8 @@ template <typename T>
 class OnnxGraphBuilder {
  public:
   using Attributes = std::vector<format::OnnxAttribute>;
-  static constexpr format::OnnxType kType = std::is_same_v<T, double> ? format::OnnxType::Double
-                                                                       : format::OnnxType::Float;
+  static constexpr format::OnnxType kType =
+      std::is_same_v<T, double> ? format::OnnxType::Double : format::OnnxType::Float;
 
   explicit OnnxGraphBuilder(format::OnnxGraph& graph) : graph_(graph) {}
 
@@ -36,7 +36,8 @@ class OnnxGraphBuilder {
   // A parameter or buffer under its module's dotted name ("conv1.weight"), so the file's weights read back by
   // name; the name must be free (two modules with one dotted name would be a bug of the walker).
   std::string parameter(const std::string& name, const TensorT<T>& t) {
-    if (used_.count(name)) throw std::logic_error("export_onnx: the name '" + name + "' is used twice in the graph");
+    if (used_.count(name))
+      throw std::logic_error("export_onnx: the name '" + name + "' is used twice in the graph");
     used_.insert(name);
     graph_.initializers.push_back(format::OnnxTensor::from(name, kType, std::vector<std::int64_t>(t.shape()),
                                                            t.data(), static_cast<std::size_t>(t.numel())));
@@ -46,8 +47,8 @@ class OnnxGraphBuilder {
   std::string int64_constant(const std::string& base, const std::vector<std::int64_t>& values) {
     const std::string name = fresh(base);
     graph_.initializers.push_back(format::OnnxTensor::from(name, format::OnnxType::Int64,
-                                                           {static_cast<std::int64_t>(values.size())}, values.data(),
-                                                           values.size()));
+                                                           {static_cast<std::int64_t>(values.size())},
+                                                           values.data(), values.size()));
     return name;
   }
   // A scalar constant of the model's type (GELU's 0.5, 1 and sqrt(2)).

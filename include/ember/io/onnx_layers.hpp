@@ -4,7 +4,8 @@
 // its type. io/onnx.hpp tries them in turn for every leaf module; containers (Sequential) are walked there.
 //
 // Shapes are known at export except the batch: the context carries the layer's input and output shapes for a
-// sample batch, so a mapping can choose (Gemm for 2-d input, MatMul otherwise) or compute constants (Reshape).
+// sample batch, so a mapping can choose (Gemm for 2-d input, MatMul otherwise) or compute constants
+// (Reshape).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,9 +32,13 @@ struct Context {
 template <typename T>
 using Mapping = std::optional<std::string> (*)(const nn::ModuleT<T>&, Context<T>&);
 
-inline std::vector<std::int64_t> pair(Size2 s) { return {s.h, s.w}; }
+inline std::vector<std::int64_t> pair(Size2 s) {
+  return {s.h, s.w};
+}
 // ONNX pads list the starts of every spatial axis, then the ends: [top, left, bottom, right].
-inline std::vector<std::int64_t> pads(Size2 p) { return {p.h, p.w, p.h, p.w}; }
+inline std::vector<std::int64_t> pads(Size2 p) {
+  return {p.h, p.w, p.h, p.w};
+}
 
 // Linear: Gemm (y = x W^T + b) on 2-d input, as torch exports it; on more dimensions, MatMul with the
 // transposed weight, then Add.
@@ -49,7 +54,8 @@ std::optional<std::string> linear(const nn::ModuleT<T>& m, Context<T>& c) {
     if (bias) in.push_back(b);
     return c.graph.node("Gemm", c.name, in, {OnnxAttribute::integer("transB", 1)});
   }
-  const std::string wt = c.graph.node("Transpose", c.name + "/Transpose", {w}, {OnnxAttribute::integers("perm", {1, 0})});
+  const std::string wt =
+      c.graph.node("Transpose", c.name + "/Transpose", {w}, {OnnxAttribute::integers("perm", {1, 0})});
   const std::string y = c.graph.node("MatMul", bias ? c.name + "/MatMul" : c.name, {c.input, wt});
   return bias ? c.graph.node("Add", c.name, {y, b}) : y;
 }
@@ -131,8 +137,8 @@ std::optional<std::string> dropout(const nn::ModuleT<T>& m, Context<T>& c) {
 // Every mapping, tried in this order.
 template <typename T>
 const std::vector<Mapping<T>>& mappings() {
-  static const std::vector<Mapping<T>> all = {linear<T>,  conv2d<T>,  batchnorm2d<T>, maxpool2d<T>,
-                                              relu<T>,    softmax<T>, flatten<T>,     dropout<T>};
+  static const std::vector<Mapping<T>> all = {linear<T>, conv2d<T>,  batchnorm2d<T>, maxpool2d<T>,
+                                              relu<T>,   softmax<T>, flatten<T>,     dropout<T>};
   return all;
 }
 
