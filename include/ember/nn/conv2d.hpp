@@ -84,11 +84,13 @@ class Conv2dT : public ModuleT<T> {
         padding_(o.padding_), dilation_(o.dilation_), groups_(o.groups_), has_bias_(o.bias_) {
     if (in_ <= 0 || out_ <= 0 || kernel_.h <= 0 || kernel_.w <= 0 || stride_.h <= 0 || stride_.w <= 0 ||
         padding_.h < 0 || padding_.w < 0 || dilation_.h <= 0 || dilation_.w <= 0 || groups_ <= 0)
-      throw std::invalid_argument("Conv2d: channels, kernel_size, stride, dilation and groups must be positive and "
-                                  "padding non-negative, got " + describe());
+      throw std::invalid_argument("Conv2d(" + describe() +
+                                  "): channels, kernel_size, stride, dilation and groups must be positive and "
+                                  "padding non-negative");
     if (in_ % groups_ != 0 || out_ % groups_ != 0)
-      throw std::invalid_argument("Conv2d: in_channels and out_channels must be divisible by groups, got " +
-                                  describe());
+      throw std::invalid_argument("Conv2d(" + describe() + "): in_channels " + std::to_string(in_) +
+                                  " and out_channels " + std::to_string(out_) + " must both be divisible by groups " +
+                                  std::to_string(groups_));
     weight_.value = TensorT<T>({out_, in_ / groups_, kernel_.h, kernel_.w});
     weight_.grad = TensorT<T>(weight_.value.shape());
     if (has_bias_) {

@@ -2,6 +2,7 @@
 // Every layer and the container.
 #include "ember/nn/activation.hpp"
 #include "ember/nn/batchnorm2d.hpp"
+#include "ember/nn/clip_grad.hpp"
 #include "ember/nn/convert.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
