@@ -80,6 +80,10 @@ TEST_CASE("Residual names and prints its children as PyTorch") {
                      {"flatten", nn::Flatten()},
                      {"fc", nn::Linear(4, 2)}};
   CHECK(net.repr() == want[1]);
+  nn::Sequential layers{nn::AvgPool2d(3, 2, 1), nn::AvgPool2d(Size2{2, 3}), nn::AdaptiveAvgPool2d({3, 4}),
+                        nn::LeakyReLU(), nn::LeakyReLU(0.2), nn::GELU(), nn::GELU("tanh"), nn::Sigmoid(), nn::Tanh(),
+                        nn::Identity(), nn::BatchNorm1d(4)};
+  CHECK(layers.repr() == want[2]);
   std::vector<std::string> names;
   for (auto& [n, p] : net.named_parameters()) names.push_back(n);
   const std::vector<std::string> expected = {

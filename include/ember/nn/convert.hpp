@@ -12,6 +12,7 @@
 #include "ember/core/random.hpp"
 #include "ember/nn/activation.hpp"
 #include "ember/nn/avgpool2d.hpp"
+#include "ember/nn/batchnorm1d.hpp"
 #include "ember/nn/batchnorm2d.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
@@ -47,6 +48,8 @@ std::unique_ptr<ModuleT<U>> convert_layer(const ModuleT<T>& m) {
                                         scratch);
   if (const auto* b = dynamic_cast<const BatchNorm2dT<T>*>(&m))
     return std::make_unique<BatchNorm2dT<U>>(b->num_features(), b->eps(), b->momentum());
+  if (const auto* b = dynamic_cast<const BatchNorm1dT<T>*>(&m))
+    return std::make_unique<BatchNorm1dT<U>>(b->num_features(), b->eps(), b->momentum());
   if (const auto* p = dynamic_cast<const MaxPool2dT<T>*>(&m))
     return std::make_unique<MaxPool2dT<U>>(p->kernel_size(), p->stride(), p->padding());
   if (const auto* d = dynamic_cast<const DropoutT<T>*>(&m)) return std::make_unique<DropoutT<U>>(d->p());

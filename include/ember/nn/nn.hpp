@@ -2,7 +2,9 @@
 // Every layer and the container.
 #include "ember/nn/activation.hpp"
 #include "ember/nn/avgpool2d.hpp"
+#include "ember/nn/batchnorm1d.hpp"
 #include "ember/nn/batchnorm2d.hpp"
+#include "ember/nn/batchnorm_base.hpp"
 #include "ember/nn/convert.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
