@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/activation.hpp"
 #include "ember/kernels/softmax.hpp"
@@ -118,7 +119,7 @@ class PointwiseT : public ModuleT<T> {
  public:
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
     out.resize(x.shape());
-    apply(out.data(), x.data(), x.numel());
+    apply_all(out.data(), x.data(), x.numel());
     saved_.assign(saves_output() ? out : x);
     has_forward_ = true;
   }
@@ -127,11 +128,13 @@ class PointwiseT : public ModuleT<T> {
     this->require_grad_shape(grad_out, saved_.shape());
     if (!grad_in) return;
     grad_in->resize(saved_.shape());
-    derive(grad_in->data(), grad_out.data(), saved_.data(), saved_.numel());
+    T* d = grad_in->data();
+    const T *g = grad_out.data(), *s = saved_.data();
+    in_chunks(saved_.numel(), [&](std::int64_t lo, std::int64_t n) { derive(d + lo, g + lo, s + lo, n); });
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());
-    apply(out.data(), x.data(), x.numel());
+    apply_all(out.data(), x.data(), x.numel());
   }
   bool batch_independent() const override { return true; }
 
@@ -141,6 +144,19 @@ class PointwiseT : public ModuleT<T> {
   virtual void derive(T* dinp, const T* dout, const T* saved, std::int64_t n) const = 0;
 
  private:
+  // Pointwise work splits into independent chunks across threads (erf and exp cost tens of cycles a value);
+  // each value is computed the same way whatever the split, so results do not depend on the thread count.
+  static constexpr std::int64_t kChunk = 16384;
+  template <typename F>
+  static void in_chunks(std::int64_t n, F&& f) {
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    parallel_for(threads_for(chunks, 20.0 * kChunk), chunks,
+                 [&](std::int64_t c) { f(c * kChunk, std::min(kChunk, n - c * kChunk)); });
+  }
+  void apply_all(T* out, const T* in, std::int64_t n) const {
+    in_chunks(n, [&](std::int64_t lo, std::int64_t len) { apply(out + lo, in + lo, len); });
+  }
+
   TensorT<T> saved_;
   bool has_forward_ = false;
 };
