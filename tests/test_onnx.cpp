@@ -24,6 +24,7 @@
 
 namespace fs = std::filesystem;
 using ember::Shape;
+using ember::Size2;
 using ember::Tensor;
 using ember::TensorT;
 namespace nn = ember::nn;
@@ -117,7 +118,7 @@ template <typename T>
 void randomise(nn::ModuleT<T>& model, std::uint64_t seed) {
   ember::Generator gen(seed);
   for (auto& [name, m] : model.named_modules()) {
-    if (auto* bn = dynamic_cast<nn::BatchNorm2dT<T>*>(m)) {
+    if (auto* bn = dynamic_cast<nn::BatchNormBaseT<T>*>(m)) {
       for (auto& v : bn->weight().value) v = static_cast<T>(gen.uniform(0.5, 1.5));
       for (auto& v : bn->bias().value) v = static_cast<T>(0.2 * gen.normal());
     }
@@ -259,7 +260,7 @@ TEST_CASE(
   CHECK(onnx.graph.outputs[0].dims.size() == 3);
   CHECK(onnx.graph.outputs[0].dims[2].value == 4);
   REQUIRE(onnx.graph.initializers.size() == 3);
-  CHECK(onnx.graph.initializers[0].name == "flatten.shape");  // Reshape's target: batch copied (0), then 3, 9
+  CHECK(onnx.graph.initializers[0].name == "flatten/shape");  // Reshape's target: batch copied (0), then 3, 9
   CHECK(onnx.graph.initializers[0].data_type == ember::format::OnnxType::Int64);
   CHECK(onnx.graph.initializers[0].dims == std::vector<std::int64_t>{3});
   CHECK(onnx.graph.initializers[1].name == "fc.weight");
@@ -295,6 +296,29 @@ nn::Sequential alone(M&& layer) {
   nn::Sequential s("Net", {});
   s.add("layer", std::forward<M>(layer));
   return s;
+}
+
+// A small ResNet: a stem, a block with the identity shortcut, a downsampling block with a 1x1 strided
+// convolution and BatchNorm as its shortcut, global average pooling, the classifier.
+nn::Sequential small_resnet(ember::Generator& gen) {
+  using nn::Conv2dOptions;
+  const auto conv = [&](std::int64_t in, std::int64_t out, std::int64_t stride) {
+    return nn::Conv2d(Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false), gen);
+  };
+  nn::Sequential block1{conv(8, 8, 1), nn::BatchNorm2d(8), nn::ReLU(), conv(8, 8, 1), nn::BatchNorm2d(8)};
+  nn::Sequential block2{conv(8, 16, 2), nn::BatchNorm2d(16), nn::ReLU(), conv(16, 16, 1),
+                        nn::BatchNorm2d(16)};
+  nn::Sequential down{nn::Conv2d(Conv2dOptions(8, 16, 1).stride(2).bias(false), gen), nn::BatchNorm2d(16)};
+  return nn::Sequential("ResNet", {{"conv1", conv(1, 8, 1)},
+                                   {"bn1", nn::BatchNorm2d(8)},
+                                   {"relu1", nn::ReLU()},
+                                   {"block1", nn::Residual(block1)},
+                                   {"relu2", nn::ReLU()},
+                                   {"block2", nn::Residual(block2, down)},
+                                   {"relu3", nn::ReLU()},
+                                   {"pool", nn::AdaptiveAvgPool2d(1)},
+                                   {"flatten", nn::Flatten()},
+                                   {"fc", nn::Linear(16, 24, true, gen)}});
 }
 
 }  // namespace
@@ -343,6 +367,34 @@ TEST_CASE(
         "Net", {{"fc1", nn::Linear(6, 5, true, gen)}, {"dropout", nn::Dropout(0.5)}, {"relu", nn::ReLU()}});
     add("dropout", std::move(net), {1, 6});
   }
+  add("conv2d_dilation_groups",
+      alone(nn::Conv2d(nn::Conv2dOptions(4, 6, 3).dilation(2).groups(2).padding(1), gen)), {1, 4, 9, 8});
+  add("conv2d_depthwise", alone(nn::Conv2d(nn::Conv2dOptions(4, 4, {3, 1}).groups(4).padding({1, 0}), gen)),
+      {1, 4, 7, 7});
+  add("batchnorm1d", alone(nn::BatchNorm1d(6)), {1, 6});
+  {
+    nn::Sequential net("Net", {{"flatten", nn::Flatten(2)}, {"bn", nn::BatchNorm1d(3, 1e-4)}});
+    add("batchnorm1d_3d", std::move(net), {1, 3, 4, 5});
+  }
+  add("avgpool2d", alone(nn::AvgPool2d(2)), {1, 3, 8, 6});
+  add("avgpool2d_pad", alone(nn::AvgPool2d({3, 2}, Size2{2, 1}, Size2{1, 1})), {1, 3, 9, 7});
+  add("adaptive_avgpool2d_global", alone(nn::AdaptiveAvgPool2d(1)), {1, 3, 7, 5});
+  add("adaptive_avgpool2d_2x3", alone(nn::AdaptiveAvgPool2d({2, 3})), {1, 3, 8, 6});
+  add("leaky_relu", alone(nn::LeakyReLU(0.1)), {1, 3, 4, 4});
+  add("sigmoid", alone(nn::Sigmoid()), {1, 3, 4, 4});
+  add("tanh", alone(nn::Tanh()), {1, 3, 4, 4});
+  add("gelu", alone(nn::GELU()), {1, 3, 4, 4});
+  add("gelu_tanh", alone(nn::GELU("tanh")), {1, 3, 4, 4});
+  {
+    nn::Sequential net(
+        "Net", {{"fc1", nn::Linear(6, 5, true, gen)}, {"identity", nn::Identity()}, {"relu", nn::ReLU()}});
+    add("identity", std::move(net), {1, 6});
+  }
+  {
+    nn::Sequential body{nn::Conv2d(nn::Conv2dOptions(3, 3, 3).padding(1), gen), nn::ReLU()};
+    add("residual", alone(nn::Residual(body)), {1, 3, 6, 6});
+  }
+  add("resnet", small_resnet(gen), {1, 1, 28, 28});
   const std::string script = std::string(EMBER_FIXTURE_DIR) + "/../onnx_interop.py";
   CHECK(std::system(("/usr/bin/python3 " + script + " " + dir).c_str()) == 0);
 }
@@ -397,6 +449,13 @@ TEST_CASE(
   msg = scratch::message_of<ember::shape_error>([&] { io::export_onnx(folds, {1, 4}, path); });
   CHECK(contains(msg, "'flatten'"));
   CHECK(contains(msg, "dimension 0 as the batch"));
+  untouched();
+
+  // Adaptive pooling into a size that does not divide the input's: bins of unequal widths, which no ONNX
+  // pooling operator has.
+  nn::Sequential uneven("Net", {{"pool", nn::AdaptiveAvgPool2d(3)}});
+  msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(uneven, {1, 2, 7, 6}, path); });
+  CHECK(contains(msg, "'pool' (AdaptiveAvgPool2d(output_size=3)) pools 7x6 into 3x3"));
   untouched();
 
   // An unwritable place: io_error naming the path.

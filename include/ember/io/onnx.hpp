@@ -3,9 +3,9 @@
 // Runtime, TensorRT). The graph reads "input" (input_shape with a dynamic batch "N") and writes "output";
 // parameters and running statistics are initialisers under their dotted names ("conv1.weight",
 // "batchnorm1.running_mean"); each layer maps to the operators of io/onnx_layers.hpp, Sequential to its
-// children in order. The file's metadata_props hold "model" (the printout), "input_shape" (C, H, W as a JSON
-// array) and the caller's entries ("classes", "normalize_mean", "normalize_std", ...), which win on equal
-// keys.
+// children in order, Residual to its body and shortcut and an Add. The file's metadata_props hold "model"
+// (the printout), "input_shape" (C, H, W as a JSON array) and the caller's entries ("classes",
+// "normalize_mean", "normalize_std", ...), which win on equal keys.
 //
 // The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
 // input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
@@ -24,6 +24,7 @@
 #include "ember/io/onnx_builder.hpp"
 #include "ember/io/onnx_layers.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
 #include "ember/version.hpp"
 
@@ -62,6 +63,17 @@ void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT
   if (const auto* seq = dynamic_cast<const nn::SequentialT<T>*>(&m)) {
     for (std::size_t i = 0; i < seq->size(); ++i)
       walk(graph, child_name(name, seq->name_of(i)), (*seq)[i], x);
+    return;
+  }
+  // Residual: body and shortcut (the identity without one) from the same value, then Add. Its own predict
+  // first, so that a body whose output does not fit the shortcut's is its shape_error, not a broadcast.
+  if (const auto* res = dynamic_cast<const nn::ResidualT<T>*>(&m)) {
+    TensorT<T> out = run(name, m, x.sample);
+    Flow<T> body = x, shortcut = x;
+    walk(graph, child_name(name, "body"), res->body(), body);
+    if (res->has_shortcut()) walk(graph, child_name(name, "shortcut"), *res->shortcut(), shortcut);
+    x.value = graph.node("Add", name.empty() ? "Residual" : name, {body.value, shortcut.value});
+    x.sample = std::move(out);
     return;
   }
   TensorT<T> out = run(name, m, x.sample);
