@@ -267,6 +267,15 @@ TEST_CASE(
   CHECK(onnx.graph.initializers[1].data_type == ember::format::OnnxType::Double);
   CHECK(onnx.graph.initializers[1].raw.size() == 4 * 9 * 8);
   CHECK(onnx.graph.nodes.back().outputs[0] == "output");
+  // Children named like the graph's own values get names of their own.
+  nn::Sequential odd("Net", {{"input", nn::ReLU()}, {"output", nn::Sigmoid()}, {"x", nn::Tanh()}});
+  const auto renamed = io::to_onnx(odd, {1, 3});
+  REQUIRE(renamed.graph.nodes.size() == 3);
+  CHECK(renamed.graph.nodes[0].inputs == std::vector<std::string>{"input"});
+  CHECK(renamed.graph.nodes[0].outputs == std::vector<std::string>{"input_1"});
+  CHECK(renamed.graph.nodes[1].outputs == std::vector<std::string>{"output_1"});
+  CHECK(renamed.graph.nodes[2].inputs == std::vector<std::string>{"output_1"});
+  CHECK(renamed.graph.nodes[2].outputs == std::vector<std::string>{"output"});
   // An empty Sequential is the identity: one Identity node from input to output.
   const auto empty = io::to_onnx(nn::Sequential(), {2, 5});
   REQUIRE(empty.graph.nodes.size() == 1);

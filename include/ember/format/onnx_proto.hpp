@@ -5,6 +5,7 @@
 // the OnnxModel from a module. Field numbers are onnx.proto's.
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -197,8 +198,19 @@ inline ProtoWriter encode(const OnnxGraph& g) {
 
 }  // namespace detail
 
-// The bytes of a .onnx file (a serialised ModelProto).
+// Protobuf refuses messages of 2 GiB or more; ONNX puts larger weights in external files, which we do not
+// write.
+constexpr std::size_t kOnnxMaxBytes = (std::size_t(1) << 31) - 1;
+
+// The bytes of a .onnx file (a serialised ModelProto). std::length_error when the weights alone reach
+// protobuf's 2 GiB limit, before anything large is allocated.
 inline std::vector<unsigned char> encode_onnx(const OnnxModel& m) {
+  std::size_t weights = 0;
+  for (const auto& t : m.graph.initializers) weights += t.raw.size();
+  if (weights >= kOnnxMaxBytes)
+    throw std::length_error(
+        "ONNX: the model's tensors take " + std::to_string(weights) +
+        " bytes; a protobuf message (an .onnx file without external data) must stay under 2 GiB");
   ProtoWriter w;
   w.varint(1, m.ir_version);
   if (!m.producer_name.empty()) w.string(2, m.producer_name);
