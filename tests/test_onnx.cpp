@@ -196,7 +196,8 @@ TEST_CASE("the report's CNN as an ONNX file: opset, names, dynamic batch, initia
     const Message tensor = decode(decode(v.one(2).bytes).one(1).bytes);
     CHECK(tensor.one(1).varint == 1);  // FLOAT
     std::string dims = v.one(1).bytes + ":";
-    for (const auto* d : decode(tensor.one(2).bytes).all(1)) {
+    const Message shape = decode(tensor.one(2).bytes);
+    for (const auto* d : shape.all(1)) {
       const Message dim = decode(d->bytes);
       dims += " " + (dim.all(2).empty() ? std::to_string(dim.one(1).varint) : dim.one(2).bytes);
     }
