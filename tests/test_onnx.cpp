@@ -268,6 +268,12 @@ TEST_CASE(
   CHECK(onnx.graph.initializers[1].data_type == ember::format::OnnxType::Double);
   CHECK(onnx.graph.initializers[1].raw.size() == 4 * 9 * 8);
   CHECK(onnx.graph.nodes.back().outputs[0] == "output");
+  // A layer as the whole model: its parameters keep their names ("weight", as named_parameters() says).
+  const auto bare = io::to_onnx(nn::BatchNorm1d(3), {1, 3});
+  std::vector<std::string> names;
+  for (const auto& t : bare.graph.initializers) names.push_back(t.name);
+  CHECK(names == std::vector<std::string>{"weight", "bias", "running_mean", "running_var"});
+  CHECK(bare.graph.nodes[0].name == "BatchNorm1d");
   // Children named like the graph's own values get names of their own.
   nn::Sequential odd("Net", {{"input", nn::ReLU()}, {"output", nn::Sigmoid()}, {"x", nn::Tanh()}});
   const auto renamed = io::to_onnx(odd, {1, 3});
@@ -405,6 +411,8 @@ TEST_CASE(
     add("residual", alone(nn::Residual(body)), {1, 3, 6, 6});
   }
   add("resnet", small_resnet(gen), {1, 1, 28, 28});
+  add("bare_conv2d", nn::Conv2d(nn::Conv2dOptions(2, 3, 3), gen),
+      {1, 2, 5, 5});  // a layer as the whole model
   const std::string script = std::string(EMBER_FIXTURE_DIR) + "/../onnx_interop.py";
   CHECK(std::system(("/usr/bin/python3 " + script + " " + dir).c_str()) == 0);
 }

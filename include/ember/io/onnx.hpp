@@ -82,7 +82,7 @@ void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT
                       std::to_string(x.sample.size(0)) + ", " + to_string(x.sample.shape()) + ", into " +
                       to_string(out.shape()) + ": ONNX export keeps dimension 0 as the batch");
   const std::string node_name = name.empty() ? m.type_name() : name;
-  onnx_layers::Context<T> c{graph, node_name, x.value, x.sample.shape(), out.shape()};
+  onnx_layers::Context<T> c{graph, node_name, name, x.value, x.sample.shape(), out.shape()};
   for (const auto map : onnx_layers::mappings<T>()) {
     if (auto value = map(m, c)) {
       x.value = *value;

@@ -22,11 +22,13 @@ using format::OnnxAttribute;
 template <typename T>
 struct Context {
   OnnxGraphBuilder<T>& graph;
-  const std::string& name;   // the module's dotted name ("conv1", "block.0"), never empty
-  const std::string& input;  // the value the layer reads
-  const Shape& in_shape;     // input and output shapes of the sample batch
+  const std::string& name;    // for its nodes: the module's dotted name ("conv1", "block.0"), never empty
+  const std::string& module;  // the dotted name itself: "" for the model's root
+  const std::string& input;   // the value the layer reads
+  const Shape& in_shape;      // input and output shapes of the sample batch
   const Shape& out_shape;
-  std::string param(const std::string& leaf) const { return name + "." + leaf; }
+  // A parameter's or buffer's name, as named_parameters() gives it ("conv1.weight"; "weight" at the root).
+  std::string param(const std::string& leaf) const { return module.empty() ? leaf : module + "." + leaf; }
 };
 
 template <typename T>
