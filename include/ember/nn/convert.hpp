@@ -41,11 +41,7 @@ std::unique_ptr<ModuleT<U>> convert_layer(const ModuleT<T>& m) {
   if (const auto* l = dynamic_cast<const LinearT<T>*>(&m))
     return std::make_unique<LinearT<U>>(l->in_features(), l->out_features(), l->has_bias(), scratch);
   if (const auto* c = dynamic_cast<const Conv2dT<T>*>(&m))
-    return std::make_unique<Conv2dT<U>>(Conv2dOptions(c->in_channels(), c->out_channels(), c->kernel_size())
-                                            .stride(c->stride())
-                                            .padding(c->padding())
-                                            .bias(c->has_bias()),
-                                        scratch);
+    return std::make_unique<Conv2dT<U>>(c->options(), scratch);
   if (const auto* b = dynamic_cast<const BatchNorm2dT<T>*>(&m))
     return std::make_unique<BatchNorm2dT<U>>(b->num_features(), b->eps(), b->momentum());
   if (const auto* b = dynamic_cast<const BatchNorm1dT<T>*>(&m))

@@ -5,6 +5,7 @@
 #include "ember/nn/batchnorm1d.hpp"
 #include "ember/nn/batchnorm2d.hpp"
 #include "ember/nn/batchnorm_base.hpp"
+#include "ember/nn/clip_grad.hpp"
 #include "ember/nn/convert.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
