@@ -202,6 +202,10 @@ class SequentialLR : public LRScheduler {
     last_lr_ = s.get_last_lr();
   }
 
+  bool steps_per_batch() const noexcept override {
+    return std::any_of(schedulers_.begin(), schedulers_.end(), [](const LRScheduler* s) { return s->steps_per_batch(); });
+  }
+
   // Its own last_epoch and last_lr, and each schedule's state under "<index>.".
   SchedulerState state_dict() const override {
     SchedulerState out = LRScheduler::state_dict();

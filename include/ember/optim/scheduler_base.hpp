@@ -106,6 +106,8 @@ class LRScheduler {
   }
   double get_last_lr() const noexcept { return last_lr_; }
   std::int64_t last_epoch() const noexcept { return last_epoch_; }
+  // True for a schedule counted in batches (OneCycleLR's total_steps): train::fit steps it after every batch.
+  virtual bool steps_per_batch() const noexcept { return false; }
   double base_lr() const noexcept { return base_lr_; }
 
   virtual SchedulerState state_dict() const {

@@ -58,6 +58,8 @@ class OneCycleLR : public LRScheduler {
     initial_step();
   }
 
+  bool steps_per_batch() const noexcept override { return true; }
+
   // The momentum (or beta1) the last step set; NaN without cycle_momentum.
   double get_last_momentum() const noexcept { return last_momentum_; }
 
