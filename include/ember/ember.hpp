@@ -28,6 +28,7 @@
 #include "ember/loss/cross_entropy.hpp"
 #include "ember/loss/mse.hpp"
 #include "ember/optim/adam.hpp"
+#include "ember/optim/param_groups.hpp"
 #include "ember/optim/rmsprop.hpp"
 #include "ember/optim/scheduler.hpp"
 #include "ember/optim/sgd.hpp"

@@ -11,7 +11,9 @@
 //   train::History h = train::fit(model, loss, sgd, train_loader, val_loader, opts);
 //
 // The loader: anything iterable with range-for whose elements have `.input` (a TensorT<U>, converted to the
-// model's scalar when U differs) and `.target` (std::vector<std::int64_t>), plus `size()` (batches per epoch).
+// model's scalar when U differs) and `.target` (class indices, std::vector<std::int64_t>, or values, a TensorT
+// of the output's shape for BCEWithLogitsLoss / MSELoss: then accuracies are NaN), plus `size()` (batches per
+// epoch).
 // If it has `set_epoch(std::int64_t)`, fit calls it with the 0-based epoch number before iterating, so a
 // shuffling loader can derive its order from (seed, epoch): a resumed run then sees the same batches as an
 // uninterrupted one (data::DataLoader works this way).
@@ -26,9 +28,15 @@
 // ProgressMode::on, a live progress bar on options.progress_stream (std::cerr when unset). Nothing else is
 // printed, and fit never exits: errors are exceptions.
 //
-// Resume: FitOptions::last_checkpoint_path writes model + optimiser state after every epoch, with the epoch
-// and the best validation loss so far in the metadata; resume_from(load_checkpoint(model, path, &opt)) sets
-// start_epoch and the best so far, and fit continues with epoch start_epoch + 1. The model's state must be all
+// Schedules (FitOptions::scheduler, stepped per epoch, or per batch for OneCycleLR or when schedule_every says
+// so; FitOptions::plateau, a ReduceLROnPlateau stepped on plateau_monitor after validation) and early stopping
+// (FitOptions::early_stopping, Keras's rule; History says why and when it stopped): train/fit_options.hpp,
+// train/early_stopping.hpp.
+//
+// Resume: FitOptions::last_checkpoint_path writes model + optimiser state after every epoch, with the epoch,
+// the best validation loss so far and the schedules' and early stopping's state in the metadata (the best
+// checkpoint has them too); resume_from(load_checkpoint(model, path, &opt)) sets
+// start_epoch, the best so far and that state, and fit continues with epoch start_epoch + 1. The model's state must be all
 // in its parameters and buffers (a layer drawing random numbers from a generator, e.g. Dropout, continues
 // bit-identically only if its generator is reseeded the same way).
 #include <algorithm>
