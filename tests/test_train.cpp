@@ -603,6 +603,30 @@ TEST_CASE("a warmed-up training step allocates nothing" * kAllocSkip) {
   CHECK(allocating == 0);
 }
 
+TEST_CASE("a warmed-up step with a weighted loss, AdamW groups and a per-batch schedule allocates nothing" * kAllocSkip) {
+  BlobLoader train_data(320, 16, 14, false), val_data(32, 32, 15, false);
+  TinyLinear<float> net(4, 3, 16);
+  nn::CrossEntropyLoss loss(nn::CrossEntropyLossOptions{{1.0, 2.0, 0.5}, -100, nn::Reduction::mean, 0.1});
+  ember::optim::AdamW opt(ember::optim::weight_decay_groups(net.named_parameters(), ember::optim::AdamWOptions{0.01}));
+  ember::optim::OneCycleLR sched(opt, 0.05, 2 * 20);
+  auto opts = quiet(2);
+  opts.scheduler = &sched;
+  long last = 0;
+  std::int64_t checked = 0, allocating = 0;
+  opts.on_step = [&](const train::StepInfo& s) {
+    const long now = alloc_count();
+    if (s.global_step > 2 && s.step > 1) {
+      ++checked;
+      allocating += now != last;
+    }
+    last = alloc_count();
+  };
+  train::fit(net, loss, opt, train_data, val_data, opts);
+  CHECK(sched.last_epoch() == 40);
+  CHECK(checked > 30);
+  CHECK(allocating == 0);
+}
+
 TEST_CASE("a double model trains from float batches") {
   BlobLoader train_data(160, 16, 17, true), val_data(64, 32, 18, false);
   auto net = make_net<double>(19);
