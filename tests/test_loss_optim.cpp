@@ -206,6 +206,7 @@ TEST_CASE("losses reject wrong shapes, batch sizes, targets and an empty batch, 
   CHECK_THROWS_AS(ce.forward(x, {0, 3}), std::invalid_argument);
   CHECK_THROWS_AS(ce.forward(x, {-1, 0}), std::invalid_argument);
   CHECK_THROWS_AS(nll.forward(x, {0, 5}), std::invalid_argument);
+  CHECK_THROWS_AS(nll.forward(x, {0, -100}), std::invalid_argument);  // no ignore_index in NLLLoss
   CHECK_THROWS_AS(nll.forward(ember::Tensor({2, 3, 1}), {0, 1}), ember::shape_error);
   CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(1.5), std::invalid_argument);
   CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(-0.1), std::invalid_argument);

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ namespace detail {
 // Checks [N, C] scores against N targets in [0, C); `who` names the loss in the message.
 template <typename T>
 void check_classification_inputs(const TensorT<T>& scores, const std::vector<std::int64_t>& target,
-                                 const char* who, const char* what, std::int64_t ignore_index = -100) {
+                                 const char* who, const char* what,
+                                 std::optional<std::int64_t> ignore_index = std::nullopt) {
   if (scores.dim() != 2)
     throw shape_error(std::string(who) + ": expected " + what + " of shape [N, C], got " +
                       to_string(scores.shape()));
@@ -43,7 +45,7 @@ void check_classification_inputs(const TensorT<T>& scores, const std::vector<std
     throw shape_error(std::string(who) + ": expected " + std::to_string(n) + " targets for " + what + " " +
                       to_string(scores.shape()) + ", got " + std::to_string(target.size()));
   for (std::size_t i = 0; i < target.size(); ++i)
-    if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index)
+    if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index)  // nullopt: never equal
       throw std::invalid_argument(std::string(who) + ": target " + std::to_string(target[i]) + " at index " +
                                   std::to_string(i) + " is out of bounds for " + std::to_string(c) +
                                   " classes (expected 0.." + std::to_string(c - 1) + ")");
@@ -63,7 +65,8 @@ template <typename T>
 class CrossEntropyLossT {
  public:
   // As torch.nn.CrossEntropyLoss(label_smoothing=...): 0 <= label_smoothing <= 1.
-  explicit CrossEntropyLossT(double label_smoothing = 0.0) : CrossEntropyLossT(CrossEntropyLossOptions{{}, -100, Reduction::mean, label_smoothing}) {}
+  explicit CrossEntropyLossT(double label_smoothing = 0.0)
+      : CrossEntropyLossT(CrossEntropyLossOptions{{}, -100, Reduction::mean, label_smoothing}) {}
   explicit CrossEntropyLossT(CrossEntropyLossOptions options)
       : label_smoothing_(options.label_smoothing), ignore_index_(options.ignore_index), reduction_(options.reduction) {
     if (!(label_smoothing_ >= 0.0 && label_smoothing_ <= 1.0))

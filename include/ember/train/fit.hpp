@@ -35,10 +35,10 @@
 //
 // Resume: FitOptions::last_checkpoint_path writes model + optimiser state after every epoch, with the epoch,
 // the best validation loss so far and the schedules' and early stopping's state in the metadata (the best
-// checkpoint has them too); resume_from(load_checkpoint(model, path, &opt)) sets
-// start_epoch, the best so far and that state, and fit continues with epoch start_epoch + 1. The model's state must be all
-// in its parameters and buffers (a layer drawing random numbers from a generator, e.g. Dropout, continues
-// bit-identically only if its generator is reseeded the same way).
+// checkpoint has them too); resume_from(load_checkpoint(model, path, &opt)) sets start_epoch, the best so far
+// and that state, and fit continues with epoch start_epoch + 1. The model's state must be all in its parameters
+// and buffers (a layer drawing random numbers from a generator, e.g. Dropout, continues bit-identically only if
+// its generator is reseeded the same way).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
