@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <ember/loss/bce_with_logits.hpp>
 #include <ember/loss/cross_entropy.hpp>
+#include <ember/loss/mse.hpp>
 #include <ember/core/random.hpp>
 #include <ember/optim/sgd.hpp>
 #include <fstream>
@@ -19,6 +21,7 @@
 
 #include "alloc_counter.hpp"
 #include "bad_input.hpp"
+#include "fixture.hpp"
 
 using ember::Shape;
 using ember::TensorT;
@@ -203,6 +206,7 @@ TEST_CASE("losses reject wrong shapes, batch sizes, targets and an empty batch, 
   CHECK_THROWS_AS(ce.forward(x, {0, 3}), std::invalid_argument);
   CHECK_THROWS_AS(ce.forward(x, {-1, 0}), std::invalid_argument);
   CHECK_THROWS_AS(nll.forward(x, {0, 5}), std::invalid_argument);
+  CHECK_THROWS_AS(nll.forward(x, {0, -100}), std::invalid_argument);  // no ignore_index in NLLLoss
   CHECK_THROWS_AS(nll.forward(ember::Tensor({2, 3, 1}), {0, 1}), ember::shape_error);
   CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(1.5), std::invalid_argument);
   CHECK_THROWS_AS(ember::nn::CrossEntropyLoss(-0.1), std::invalid_argument);
@@ -224,6 +228,188 @@ TEST_CASE("losses reject wrong shapes, batch sizes, targets and an empty batch, 
     CHECK(msg.find("target 7") != std::string::npos);
     CHECK(msg.find("3 classes") != std::string::npos);
   }
+}
+
+namespace {
+
+using LossFixture = std::map<std::string, TensorT<double>>;
+
+const LossFixture& loss_fixture() {
+  static const LossFixture f = fixture::load("training/loss_options.txt");
+  return f;
+}
+
+template <typename T>
+TensorT<T> to(const TensorT<double>& t) {
+  TensorT<T> out(t.shape());
+  for (std::int64_t i = 0; i < t.numel(); ++i) out[i] = static_cast<T>(t[i]);
+  return out;
+}
+
+std::vector<double> values(const TensorT<double>& t) { return std::vector<double>(t.begin(), t.end()); }
+
+// The loss of fixture case c, built with its options; returns PyTorch's output and input gradient (which the
+// fixture computed with the upstream gradient c.upstream).
+template <typename T>
+struct LossRun {
+  TensorT<T> out, grad;
+};
+
+template <typename T, typename Loss, typename Target>
+LossRun<T> run_loss(Loss& loss, const TensorT<T>& x, const Target& target, const TensorT<double>& upstream,
+                    ember::loss::Reduction reduction) {
+  LossRun<T> r;
+  const T l = loss.forward(x, target);
+  if (reduction == ember::loss::Reduction::none) {
+    r.out = loss.losses();
+    loss.backward_into(r.grad, to<T>(upstream));
+  } else {
+    r.out = TensorT<T>(ember::Shape{});
+    r.out[0] = l;
+    loss.backward_into(r.grad);
+  }
+  return r;
+}
+
+template <typename T>
+LossRun<T> run_case(const std::string& c) {
+  const LossFixture& fx = loss_fixture();
+  const auto reduction = static_cast<ember::loss::Reduction>(static_cast<int>(fx.at(c + ".reduction")[0]));
+  const int kind = static_cast<int>(fx.at(c + ".kind")[0]);
+  const TensorT<T> x = to<T>(fx.at(c + ".input"));
+  const TensorT<double>& upstream = fx.at(c + ".upstream");
+  auto opt = [&](const std::string& key) {
+    return fx.count(c + "." + key) ? values(fx.at(c + "." + key)) : std::vector<double>{};
+  };
+  if (kind == 0) {
+    std::vector<std::int64_t> target;
+    for (double v : fx.at(c + ".target")) target.push_back(static_cast<std::int64_t>(v));
+    ember::loss::CrossEntropyLossT<T> loss({opt("weight"), static_cast<std::int64_t>(fx.at(c + ".ignore_index")[0]),
+                                            reduction, fx.at(c + ".label_smoothing")[0]});
+    return run_loss(loss, x, target, upstream, reduction);
+  }
+  const TensorT<float> target = to<float>(fx.at(c + ".target"));
+  if (kind == 1) {
+    ember::loss::BCEWithLogitsLossT<T> loss({opt("weight"), reduction, opt("pos_weight")});
+    return run_loss(loss, x, target, upstream, reduction);
+  }
+  ember::loss::MSELossT<T> loss(reduction);
+  return run_loss(loss, x, target, upstream, reduction);
+}
+
+// Largest error of every case against PyTorch, per loss kind: forward and gradient.
+template <typename T>
+void check_new_losses_against_pytorch() {
+  const LossFixture& fx = loss_fixture();
+  const int cases = static_cast<int>(fx.at("cases")[0]);
+  const char* kinds[] = {"CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss"};
+  double worst_out[3] = {0, 0, 0}, worst_grad[3] = {0, 0, 0};
+  const std::string suffix = std::is_same<T, float>::value ? "32" : "64";
+  const double tol = std::is_same<T, float>::value ? 2e-6 : 1e-13;
+  for (int i = 0; i < cases; ++i) {
+    const std::string c = "case" + std::to_string(i);
+    CAPTURE(c);
+    const int kind = static_cast<int>(fx.at(c + ".kind")[0]);
+    const LossRun<T> r = run_case<T>(c);
+    const double eo = fixture::max_rel_error(r.out, fx.at(c + ".loss" + suffix));
+    const double eg = fixture::max_rel_error(r.grad, fx.at(c + ".grad" + suffix));
+    CHECK(eo <= tol);
+    CHECK(eg <= tol);
+    worst_out[kind] = std::max(worst_out[kind], eo);
+    worst_grad[kind] = std::max(worst_grad[kind], eg);
+  }
+  for (int k = 0; k < 3; ++k) {
+    const std::string what = std::string(kinds[k]) + (suffix == "32" ? " float" : " double");
+    MESSAGE(what << ": largest relative error against PyTorch, loss " << worst_out[k] << ", gradient "
+                 << worst_grad[k]);
+  }
+}
+
+// Central differences of the summed (upstream-weighted) output against backward_into, in double.
+template <typename Loss, typename Target>
+double finite_difference_error(Loss& loss, const TensorT<double>& x, const Target& target, bool none) {
+  ember::Generator gen(5);
+  TensorT<double> upstream;
+  auto weighted = [&](const TensorT<double>& in) {
+    const double l = loss.forward(in, target);
+    if (!none) return l;
+    double s = 0;
+    for (std::int64_t i = 0; i < loss.losses().numel(); ++i) s += loss.losses()[i] * upstream[i];
+    return s;
+  };
+  loss.forward(x, target);
+  upstream = TensorT<double>(loss.losses().shape());
+  for (auto& u : upstream) u = gen.normal();
+  TensorT<double> analytic;
+  if (none)
+    loss.backward_into(analytic, upstream);
+  else
+    loss.backward_into(analytic);
+  const double h = 1e-6;
+  double worst = 0;
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    TensorT<double> xp = x, xm = x;
+    xp[i] += h;
+    xm[i] -= h;
+    const double numeric = (weighted(xp) - weighted(xm)) / (2 * h);
+    worst = std::max(worst, std::abs(numeric - analytic[i]) / std::max(1.0, std::abs(analytic[i])));
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("CrossEntropyLoss (weight, ignore_index, reduction), BCEWithLogitsLoss and MSELoss match PyTorch") {
+  check_new_losses_against_pytorch<float>();
+  check_new_losses_against_pytorch<double>();
+}
+
+TEST_CASE("the new losses' gradients match central finite differences (double), every reduction") {
+  using ember::loss::Reduction;
+  ember::Generator gen(21);
+  TensorT<double> x({5, 4}), y({5, 4});
+  for (auto& v : x) v = gen.normal() * 3;
+  for (auto& v : y) v = gen.uniform(0, 1);
+  const std::vector<std::int64_t> classes{3, -100, 1, 0, 2};
+  double worst = 0;
+  for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum}) {
+    CAPTURE(ember::loss::reduction_name(r));
+    const bool none = r == Reduction::none;
+    ember::loss::CrossEntropyLossT<double> ce({{0.5, 2.0, 1.0, 0.3}, -100, r, 0.15});
+    ember::loss::BCEWithLogitsLossT<double> bce({{1.0, 0.5, 2.0, 1.5}, r, {2.0, 1.0, 0.5, 3.0}});
+    ember::loss::MSELossT<double> mse(r);
+    const double e[3] = {finite_difference_error(ce, x, classes, none), finite_difference_error(bce, x, y, none),
+                         finite_difference_error(mse, x, y, none)};
+    for (double v : e) {
+      CHECK(v < 1e-7);
+      worst = std::max(worst, v);
+    }
+  }
+  MESSAGE("max |finite difference - backward| (relative above 1): " << worst);
+}
+
+TEST_CASE("CrossEntropyLoss: an all-ignored batch has mean NaN and a zero gradient, as PyTorch") {
+  ember::nn::CrossEntropyLoss loss(ember::nn::CrossEntropyLossOptions{{1.0, 2.0, 3.0}, -100, {}, 0.1});
+  const auto logits = ember::Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(std::isnan(loss.forward(logits, {-100, -100})));
+  for (float g : loss.backward()) CHECK(g == 0.0f);
+  ember::nn::CrossEntropyLoss sum(ember::nn::CrossEntropyLossOptions{{}, -100, ember::nn::Reduction::sum});
+  CHECK(sum.forward(logits, {-100, -100}) == 0.0f);
+  // ignore_index may name a real class; its rows count for nothing.
+  ember::nn::CrossEntropyLoss skip1(ember::nn::CrossEntropyLossOptions{{}, 1});
+  ember::nn::CrossEntropyLoss plain;
+  const auto one = ember::Tensor::from({1, 3}, {1, 2, 3});
+  CHECK(skip1.forward(logits, {0, 1}) == plain.forward(one, {0}));
+}
+
+TEST_CASE("BCEWithLogitsLoss is exact for logits of +-100, where log(sigmoid) overflows") {
+  ember::nn::BCEWithLogitsLoss loss;
+  const auto x = ember::Tensor::from({2, 2}, {100, -100, 100, -100});
+  const auto y = ember::Tensor::from({2, 2}, {1, 0, 0, 1});
+  CHECK(loss.forward(x, y) == doctest::Approx(50.0));  // two elements of loss 100, two of ~0
+  ember::Tensor grad;
+  loss.backward_into(grad);
+  for (float g : grad) CHECK(std::isfinite(g));
 }
 
 TEST_CASE("SGD matches torch.optim.SGD step by step (double and float)") {
@@ -293,6 +479,27 @@ TEST_CASE("a warmed-up loss forward / backward_into / SGD step allocates nothing
   }
 }
 
+TEST_CASE("a warmed-up forward / backward_into of the new losses allocates nothing" * kAllocSkip) {
+  ember::Generator gen(4);
+  ember::Tensor x({8, 3}), y({8, 3}), grad;
+  for (auto& v : x) v = static_cast<float>(gen.normal());
+  for (auto& v : y) v = static_cast<float>(gen.uniform(0, 1));
+  const std::vector<std::int64_t> target{0, 1, 2, -100, 0, 1, 2, 1};
+  ember::nn::CrossEntropyLoss ce(ember::nn::CrossEntropyLossOptions{{1.0, 0.5, 2.0}, -100, {}, 0.1});
+  ember::nn::BCEWithLogitsLoss bce({{1.0, 2.0, 0.5}, ember::nn::Reduction::mean, {3.0, 1.0, 1.0}});
+  ember::nn::MSELoss mse;
+  for (int step = 0; step < 3; ++step) {
+    const long before = alloc_count();
+    ce.forward(x, target);
+    ce.backward_into(grad);
+    bce.forward(x, y);
+    bce.backward_into(grad);
+    mse.forward(x, y);
+    mse.backward_into(grad);
+    if (step > 0) CHECK(alloc_count() - before == 0);
+  }
+}
+
 // ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------
 
 namespace bad_input {
@@ -320,6 +527,35 @@ TEST_CASE("CrossEntropyLoss: labels out of range, wrong counts, empty batches, N
   const Tensor huge = Tensor::from({1, 3}, {1e30f, -1e30f, 0.0f});
   CHECK(loss.forward(huge, {0}) == doctest::Approx(0.0));
   CHECK(std::isfinite(loss.forward(huge, {1})));
+}
+
+TEST_CASE("CrossEntropyLoss weights, BCEWithLogitsLoss and MSELoss: wrong shapes and counts, naming the loss") {
+  const Tensor logits = random_tensor({3, 4}, 9);
+  nn::CrossEntropyLoss weighted(nn::CrossEntropyLossOptions{{1.0, 2.0, 3.0}});
+  CHECK(contains(message_of<ember::shape_error>([&] { weighted.forward(logits, {0, 1, 2}); }),
+                 "3 class weights for logits [3, 4]"));
+  CHECK_THROWS_AS(nn::CrossEntropyLoss(nn::CrossEntropyLossOptions{{1.0, NAN}}), std::invalid_argument);
+  nn::CrossEntropyLoss ignore3(nn::CrossEntropyLossOptions{{}, 3});
+  CHECK(std::isfinite(ignore3.forward(logits, {0, 3, 1})));
+  CHECK_THROWS_AS(ignore3.forward(logits, {0, -100, 1}), std::invalid_argument);  // -100 is a class index now
+
+  nn::BCEWithLogitsLoss bce;
+  Tensor grad0;
+  CHECK(contains(message_of<ember::shape_error>([&] { bce.forward(logits, Tensor({3, 1})); }),
+                 "BCEWithLogitsLoss: expected a target of the input's shape [3, 4], got [3, 1]"));
+  CHECK_THROWS_AS(bce.forward(Tensor({0}), Tensor({0})), ember::shape_error);
+  nn::BCEWithLogitsLoss pos({{}, nn::Reduction::mean, {1.0, 2.0}});
+  CHECK(contains(message_of<ember::shape_error>([&] { pos.forward(logits, Tensor({3, 4})); }), "pos_weights"));
+  CHECK_THROWS_AS(nn::BCEWithLogitsLoss({{INFINITY}, nn::Reduction::mean, {}}), std::invalid_argument);
+  CHECK_THROWS_AS(nn::BCEWithLogitsLoss().backward_into(grad0), std::logic_error);
+
+  nn::MSELoss mse(nn::Reduction::none);
+  CHECK(contains(message_of<ember::shape_error>([&] { mse.forward(Tensor({4}), Tensor({4, 1})); }), "MSELoss"));
+  mse.forward(Tensor({4}), Tensor({4}));
+  Tensor grad;
+  CHECK(contains(message_of<ember::shape_error>([&] { mse.backward_into(grad, Tensor({3})); }),
+                 "upstream gradient of shape [4]"));
+  CHECK_THROWS_AS(nn::MSELoss().backward_into(grad), std::logic_error);
 }
 
 }  // namespace bad_input

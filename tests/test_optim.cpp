@@ -10,6 +10,7 @@
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/optim/adam.hpp>
+#include <ember/optim/param_groups.hpp>
 #include <ember/optim/rmsprop.hpp>
 #include <ember/optim/scheduler.hpp>
 #include <ember/optim/sgd.hpp>
@@ -366,6 +367,156 @@ TEST_CASE("a run resumed through a checkpoint continues bit for bit (Adam, AdamW
   CHECK(by_name.at("optimizer.exp_avg.fc1.weight").shape == ember::Shape{6, 4});
   CHECK(by_name.count("optimizer.max_exp_avg_sq.fc1.weight") == 0);
   CHECK(adam.state().step[0][0] == 2.0f);
+}
+
+// ---- Parameter groups ---------------------------------------------------------------------------------------
+
+namespace {
+
+const Fixture& groups_fixture() {
+  static const Fixture f = fixture::load("training/optim_groups.txt");
+  return f;
+}
+
+template <typename T>
+double check_two_group_adamw() {
+  const Fixture& fx = groups_fixture();
+  ember::ParameterT<T> p0{cast<T>(fx.at("p0.init")), TensorT<T>(fx.at("p0.init").shape())};
+  ember::ParameterT<T> p1{cast<T>(fx.at("p1.init")), TensorT<T>(fx.at("p1.init").shape())};
+  const auto& go = fx.at("group_options");
+  auto options = [&](int g) {
+    const double* o = go.data() + 6 * g;
+    return optim::AdamWOptions{o[0], o[1], o[2], o[3], o[4], o[5] != 0};
+  };
+  optim::AdamWT<T> opt({{{&p0}, options(0)}, {{&p1}, options(1)}});
+  optim::CosineAnnealingLR sched(opt, 3, 0.001);
+  double worst = 0;
+  for (int s = 1; s <= 5; ++s) {
+    const std::string k = std::to_string(s);
+    p0.grad = cast<T>(fx.at("p0.grad" + k));
+    p1.grad = cast<T>(fx.at("p1.grad" + k));
+    opt.step();
+    sched.step();
+    worst = std::max(worst, max_error(p0.value, fx.at("adamw.p0.step" + k)));
+    worst = std::max(worst, max_error(p1.value, fx.at("adamw.p1.step" + k)));
+    const auto& lrs = fx.at("adamw.lr.step" + k);
+    CHECK(opt.lr(0) == doctest::Approx(lrs[0]).epsilon(1e-14));
+    CHECK(opt.lr(1) == doctest::Approx(lrs[1]).epsilon(1e-14));
+    CHECK(sched.get_last_lrs() == std::vector<double>{opt.lr(0), opt.lr(1)});
+  }
+  for (const auto& st : opt.state_tensors())
+    if (st.param == 1) worst = std::max(worst, max_error(*st.tensor, fx.at("adamw.p1." + st.key)));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("AdamW with two parameter groups (own lr, weight_decay, amsgrad) under a cosine schedule matches PyTorch") {
+  MESSAGE("double two-group AdamW + CosineAnnealingLR vs PyTorch, 5 steps: max |error| " << check_two_group_adamw<double>());
+  MESSAGE("float two-group AdamW + CosineAnnealingLR vs PyTorch, 5 steps: max |error| " << check_two_group_adamw<float>());
+}
+
+TEST_CASE("schedules scale every group's lr from its own base lr, as PyTorch (100 steps, two groups)") {
+  const Fixture& fx = groups_fixture();
+  ember::Parameter a{ember::Tensor({2}), ember::Tensor({2})}, b{ember::Tensor({2}), ember::Tensor({2})};
+  auto make_opt = [&] {
+    return std::make_unique<optim::SGD>(std::vector<optim::SGDParamGroupT<float>>{
+        {{&a}, optim::SGDOptions{0.1, 0.9}}, {{&b}, optim::SGDOptions{0.03, 0.5}}});
+  };
+  auto compare = [&](const std::string& name, optim::SGD& opt, const std::function<void(int)>& step) {
+    const TensorT<double>& want = fx.at(name + ".lr");  // [101, 2]
+    const bool with_momentum = fx.count(name + ".momentum") == 1;
+    double worst = 0;
+    for (int i = 0; i <= 100; ++i) {
+      if (i > 0) step(i - 1);
+      for (std::size_t g = 0; g < 2; ++g) {
+        const double w = want[i * 2 + static_cast<std::int64_t>(g)];
+        const double rel = std::abs(opt.lr(g) - w) / std::max(w, 1e-300);
+        CHECK_MESSAGE(rel <= 1e-12, name << " step " << i << " group " << g << ": " << opt.lr(g) << " vs " << w);
+        worst = std::max(worst, rel);
+        if (with_momentum)
+          CHECK(std::abs(opt.momentum(g) - fx.at(name + ".momentum")[i * 2 + static_cast<std::int64_t>(g)]) <= 1e-12);
+      }
+    }
+    MESSAGE(name << " (two groups): max relative lr error vs PyTorch " << worst);
+  };
+  {
+    auto opt = make_opt();
+    optim::LinearLR warm(*opt, 0.01, 1.0, 10);
+    optim::CosineAnnealingLR cos(*opt, 90);
+    optim::SequentialLR seq(*opt, {&warm, &cos}, {10});
+    compare("sequential", *opt, [&](int) { seq.step(); });
+  }
+  {
+    auto opt = make_opt();
+    optim::MultiStepLR s(*opt, {10, 30, 30, 75}, 0.3);
+    compare("multistep", *opt, [&](int) { s.step(); });
+  }
+  {
+    auto opt = make_opt();
+    optim::OneCycleLR s(*opt, 0.5, 100);
+    compare("onecycle", *opt, [&](int) { s.step(); });
+  }
+  {
+    auto opt = make_opt();
+    optim::ReduceLROnPlateau s(*opt, optim::PlateauMode::min, 0.5, 3, 1e-2, optim::ThresholdMode::rel, 2, 0.004);
+    const auto& metrics = schedule_fixture().at("plateau.metrics_min");
+    compare("plateau", *opt, [&](int i) { s.step(metrics[i]); });
+    CHECK(s.state_dict().count("last_lr.1") == 1);
+  }
+}
+
+TEST_CASE("weight_decay_groups: matrices decay, biases and normalisation weights do not; names add to no-decay") {
+  auto net = make_net(5);
+  const auto groups = optim::weight_decay_groups(net.named_parameters(), optim::AdamWOptions{1e-3, 0.9, 0.999, 1e-8, 0.05});
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].options.weight_decay == 0.05);
+  CHECK(groups[1].options.weight_decay == 0.0);
+  for (const auto* p : groups[0].params) CHECK(p->value.dim() >= 2);
+  for (const auto* p : groups[1].params) CHECK(p->value.dim() <= 1);
+  CHECK(groups[0].params.size() + groups[1].params.size() == net.parameters().size());
+  const auto by_name = optim::weight_decay_groups(net.named_parameters(), optim::SGDOptions{0.1}, {"fc1.weight"});
+  CHECK(by_name[0].params.size() == groups[0].params.size() - 1);
+
+  // State names in a checkpoint do not depend on the groups: a two-group run's file loads into one group.
+  optim::AdamW two(groups);
+  CHECK(two.num_groups() == 2);
+  CHECK(two.repr().find("AdamW(group 0 (") == 0);
+  CHECK(two.repr().find("; group 1 (") != std::string::npos);
+  train_step(net, two, 1);
+  const std::string path = scratch::path("optim", "groups.safetensors");
+  ember::io::save_checkpoint(net, path, {}, &two);
+  optim::AdamW one(net.parameters(), {});
+  CHECK(one.repr() == "AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.01, amsgrad=False)");
+  ember::io::load_checkpoint(net, path, &one);
+  CHECK(one.state_tensors().size() == two.state_tensors().size());
+  for (std::size_t k = 0; k < one.state_tensors().size(); ++k) {
+    CHECK(one.state_tensors()[k].key == two.state_tensors()[k].key);
+  }
+
+  // set_lr(x) sets every group; set_lr(g, x) one; a bad value changes nothing.
+  two.set_lr(0.5);
+  CHECK(two.lr(0) == 0.5);
+  CHECK(two.lr(1) == 0.5);
+  two.set_lr(1, 0.25);
+  CHECK(two.lr(1) == 0.25);
+  CHECK_THROWS_AS(two.set_lr(1, -1.0), std::invalid_argument);
+  CHECK(two.lr(1) == 0.25);
+  CHECK_THROWS_AS(two.set_lr(2, 0.1), std::out_of_range);
+  CHECK_THROWS_AS(two.options(2), std::out_of_range);
+}
+
+TEST_CASE("parameter groups reject a parameter in two groups, an empty list of groups and bad per-group options") {
+  ember::Parameter a{ember::Tensor({2}), ember::Tensor({2})}, b{ember::Tensor({2}), ember::Tensor({2})};
+  const std::string msg = scratch::message_of<std::invalid_argument>([&] {
+    optim::SGD({{{&a, &b}, optim::SGDOptions{0.1}}, {{&b}, optim::SGDOptions{0.1}}});
+  });
+  CHECK(msg.find("SGD: parameter 2 (group 1) appears more than once") != std::string::npos);
+  CHECK_THROWS_AS(optim::Adam(std::vector<optim::AdamParamGroupT<float>>{}), std::invalid_argument);
+  CHECK_THROWS_AS(optim::RMSprop({{{&a}, optim::RMSpropOptions{}}, {{&b}, optim::RMSpropOptions{-1.0}}}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(optim::AdamW({{{&a}, optim::AdamWOptions{}}, {{nullptr}, optim::AdamWOptions{}}}),
+                  std::invalid_argument);
 }
 
 // ---- Allocations --------------------------------------------------------------------------------------------

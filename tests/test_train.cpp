@@ -8,12 +8,17 @@
 #include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
+#include <ember/loss/bce_with_logits.hpp>
+#include <ember/loss/mse.hpp>
+#include <ember/optim/adam.hpp>
+#include <ember/optim/scheduler.hpp>
 #include <ember/optim/sgd.hpp>
 #include <ember/train/fit.hpp>
 #include <ember/train/metrics.hpp>
 #include <ember/train/progress.hpp>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -288,6 +293,250 @@ TEST_CASE("a NaN loss stops training with an error naming the epoch and step") {
   CHECK_FALSE(net.is_training());  // the mode fit found is restored, also on error
 }
 
+// Float targets: y = A x + b + noise for a 4-d x (one 1 x 2 x 2 image), 3 outputs; a fixed set of batches.
+struct ValueBatch {
+  Tensor input;   // N x 1 x 2 x 2
+  Tensor target;  // N x 3
+};
+
+class RegressionLoader {
+ public:
+  RegressionLoader(std::int64_t samples, std::int64_t batch_size, std::uint64_t seed, bool binary) {
+    ember::Generator gen(seed);
+    const float a[3][4] = {{1, -2, 0.5f, 0}, {0, 1, 1, -1}, {-1, 0, 0, 2}};
+    for (std::int64_t first = 0; first < samples; first += batch_size) {
+      const std::int64_t n = std::min(batch_size, samples - first);
+      ValueBatch b{Tensor({n, 1, 2, 2}), Tensor({n, 3})};
+      for (auto& v : b.input) v = static_cast<float>(gen.normal());
+      for (std::int64_t i = 0; i < n; ++i)
+        for (int k = 0; k < 3; ++k) {
+          float y = 0.5f * static_cast<float>(k) + 0.05f * static_cast<float>(gen.normal());
+          for (int j = 0; j < 4; ++j) y += a[k][j] * b.input[i * 4 + j];
+          b.target[i * 3 + k] = binary ? (y > 0.5f * static_cast<float>(k) ? 1.0f : 0.0f) : y;
+        }
+      batches_.push_back(std::move(b));
+    }
+  }
+  std::vector<ValueBatch>::const_iterator begin() const { return batches_.begin(); }
+  std::vector<ValueBatch>::const_iterator end() const { return batches_.end(); }
+  std::size_t size() const { return batches_.size(); }
+
+ private:
+  std::vector<ValueBatch> batches_;
+};
+
+TEST_CASE("fit and evaluate take float targets: MSELoss and BCEWithLogitsLoss, no accuracy") {
+  RegressionLoader train_data(256, 16, 31, false), val_data(64, 32, 32, false);
+  auto net = make_net<float>(33);
+  nn::MSELoss mse;
+  ember::optim::Adam opt(net.parameters(), {0.01});
+  std::ostringstream log;
+  auto opts = quiet(6);
+  opts.log = &log;
+  const train::History h = train::fit(net, mse, opt, train_data, val_data, opts);
+  CHECK(h.epochs.back().val_loss < 0.25 * h.epochs.front().val_loss);
+  CHECK(std::isnan(h.epochs.back().train_accuracy));
+  CHECK(std::isnan(h.epochs.back().val_accuracy));
+  CHECK(log.str().find("val_acc") == std::string::npos);
+  const train::Evaluation ev = train::evaluate(net, val_data, nn::MSELoss());
+  CHECK(ev.loss == doctest::Approx(h.epochs.back().val_loss).epsilon(1e-12));
+  CHECK(ev.samples == 64);
+  CHECK(ev.precision.empty());
+  MESSAGE("MSE regression: val loss " << h.epochs.front().val_loss << " -> " << h.epochs.back().val_loss);
+
+  RegressionLoader train_bin(256, 16, 34, true), val_bin(64, 32, 35, true);
+  auto net2 = make_net<double>(36);  // a double model on float targets
+  nn::BCEWithLogitsLossT<double> bce;
+  ember::optim::AdamT<double> opt2(net2.parameters(), {0.01});
+  const train::History h2 = train::fit(net2, bce, opt2, train_bin, val_bin, quiet(6));
+  CHECK(h2.epochs.back().val_loss < 0.5 * h2.epochs.front().val_loss);
+  // early stopping on val_accuracy needs class targets
+  auto opts3 = quiet(2);
+  opts3.early_stopping = train::EarlyStopping{train::Monitor::val_accuracy};
+  const std::string msg = scratch::message_of<std::invalid_argument>(
+      [&] { train::fit(net2, bce, opt2, train_bin, val_bin, opts3); });
+  CHECK(msg.find("monitor val_loss") != std::string::npos);
+}
+
+TEST_CASE("fit steps a schedule per batch (OneCycleLR) or per epoch, and ReduceLROnPlateau on the monitored metric") {
+  BlobLoader train_data(160, 16, 41, true), val_data(64, 32, 42, false);
+  auto net = make_net<float>(43);
+  nn::CrossEntropyLoss loss;
+  {
+    ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+    ember::optim::OneCycleLR sched(opt, 0.1, 3 * 10);
+    auto opts = quiet(3);
+    opts.scheduler = &sched;
+    std::vector<double> lrs;
+    opts.on_step = [&](const train::StepInfo&) { lrs.push_back(opt.lr()); };
+    train::fit(net, loss, opt, train_data, val_data, opts);
+    CHECK(sched.last_epoch() == 30);
+    CHECK(lrs.front() == doctest::Approx(0.1 / 25));  // the lr of step 1 is the schedule's first
+    CHECK(lrs[1] > lrs[0]);
+  }
+  {
+    ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+    ember::optim::StepLR sched(opt, 2, 0.5);
+    auto opts = quiet(5);
+    opts.scheduler = &sched;
+    std::vector<double> epoch_lrs;
+    opts.on_epoch = [&](const train::EpochStats& e) { epoch_lrs.push_back(e.lr); };
+    train::fit(net, loss, opt, train_data, val_data, opts);
+    CHECK(sched.last_epoch() == 5);
+    CHECK(epoch_lrs == std::vector<double>{0.05, 0.05, 0.025, 0.025, 0.0125});
+    ember::optim::StepLR per_batch(opt, 10, 0.5);
+    opts.scheduler = &per_batch;
+    opts.schedule_every = train::ScheduleEvery::batch;
+    opts.on_epoch = nullptr;
+    train::fit(net, loss, opt, train_data, val_data, opts);
+    CHECK(per_batch.last_epoch() == 50);
+  }
+  {
+    ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+    ember::optim::ReduceLROnPlateau plateau(opt, ember::optim::PlateauMode::max, 0.5, 0);
+    auto opts = quiet(4);
+    opts.plateau = &plateau;
+    opts.plateau_monitor = train::Monitor::val_accuracy;
+    double best = -1;
+    opts.on_epoch = [&](const train::EpochStats& e) { best = std::max(best, e.val_accuracy); };
+    train::fit(net, loss, opt, train_data, val_data, opts);
+    CHECK(plateau.last_epoch() == 4);
+    CHECK(plateau.best() == best);
+  }
+}
+
+TEST_CASE("early stopping stops after `patience` epochs without improvement and says why") {
+  BlobLoader train_data(160, 16, 51, true), val_data(64, 32, 52, false);
+  auto net = make_net<float>(53);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+  auto opts = quiet(20);
+  opts.early_stopping = train::EarlyStopping{train::Monitor::val_loss, 0.0, 2};
+  // From epoch 3 on, the validation labels are wrong: its loss climbs.
+  opts.on_epoch = [&](const train::EpochStats& e) {
+    if (e.epoch == 2) val_data.relabel();
+  };
+  std::ostringstream log;
+  opts.log = &log;
+  const train::History h = train::fit(net, loss, opt, train_data, val_data, opts);
+  CHECK(h.stopped_early);
+  CHECK(h.stopped_epoch == 4);
+  CHECK(h.epochs.size() == 4);
+  CHECK(h.stop_reason.find("val_loss did not improve") != std::string::npos);
+  CHECK(h.stop_reason.find("for 2 epochs (patience 2; best") != std::string::npos);
+  CHECK(h.stop_reason.find("at epoch 2); stopped after epoch 4") != std::string::npos);
+  CHECK(log.str().find("early stopping: ") != std::string::npos);
+
+  train::EarlyStopper acc({train::Monitor::val_accuracy, 0.01, 1});
+  CHECK_FALSE(acc.update(0.5, 1));
+  CHECK_FALSE(acc.update(0.52, 2));
+  CHECK(acc.update(0.525, 3));  // not by more than min_delta
+  CHECK(acc.best() == 0.52);
+  train::EarlyStopper nan_rule({});
+  CHECK(nan_rule.update(std::nan(""), 1));  // patience 0: a NaN never improves
+  CHECK_THROWS_AS(train::EarlyStopper({train::Monitor::val_loss, -1.0}), std::invalid_argument);
+  CHECK_THROWS_AS(train::EarlyStopper({train::Monitor::val_loss, 0.0, -1}), std::invalid_argument);
+}
+
+// AdamW with a warm-up + cosine schedule (per epoch), ReduceLROnPlateau and early stopping, or OneCycleLR per
+// batch: 2 + 3 epochs through the last checkpoint equal 5 uninterrupted.
+template <typename MakeSchedule>
+void check_resume_with_schedule(MakeSchedule make, bool early) {
+  const ember::optim::AdamWOptions adamw{0.02, 0.9, 0.99, 1e-8, 0.05};
+  auto setup = [&](ember::optim::AdamW& opt, auto& holder, train::FitOptions& opts) {
+    holder = make(opt);
+    opts.scheduler = holder->scheduler;
+    opts.plateau = holder->plateau.get();
+    if (early) opts.early_stopping = train::EarlyStopping{train::Monitor::val_loss, 0.0, 10};
+  };
+  BlobLoader train_a(160, 16, 61, true), val_a(64, 32, 62, false);
+  auto a = make_net<float>(63);
+  nn::CrossEntropyLoss loss_a(0.05);
+  ember::optim::AdamW opt_a(a.parameters(), adamw);
+  decltype(make(opt_a)) holder_a;
+  auto opts_a = quiet(5);
+  setup(opt_a, holder_a, opts_a);
+  const train::History ha = train::fit(a, loss_a, opt_a, train_a, val_a, opts_a);
+
+  const std::string last = tmp_path("last_sched.safetensors"), best = tmp_path("best_sched.safetensors");
+  {
+    auto b = make_net<float>(63);
+    nn::CrossEntropyLoss loss_b(0.05);
+    ember::optim::AdamW opt_b(b.parameters(), adamw);
+    decltype(make(opt_b)) holder_b;
+    auto opts = quiet(2);
+    setup(opt_b, holder_b, opts);
+    opts.last_checkpoint_path = last;
+    opts.checkpoint_path = best;
+    train::fit(b, loss_b, opt_b, train_a, val_a, opts);
+  }
+  auto c = make_net<float>(99);
+  nn::CrossEntropyLoss loss_c(0.05);
+  ember::optim::AdamW opt_c(c.parameters(), adamw);
+  decltype(make(opt_c)) holder_c;
+  auto opts = quiet(5);
+  setup(opt_c, holder_c, opts);
+  const auto meta = ember::io::load_checkpoint(c, last, &opt_c);
+  CHECK(meta.count("scheduler.last_epoch") == 1);
+  CHECK(ember::io::load_checkpoint(c, best, &opt_c).count("scheduler.last_epoch") == 1);  // the best has it too
+  ember::io::load_checkpoint(c, last, &opt_c);
+  opts.resume_from(meta);
+  const train::History hc = train::fit(c, loss_c, opt_c, train_a, val_a, opts);
+  REQUIRE(hc.epochs.size() == 3);
+  CHECK(state_of(c) == state_of(a));
+  CHECK(opt_c.lr() == opt_a.lr());
+  for (int k = 0; k < 3; ++k) {
+    CHECK(hc.epochs[static_cast<std::size_t>(k)].val_loss == ha.epochs[static_cast<std::size_t>(k + 2)].val_loss);
+    CHECK(hc.epochs[static_cast<std::size_t>(k)].lr == ha.epochs[static_cast<std::size_t>(k + 2)].lr);
+  }
+  // Resuming without the schedule the checkpoint has is an error, not a silently different run.
+  auto d = make_net<float>(99);
+  ember::optim::AdamW opt_d(d.parameters(), adamw);
+  auto bare = quiet(5);
+  bare.resume_from(ember::io::load_checkpoint(d, last, &opt_d));
+  nn::CrossEntropyLoss loss_d;
+  const std::string msg = scratch::message_of<std::invalid_argument>(
+      [&] { train::fit(d, loss_d, opt_d, train_a, val_a, bare); });
+  CHECK(msg.find("no FitOptions::scheduler, but the checkpoint has its 'scheduler.' state") != std::string::npos);
+}
+
+struct Schedules {
+  std::unique_ptr<ember::optim::LinearLR> warm;
+  std::unique_ptr<ember::optim::CosineAnnealingLR> cosine;
+  std::unique_ptr<ember::optim::SequentialLR> seq;
+  std::unique_ptr<ember::optim::OneCycleLR> one_cycle;
+  std::unique_ptr<ember::optim::ReduceLROnPlateau> plateau;
+  ember::optim::LRScheduler* scheduler = nullptr;
+};
+
+TEST_CASE("a run with schedules and early stopping resumed through a checkpoint continues bit for bit") {
+  SUBCASE("warm-up + cosine per epoch, ReduceLROnPlateau, early stopping") {
+    check_resume_with_schedule(
+        [](ember::optim::AdamW& opt) {
+          auto s = std::make_unique<Schedules>();
+          s->warm = std::make_unique<ember::optim::LinearLR>(opt, 0.1, 1.0, 2);
+          s->cosine = std::make_unique<ember::optim::CosineAnnealingLR>(opt, 3);
+          s->seq = std::make_unique<ember::optim::SequentialLR>(
+              opt, std::vector<ember::optim::LRScheduler*>{s->warm.get(), s->cosine.get()},
+              std::vector<std::int64_t>{2});
+          s->scheduler = s->seq.get();
+          s->plateau = std::make_unique<ember::optim::ReduceLROnPlateau>(opt, ember::optim::PlateauMode::min, 0.5, 0);
+          return s;
+        },
+        true);
+  }
+  SUBCASE("OneCycleLR per batch") {
+    check_resume_with_schedule(
+        [](ember::optim::AdamW& opt) {
+          auto s = std::make_unique<Schedules>();
+          s->one_cycle = std::make_unique<ember::optim::OneCycleLR>(opt, 0.05, 5 * 10);
+          s->scheduler = s->one_cycle.get();
+          return s;
+        },
+        false);
+  }
+}
+
 TEST_CASE("resuming from a checkpoint continues bit for bit like an uninterrupted run") {
   const ember::optim::SGDOptions sgd{0.05, 0.9, 0.0, 1e-3, true};
   BlobLoader train_a(200, 16, 11, true), val_a(64, 32, 12, false);
@@ -350,6 +599,30 @@ TEST_CASE("a warmed-up training step allocates nothing" * kAllocSkip) {
   };
   const auto h = train::fit(net, loss, opt, train_data, val_data, opts);
   CHECK(h.epochs.back().val_accuracy >= 0.9);
+  CHECK(checked > 30);
+  CHECK(allocating == 0);
+}
+
+TEST_CASE("a warmed-up step with a weighted loss, AdamW groups and a per-batch schedule allocates nothing" * kAllocSkip) {
+  BlobLoader train_data(320, 16, 14, false), val_data(32, 32, 15, false);
+  TinyLinear<float> net(4, 3, 16);
+  nn::CrossEntropyLoss loss(nn::CrossEntropyLossOptions{{1.0, 2.0, 0.5}, -100, nn::Reduction::mean, 0.1});
+  ember::optim::AdamW opt(ember::optim::weight_decay_groups(net.named_parameters(), ember::optim::AdamWOptions{0.01}));
+  ember::optim::OneCycleLR sched(opt, 0.05, 2 * 20);
+  auto opts = quiet(2);
+  opts.scheduler = &sched;
+  long last = 0;
+  std::int64_t checked = 0, allocating = 0;
+  opts.on_step = [&](const train::StepInfo& s) {
+    const long now = alloc_count();
+    if (s.global_step > 2 && s.step > 1) {
+      ++checked;
+      allocating += now != last;
+    }
+    last = alloc_count();
+  };
+  train::fit(net, loss, opt, train_data, val_data, opts);
+  CHECK(sched.last_epoch() == 40);
   CHECK(checked > 30);
   CHECK(allocating == 0);
 }

@@ -1,11 +1,13 @@
 #pragma once
-// Classification losses, as torch.nn.CrossEntropyLoss and torch.nn.NLLLoss with reduction='mean' and no
-// class weights.
+// Classification losses, as torch.nn.CrossEntropyLoss (class weights, ignore_index, reduction, label
+// smoothing) and torch.nn.NLLLoss (reduction='mean', no weights).
 //
-//   CrossEntropyLoss  logits [N, C], target N class indices in [0, C)
-//                     loss = mean_i [ -(1 - eps) * logp[i, y_i] - eps / C * sum_c logp[i, c] ]
-//                     with logp = log_softmax(logits) and eps = label_smoothing (PyTorch's formula);
-//                     d loss / d logits = (softmax - ((1 - eps) * onehot + eps / C)) / N
+//   CrossEntropyLoss  logits [N, C], target N class indices in [0, C) (or ignore_index, default -100)
+//                     l_i = (1 - eps) * w[y_i] * -logp[i, y_i] + eps / C * sum_c w[c] * -logp[i, c]
+//                     mean: sum_i l_i / sum_i w[y_i] over the rows not ignored (PyTorch's formula); w = 1
+//                     without weights; logp = log_softmax(logits), eps = label_smoothing;
+//                     d l_i / d logits[i, j] = (1 - eps) w[y_i] (p_j - [j == y_i]) + eps / C (W p_j - w[j]),
+//                     W = sum_c w[c] (without weights: p_j - (1 - eps) [j == y_i] - eps / C)
 //   NLLLoss           log-probabilities [N, C]: loss = -mean_i logp[i, y_i]; gradient -onehot / N
 //
 // forward keeps what backward needs (the softmax and the targets) in buffers reused across calls, and
@@ -14,12 +16,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/loss/reduction.hpp"
 
 namespace ember::loss {
 
@@ -28,7 +32,8 @@ namespace detail {
 // Checks [N, C] scores against N targets in [0, C); `who` names the loss in the message.
 template <typename T>
 void check_classification_inputs(const TensorT<T>& scores, const std::vector<std::int64_t>& target,
-                                 const char* who, const char* what) {
+                                 const char* who, const char* what,
+                                 std::optional<std::int64_t> ignore_index = std::nullopt) {
   if (scores.dim() != 2)
     throw shape_error(std::string(who) + ": expected " + what + " of shape [N, C], got " +
                       to_string(scores.shape()));
@@ -40,7 +45,7 @@ void check_classification_inputs(const TensorT<T>& scores, const std::vector<std
     throw shape_error(std::string(who) + ": expected " + std::to_string(n) + " targets for " + what + " " +
                       to_string(scores.shape()) + ", got " + std::to_string(target.size()));
   for (std::size_t i = 0; i < target.size(); ++i)
-    if (target[i] < 0 || target[i] >= c)
+    if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index)  // nullopt: never equal
       throw std::invalid_argument(std::string(who) + ": target " + std::to_string(target[i]) + " at index " +
                                   std::to_string(i) + " is out of bounds for " + std::to_string(c) +
                                   " classes (expected 0.." + std::to_string(c - 1) + ")");
@@ -48,29 +53,58 @@ void check_classification_inputs(const TensorT<T>& scores, const std::vector<std
 
 }  // namespace detail
 
+// As torch.nn.CrossEntropyLoss(weight, ignore_index, reduction, label_smoothing), in that order.
+struct CrossEntropyLossOptions {
+  std::vector<double> weight;        // one per class; empty: every class 1
+  std::int64_t ignore_index = -100;  // rows with this target count for nothing (loss and gradient 0)
+  Reduction reduction = Reduction::mean;
+  double label_smoothing = 0.0;      // in [0, 1]
+};
+
 template <typename T>
 class CrossEntropyLossT {
  public:
   // As torch.nn.CrossEntropyLoss(label_smoothing=...): 0 <= label_smoothing <= 1.
-  explicit CrossEntropyLossT(double label_smoothing = 0.0) : label_smoothing_(label_smoothing) {
-    if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+  explicit CrossEntropyLossT(double label_smoothing = 0.0)
+      : CrossEntropyLossT(CrossEntropyLossOptions{{}, -100, Reduction::mean, label_smoothing}) {}
+  explicit CrossEntropyLossT(CrossEntropyLossOptions options)
+      : label_smoothing_(options.label_smoothing), ignore_index_(options.ignore_index), reduction_(options.reduction) {
+    if (!(label_smoothing_ >= 0.0 && label_smoothing_ <= 1.0))
       throw std::invalid_argument("CrossEntropyLoss: label_smoothing must be in [0, 1], got " +
-                                  std::to_string(label_smoothing));
+                                  std::to_string(label_smoothing_));
+    for (std::size_t c = 0; c < options.weight.size(); ++c) {
+      if (!std::isfinite(options.weight[c]))
+        throw std::invalid_argument("CrossEntropyLoss: class weight " + std::to_string(c) + " is not finite");
+      weight_.push_back(static_cast<T>(options.weight[c]));
+    }
   }
 
   double label_smoothing() const noexcept { return label_smoothing_; }
+  std::int64_t ignore_index() const noexcept { return ignore_index_; }
+  Reduction reduction() const noexcept { return reduction_; }
+  const std::vector<T>& weight() const noexcept { return weight_; }
 
-  // logits [N, C], target N indices: the mean loss over the batch. Keeps the softmax for backward.
+  // logits [N, C], target N indices in [0, C) or ignore_index: the reduced loss (see loss/reduction.hpp).
+  // With `weight`, row i counts w[y_i] (and its smoothed part sum_c w_c logp_c), and the mean divides by the
+  // sum of w[y_i] over the counted rows, as PyTorch; a batch whose every target is ignored has mean NaN (0/0,
+  // as PyTorch) and a zero gradient.
   T forward(const TensorT<T>& logits, const std::vector<std::int64_t>& target) {
-    detail::check_classification_inputs(logits, target, "CrossEntropyLoss", "logits");
+    check(logits, target);
     const std::int64_t n = logits.size(0);
     const std::int64_t c = logits.size(1);
     probs_.resize(logits.shape());
+    if (losses_.dim() != 1 || losses_.size(0) != n) losses_.resize({n});  // a Shape temporary allocates
     target_.assign(target.begin(), target.end());
     const T eps = static_cast<T>(label_smoothing_);
+    const bool weighted = !weight_.empty();
     // Accumulate the batch in double: the mean of many per-sample losses keeps its digits in float too.
-    double total = 0.0;
+    double total = 0.0, denom = 0.0;
     for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t y = target[static_cast<std::size_t>(i)];
+      if (y == ignore_index_) {
+        losses_[i] = T(0);
+        continue;
+      }
       const T* z = logits.data() + i * c;
       T* p = probs_.data() + i * c;
       // log-sum-exp with the row maximum subtracted, so exp never overflows and the largest term is 1.
@@ -84,34 +118,30 @@ class CrossEntropyLossT {
       const T inv_sum = T(1) / sum;
       for (std::int64_t j = 0; j < c; ++j) p[j] *= inv_sum;
       // logp[j] = z[j] - m - log_sum
-      const T nll = -(z[target[static_cast<std::size_t>(i)]] - m - log_sum);
-      T row = nll;
+      const T wy = weighted ? weight_[static_cast<std::size_t>(y)] : T(1);
+      const T nll = -(z[y] - m - log_sum);
+      T row = wy * nll;
       if (eps != T(0)) {
         T sum_logp = 0;
-        for (std::int64_t j = 0; j < c; ++j) sum_logp += z[j] - m - log_sum;
-        row = (T(1) - eps) * nll - eps / static_cast<T>(c) * sum_logp;
+        for (std::int64_t j = 0; j < c; ++j)
+          sum_logp += (weighted ? weight_[static_cast<std::size_t>(j)] : T(1)) * (z[j] - m - log_sum);
+        row = (T(1) - eps) * row - eps / static_cast<T>(c) * sum_logp;
       }
+      losses_[i] = row;
       total += static_cast<double>(row);
+      denom += static_cast<double>(wy);
     }
-    return static_cast<T>(total / static_cast<double>(n));
+    denom_ = denom;
+    if (reduction_ == Reduction::mean) return static_cast<T>(total / denom);
+    return static_cast<T>(total);
   }
 
   // d loss / d logits of the last forward, into a caller buffer (no allocation once it has the right size).
-  void backward_into(TensorT<T>& grad) const {
-    if (target_.empty()) throw std::logic_error("CrossEntropyLoss: backward called before forward");
-    const std::int64_t n = probs_.size(0);
-    const std::int64_t c = probs_.size(1);
-    grad.resize(probs_.shape());
-    const T inv_n = T(1) / static_cast<T>(n);
-    const T eps = static_cast<T>(label_smoothing_);
-    const T off = eps / static_cast<T>(c);  // smoothed target mass on every class
-    const T on = T(1) - eps + off;           // ... and on the true class
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* p = probs_.data() + i * c;
-      T* g = grad.data() + i * c;
-      const std::int64_t y = target_[static_cast<std::size_t>(i)];
-      for (std::int64_t j = 0; j < c; ++j) g[j] = (p[j] - (j == y ? on : off)) * inv_n;
-    }
+  void backward_into(TensorT<T>& grad) const { backward_rows(grad, nullptr); }
+  // Reduction::none: `upstream` [N] is the gradient of each row's loss.
+  void backward_into(TensorT<T>& grad, const TensorT<T>& upstream) const {
+    detail::check_upstream(upstream, losses_.shape(), "CrossEntropyLoss");
+    backward_rows(grad, &upstream);
   }
   TensorT<T> backward() const {
     TensorT<T> grad;
@@ -119,13 +149,66 @@ class CrossEntropyLossT {
     return grad;
   }
 
-  // The softmax of the last forward's logits.
+  // The softmax of the last forward's logits (rows of ignored targets are not computed).
   const TensorT<T>& probabilities() const noexcept { return probs_; }
+  // Each row's loss of the last forward (PyTorch's reduction='none' output; 0 for ignored rows).
+  const TensorT<T>& losses() const noexcept { return losses_; }
 
  private:
+  void check(const TensorT<T>& logits, const std::vector<std::int64_t>& target) const {
+    if (logits.dim() != 2)
+      throw shape_error("CrossEntropyLoss: expected logits of shape [N, C], got " + to_string(logits.shape()));
+    if (!weight_.empty() && logits.size(1) != static_cast<std::int64_t>(weight_.size()))
+      throw shape_error("CrossEntropyLoss: " + std::to_string(weight_.size()) + " class weights for logits " +
+                        to_string(logits.shape()) + ": expected one weight per class");
+    detail::check_classification_inputs(logits, target, "CrossEntropyLoss", "logits", ignore_index_);
+  }
+
+  void backward_rows(TensorT<T>& grad, const TensorT<T>* upstream) const {
+    if (target_.empty()) throw std::logic_error("CrossEntropyLoss: backward called before forward");
+    const std::int64_t n = probs_.size(0);
+    const std::int64_t c = probs_.size(1);
+    grad.resize(probs_.shape());
+    const bool weighted = !weight_.empty();
+    const T eps = static_cast<T>(label_smoothing_);
+    const T off = eps / static_cast<T>(c);  // smoothed target mass on every class
+    const T on = T(1) - eps + off;           // ... and on the true class
+    T wsum = 0;                              // sum_c w_c
+    if (weighted)
+      for (T w : weight_) wsum += w;
+    // The scale of every row: 1 / denominator (mean; 0 when nothing counts, as PyTorch's gradient), 1 (sum).
+    T scale = T(1);
+    if (reduction_ == Reduction::mean) scale = denom_ != 0.0 ? T(1) / static_cast<T>(denom_) : T(0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      T* g = grad.data() + i * c;
+      const std::int64_t y = target_[static_cast<std::size_t>(i)];
+      if (y == ignore_index_) {
+        std::fill(g, g + c, T(0));
+        continue;
+      }
+      const T* p = probs_.data() + i * c;
+      const T s = upstream ? (*upstream)[i] * scale : scale;
+      if (!weighted) {
+        for (std::int64_t j = 0; j < c; ++j) g[j] = (p[j] - (j == y ? on : off)) * s;
+        continue;
+      }
+      // (1 - eps) w_y (p_j - [j == y]) + eps / C (W p_j - w_j), W = sum_c w_c
+      const T wy = (T(1) - eps) * weight_[static_cast<std::size_t>(y)];
+      for (std::int64_t j = 0; j < c; ++j) {
+        T d = wy * (p[j] - (j == y ? T(1) : T(0)));
+        if (eps != T(0)) d += off * (wsum * p[j] - weight_[static_cast<std::size_t>(j)]);
+        g[j] = d * s;
+      }
+    }
+  }
+
   double label_smoothing_;
-  TensorT<T> probs_;
+  std::int64_t ignore_index_;
+  Reduction reduction_;
+  std::vector<T> weight_;
+  TensorT<T> probs_, losses_;
   std::vector<std::int64_t> target_;
+  double denom_ = 0;
 };
 
 using CrossEntropyLoss = CrossEntropyLossT<float>;
@@ -174,5 +257,7 @@ namespace ember::nn {
 using loss::CrossEntropyLoss;
 using loss::CrossEntropyLossT;
 using loss::NLLLoss;
+using loss::CrossEntropyLossOptions;
 using loss::NLLLossT;
+using loss::Reduction;
 }  // namespace ember::nn

@@ -57,29 +57,43 @@ namespace detail {
 
 // Adam (Decoupled = false, AdamOptions) and AdamW (Decoupled = true, AdamWOptions): one rule, two options types.
 template <typename T, typename Options, bool Decoupled>
-class BasicAdam : public ParamList<T> {
-  using Base = ParamList<T>;
+class BasicAdam : public ParamGroups<T, Options> {
+  using Base = ParamGroups<T, Options>;
   using Base::params_;
 
  public:
-  BasicAdam(std::vector<ParameterT<T>*> params, Options options)
-      : Base(Decoupled ? "AdamW" : "Adam", std::move(params)), options_(options) {
-    validate(options_);
+  BasicAdam(std::vector<ParameterT<T>*> params, Options options) : BasicAdam(one_group(std::move(params), options)) {}
+  // Parameter groups, each with its own options (e.g. no weight decay for biases: optim/param_groups.hpp).
+  explicit BasicAdam(std::vector<ParamGroupT<T, Options>> groups)
+      : Base(Decoupled ? "AdamW" : "Adam", std::move(groups), &BasicAdam::validate) {
     const std::size_t n = params_.size();
     for (auto* v : {&state_.exp_avg, &state_.exp_avg_sq, &state_.max_exp_avg_sq, &state_.step}) v->resize(n);
   }
 
   void step() {
-    const Options& o = options_;
+    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g);
+  }
+
+  // For OneCycleLR's momentum cycling (PyTorch sets param_group['betas'][0]); beta1() is the first group's.
+  double beta1() const noexcept { return this->options().beta1; }
+  double beta1(std::size_t g) const { return this->options(g).beta1; }
+  void set_beta1(double beta1) {
+    for (std::size_t g = 0; g < this->num_groups(); ++g) set_beta1(g, beta1);
+  }
+  void set_beta1(std::size_t g, double beta1) { this->set_option(g, &Options::beta1, beta1); }
+
+ private:
+  void step_group(std::size_t group) {
+    const Options& o = this->options(group);
     const T lr = static_cast<T>(o.lr);
     const T beta1 = static_cast<T>(o.beta1), beta2 = static_cast<T>(o.beta2);
     const T one_minus_beta1 = static_cast<T>(1.0 - o.beta1), one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
     const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay);
     const T shrink = static_cast<T>(1.0 - o.lr * o.weight_decay);
-    for (std::size_t i = 0; i < params_.size(); ++i) {
+    for (std::size_t i = this->group_begin(group); i < this->group_end(group); ++i) {
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
-      if (state_.step[i].empty()) init_state(i);
+      if (state_.step[i].empty()) init_state(i, o.amsgrad);
       if (o.amsgrad) Base::ensure_zeros(state_.max_exp_avg_sq[i], p.value.shape());  // amsgrad turned on later
       T& step_t = state_.step[i][0];
       step_t += T(1);
@@ -113,31 +127,16 @@ class BasicAdam : public ParamList<T> {
     }
   }
 
-  const Options& options() const noexcept { return options_; }
-  double lr() const noexcept { return options_.lr; }
-  void set_lr(double lr) {
-    Options o = options_;
-    o.lr = lr;
-    validate(o);
-    options_ = o;
-  }
-  // For OneCycleLR's momentum cycling (PyTorch sets param_group['betas'][0]).
-  double beta1() const noexcept { return options_.beta1; }
-  void set_beta1(double beta1) {
-    Options o = options_;
-    o.beta1 = beta1;
-    validate(o);
-    options_ = o;
-  }
-
+ public:
   const AdamState<T>& state() const noexcept { return state_; }
 
   // The checkpoint view (optim/sgd.hpp).
   std::string repr() const {
-    const auto& o = options_;
-    return std::string(Decoupled ? "AdamW" : "Adam") + "(lr=" + python_float(o.lr) + ", betas=(" +
-           python_float(o.beta1) + ", " + python_float(o.beta2) + "), eps=" + python_float(o.eps) +
-           ", weight_decay=" + python_float(o.weight_decay) + ", amsgrad=" + (o.amsgrad ? "True" : "False") + ")";
+    return this->groups_repr([](const Options& o) {
+      return "lr=" + python_float(o.lr) + ", betas=(" + python_float(o.beta1) + ", " + python_float(o.beta2) +
+             "), eps=" + python_float(o.eps) + ", weight_decay=" + python_float(o.weight_decay) +
+             ", amsgrad=" + (o.amsgrad ? "True" : "False");
+    });
   }
   std::vector<StateTensor<T>> state_tensors() const {
     std::vector<StateTensor<T>> out;
@@ -167,7 +166,7 @@ class BasicAdam : public ParamList<T> {
     if (slot == nullptr) this->no_state(key);
     this->check_state_shape(i, key, tensor, state_shape(i, key));
     *slot = std::move(tensor);
-    if (key != "max_exp_avg_sq" && state_.step[i].empty()) init_state(i);
+    if (key != "max_exp_avg_sq" && state_.step[i].empty()) init_state(i, false);
   }
   // Back to "never stepped": the next step starts from zero moments and t = 1.
   void reset_state() {
@@ -191,20 +190,23 @@ class BasicAdam : public ParamList<T> {
 
  private:
   // Zero moments and step 0 for what is not there yet (first step, or a partial restore).
-  void init_state(std::size_t i) {
+  void init_state(std::size_t i, bool amsgrad) {
     const Shape& shape = params_[i]->value.shape();
     if (state_.step[i].empty()) state_.step[i] = TensorT<T>(Shape{});
     Base::ensure_zeros(state_.exp_avg[i], shape);
     Base::ensure_zeros(state_.exp_avg_sq[i], shape);
-    if (options_.amsgrad) Base::ensure_zeros(state_.max_exp_avg_sq[i], shape);
+    if (amsgrad) Base::ensure_zeros(state_.max_exp_avg_sq[i], shape);
   }
 
-  Options options_;
   AdamState<T> state_;
 };
 
 }  // namespace detail
 
+template <typename T>
+using AdamParamGroupT = ParamGroupT<T, AdamOptions>;
+template <typename T>
+using AdamWParamGroupT = ParamGroupT<T, AdamWOptions>;
 template <typename T>
 using AdamT = detail::BasicAdam<T, AdamOptions, false>;
 template <typename T>

@@ -41,22 +41,39 @@ struct RMSpropState {
 };
 
 template <typename T>
-class RMSpropT : public detail::ParamList<T> {
-  using Base = detail::ParamList<T>;
+using RMSpropParamGroupT = ParamGroupT<T, RMSpropOptions>;
+
+template <typename T>
+class RMSpropT : public detail::ParamGroups<T, RMSpropOptions> {
+  using Base = detail::ParamGroups<T, RMSpropOptions>;
   using Base::params_;
 
  public:
   RMSpropT(std::vector<ParameterT<T>*> params, RMSpropOptions options)
-      : Base("RMSprop", std::move(params)), options_(options) {
-    validate(options_);
+      : RMSpropT(detail::one_group(std::move(params), options)) {}
+  explicit RMSpropT(std::vector<RMSpropParamGroupT<T>> groups)
+      : Base("RMSprop", std::move(groups), &RMSpropT::validate) {
     for (auto* v : {&state_.square_avg, &state_.momentum_buffer, &state_.grad_avg}) v->resize(params_.size());
   }
 
   void step() {
-    const RMSpropOptions& o = options_;
+    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g);
+  }
+
+  // For OneCycleLR's momentum cycling (PyTorch sets param_group['momentum']); momentum() is the first group's.
+  double momentum() const noexcept { return this->options().momentum; }
+  double momentum(std::size_t g) const { return this->options(g).momentum; }
+  void set_momentum(double momentum) {
+    for (std::size_t g = 0; g < this->num_groups(); ++g) set_momentum(g, momentum);
+  }
+  void set_momentum(std::size_t g, double momentum) { this->set_option(g, &RMSpropOptions::momentum, momentum); }
+
+ private:
+  void step_group(std::size_t group) {
+    const RMSpropOptions& o = this->options(group);
     const T lr = static_cast<T>(o.lr), alpha = static_cast<T>(o.alpha), one_minus_alpha = static_cast<T>(1.0 - o.alpha);
     const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay), momentum = static_cast<T>(o.momentum);
-    for (std::size_t i = 0; i < params_.size(); ++i) {
+    for (std::size_t i = this->group_begin(group); i < this->group_end(group); ++i) {
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
       const Shape& shape = p.value.shape();
@@ -90,31 +107,16 @@ class RMSpropT : public detail::ParamList<T> {
     }
   }
 
-  const RMSpropOptions& options() const noexcept { return options_; }
-  double lr() const noexcept { return options_.lr; }
-  void set_lr(double lr) {
-    RMSpropOptions o = options_;
-    o.lr = lr;
-    validate(o);
-    options_ = o;
-  }
-  // For OneCycleLR's momentum cycling (PyTorch sets param_group['momentum']).
-  double momentum() const noexcept { return options_.momentum; }
-  void set_momentum(double momentum) {
-    RMSpropOptions o = options_;
-    o.momentum = momentum;
-    validate(o);
-    options_ = o;
-  }
-
+ public:
   const RMSpropState<T>& state() const noexcept { return state_; }
 
   // The checkpoint view (optim/sgd.hpp).
   std::string repr() const {
-    const auto& o = options_;
-    return "RMSprop(lr=" + python_float(o.lr) + ", alpha=" + python_float(o.alpha) + ", eps=" + python_float(o.eps) +
-           ", weight_decay=" + python_float(o.weight_decay) + ", momentum=" + python_float(o.momentum) +
-           ", centered=" + (o.centered ? "True" : "False") + ")";
+    return this->groups_repr([](const RMSpropOptions& o) {
+      return "lr=" + python_float(o.lr) + ", alpha=" + python_float(o.alpha) + ", eps=" + python_float(o.eps) +
+             ", weight_decay=" + python_float(o.weight_decay) + ", momentum=" + python_float(o.momentum) +
+             ", centered=" + (o.centered ? "True" : "False");
+    });
   }
   std::vector<StateTensor<T>> state_tensors() const {
     std::vector<StateTensor<T>> out;
@@ -152,7 +154,6 @@ class RMSpropT : public detail::ParamList<T> {
   }
 
  private:
-  RMSpropOptions options_;
   RMSpropState<T> state_;
 };
 

@@ -1,7 +1,7 @@
 #pragma once
-// Learning-rate schedules, as torch.optim.lr_scheduler of PyTorch 1.13 (one parameter group): each takes the
-// optimiser by reference (SGD, Adam, AdamW, RMSprop or any type with lr(), set_lr(x), initial_lr(),
-// set_initial_lr(x)) and sets its lr on step(). Constructing a schedule performs PyTorch's initial step (so
+// Learning-rate schedules, as torch.optim.lr_scheduler of PyTorch 1.13: each takes the optimiser by reference
+// (SGD, Adam, AdamW, RMSprop or any type with lr(), set_lr(x), initial_lr(), set_initial_lr(x)) and sets its
+// lr on step(), every parameter group's from that group's own base lr (optim/scheduler_base.hpp). Constructing a schedule performs PyTorch's initial step (so
 // last_epoch() is 0 and the lr is the schedule's first value); each step() then uses PyTorch's recursive
 // get_lr, so the sequence is torch's to the last bit where the formulas allow it.
 //
@@ -13,8 +13,8 @@
 //   SequentialLR(opt, {&a, &b}, milestones)          a until milestones[0], then b (restarted at 0), ...
 //   OneCycleLR, ReduceLROnPlateau                    optim/scheduler_cycle.hpp
 //
-// The first schedule built on an optimiser records its lr as the optimiser's initial_lr (PyTorch's
-// param_group['initial_lr'], set with setdefault); every later one starts from that (its base_lr).
+// The first schedule built on an optimiser records each group's lr as its initial_lr (PyTorch's
+// param_group['initial_lr'], set with setdefault); every later one starts from that (its base_lrs()).
 //
 // Resuming: state_dict() is the schedule's whole state as a string map (exact decimal numbers), ready for a
 // checkpoint's metadata; load_state_dict(map) restores it into a schedule built the same way on the restored
@@ -47,12 +47,12 @@ class StepLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override {
-    if (last_epoch_ == 0 || last_epoch_ % step_size_ != 0) return opt_.lr();
-    return opt_.lr() * gamma_;
+  double get_lr(std::size_t g) override {
+    if (last_epoch_ == 0 || last_epoch_ % step_size_ != 0) return opt_.lr(g);
+    return opt_.lr(g) * gamma_;
   }
-  std::optional<double> closed_form_lr() const override {
-    return base_lr_ * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_));
+  std::optional<double> closed_form_lr(std::size_t g) const override {
+    return base_lrs_[g] * std::pow(gamma_, static_cast<double>(last_epoch_ / step_size_));
   }
 
  private:
@@ -70,14 +70,14 @@ class MultiStepLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override {
+  double get_lr(std::size_t g) override {
     const auto n = std::count(milestones_.begin(), milestones_.end(), last_epoch_);
-    if (n == 0) return opt_.lr();
-    return opt_.lr() * std::pow(gamma_, static_cast<double>(n));
+    if (n == 0) return opt_.lr(g);
+    return opt_.lr(g) * std::pow(gamma_, static_cast<double>(n));
   }
-  std::optional<double> closed_form_lr() const override {
+  std::optional<double> closed_form_lr(std::size_t g) const override {
     const auto n = std::upper_bound(milestones_.begin(), milestones_.end(), last_epoch_) - milestones_.begin();
-    return base_lr_ * std::pow(gamma_, static_cast<double>(n));
+    return base_lrs_[g] * std::pow(gamma_, static_cast<double>(n));
   }
 
  private:
@@ -93,9 +93,9 @@ class ExponentialLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override { return last_epoch_ == 0 ? opt_.lr() : opt_.lr() * gamma_; }
-  std::optional<double> closed_form_lr() const override {
-    return base_lr_ * std::pow(gamma_, static_cast<double>(last_epoch_));
+  double get_lr(std::size_t g) override { return last_epoch_ == 0 ? opt_.lr(g) : opt_.lr(g) * gamma_; }
+  std::optional<double> closed_form_lr(std::size_t g) const override {
+    return base_lrs_[g] * std::pow(gamma_, static_cast<double>(last_epoch_));
   }
 
  private:
@@ -113,17 +113,17 @@ class CosineAnnealingLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override {
+  double get_lr(std::size_t g) override {
     const double pi = 3.141592653589793, T = static_cast<double>(T_max_), e = static_cast<double>(last_epoch_);
-    const double lr = opt_.lr();
+    const double lr = opt_.lr(g);
     if (last_epoch_ == 0) return lr;
     if (detail::floor_mod(last_epoch_ - 1 - T_max_, 2 * T_max_) == 0)
-      return lr + (base_lr_ - eta_min_) * (1 - std::cos(pi / T)) / 2;
+      return lr + (base_lrs_[g] - eta_min_) * (1 - std::cos(pi / T)) / 2;
     return (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (lr - eta_min_) + eta_min_;
   }
-  std::optional<double> closed_form_lr() const override {
+  std::optional<double> closed_form_lr(std::size_t g) const override {
     const double pi = 3.141592653589793;
-    return eta_min_ + (base_lr_ - eta_min_) * (1 + std::cos(pi * static_cast<double>(last_epoch_) / T_max_)) / 2;
+    return eta_min_ + (base_lrs_[g] - eta_min_) * (1 + std::cos(pi * static_cast<double>(last_epoch_) / T_max_)) / 2;
   }
 
  private:
@@ -148,15 +148,15 @@ class LinearLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override {
-    const double lr = opt_.lr();
+  double get_lr(std::size_t g) override {
+    const double lr = opt_.lr(g);
     if (last_epoch_ == 0) return lr * start_;
     if (last_epoch_ > total_) return lr;
     return lr * (1. + (end_ - start_) / (static_cast<double>(total_) * start_ +
                                          static_cast<double>(last_epoch_ - 1) * (end_ - start_)));
   }
-  std::optional<double> closed_form_lr() const override {
-    return base_lr_ * (start_ + (end_ - start_) * static_cast<double>(std::min(total_, last_epoch_)) /
+  std::optional<double> closed_form_lr(std::size_t g) const override {
+    return base_lrs_[g] * (start_ + (end_ - start_) * static_cast<double>(std::min(total_, last_epoch_)) /
                                     static_cast<double>(total_));
   }
 
@@ -184,10 +184,10 @@ class SequentialLR : public LRScheduler {
                                   std::to_string(schedulers_.size()) + " and the number of milestones to be equal to " +
                                   std::to_string(milestones_.size()));
     last_epoch_ = 0;
-    opt_.set_lr(base_lr_);
+    for (std::size_t g = 0; g < base_lrs_.size(); ++g) opt_.set_lr(g, base_lrs_[g]);
     for (auto* s : schedulers_) s->last_epoch_ -= 1;
     schedulers_[0]->initial_step();
-    last_lr_ = schedulers_[0]->get_last_lr();
+    last_lrs_ = schedulers_[0]->get_last_lrs();
   }
 
   void step() override {
@@ -199,7 +199,11 @@ class SequentialLR : public LRScheduler {
       s.step_to(0);
     else
       s.step();
-    last_lr_ = s.get_last_lr();
+    last_lrs_ = s.get_last_lrs();
+  }
+
+  bool steps_per_batch() const noexcept override {
+    return std::any_of(schedulers_.begin(), schedulers_.end(), [](const LRScheduler* s) { return s->steps_per_batch(); });
   }
 
   // Its own last_epoch and last_lr, and each schedule's state under "<index>.".
@@ -221,7 +225,7 @@ class SequentialLR : public LRScheduler {
   }
 
  protected:
-  double get_lr() override { return opt_.lr(); }  // unused: step() is overridden
+  double get_lr(std::size_t g) override { return opt_.lr(g); }  // unused: step() is overridden
 
  private:
   std::vector<LRScheduler*> schedulers_;

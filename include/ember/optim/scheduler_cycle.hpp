@@ -1,5 +1,5 @@
 #pragma once
-// OneCycleLR and ReduceLROnPlateau, as torch.optim.lr_scheduler of PyTorch 1.13 (one parameter group); the
+// OneCycleLR and ReduceLROnPlateau, as torch.optim.lr_scheduler of PyTorch 1.13 (every parameter group alike); the
 // other schedules and how to save a schedule's state are in optim/scheduler.hpp.
 //
 //   OneCycleLR(opt, max_lr, total_steps, pct_start = 0.3, anneal_strategy = cos, div_factor = 25,
@@ -38,7 +38,7 @@ class OneCycleLR : public LRScheduler {
         total_steps_(total_steps),
         anneal_(anneal_strategy),
         cycle_momentum_(cycle_momentum) {
-    initial_lr_ = base_lr_;
+    initial_lr_ = base_lrs_[0];
     max_lr_ = max_lr;
     min_lr_ = initial_lr_ / final_div_factor;
     const double n = static_cast<double>(total_steps);
@@ -53,10 +53,12 @@ class OneCycleLR : public LRScheduler {
     if (cycle_momentum_) {
       if (!opt_.has_momentum())
         throw std::invalid_argument("OneCycleLR: optimizer must support momentum with `cycle_momentum` option enabled");
-      opt_.set_momentum(max_momentum);
+      for (std::size_t g = 0; g < base_lrs_.size(); ++g) opt_.set_momentum(g, max_momentum);
     }
     initial_step();
   }
+
+  bool steps_per_batch() const noexcept override { return true; }
 
   // The momentum (or beta1) the last step set; NaN without cycle_momentum.
   double get_last_momentum() const noexcept { return last_momentum_; }
@@ -69,11 +71,13 @@ class OneCycleLR : public LRScheduler {
   void load_state_dict(const SchedulerState& s) override {
     LRScheduler::load_state_dict(s);
     last_momentum_ = detail::state_number(s, "last_momentum");
-    if (cycle_momentum_) opt_.set_momentum(last_momentum_);
+    if (cycle_momentum_)
+      for (std::size_t g = 0; g < base_lrs_.size(); ++g) opt_.set_momentum(g, last_momentum_);
   }
 
  protected:
-  double get_lr() override {
+  // Every group has the same max_lr, so the same lr and momentum.
+  double get_lr(std::size_t g) override {
     if (last_epoch_ > total_steps_)
       throw std::logic_error("OneCycleLR: tried to step " + std::to_string(last_epoch_) +
                              " times. The specified number of total steps is " + std::to_string(total_steps_));
@@ -90,7 +94,7 @@ class OneCycleLR : public LRScheduler {
       start_step = ph.end_step;
     }
     if (cycle_momentum_) {
-      opt_.set_momentum(momentum);
+      opt_.set_momentum(g, momentum);
       last_momentum_ = momentum;
     }
     return lr;
@@ -149,7 +153,7 @@ class ReduceLROnPlateau {
     if (patience < 0 || cooldown < 0)
       throw std::invalid_argument("ReduceLROnPlateau: patience and cooldown must be >= 0");
     best_ = worst();
-    last_lr_ = opt_.lr();
+    for (std::size_t g = 0; g < opt_.groups(); ++g) last_lrs_.push_back(opt_.lr(g));
   }
 
   void step(double metric) {
@@ -165,25 +169,32 @@ class ReduceLROnPlateau {
       num_bad_epochs_ = 0;
     }
     if (num_bad_epochs_ > patience_) {
-      const double old_lr = opt_.lr();
-      const double new_lr = std::max(old_lr * factor_, min_lr_);
-      if (old_lr - new_lr > eps_) opt_.set_lr(new_lr);
+      for (std::size_t g = 0; g < last_lrs_.size(); ++g) {
+        const double old_lr = opt_.lr(g);
+        const double new_lr = std::max(old_lr * factor_, min_lr_);
+        if (old_lr - new_lr > eps_) opt_.set_lr(g, new_lr);
+      }
       cooldown_counter_ = cooldown_;
       num_bad_epochs_ = 0;
     }
-    last_lr_ = opt_.lr();
+    for (std::size_t g = 0; g < last_lrs_.size(); ++g) last_lrs_[g] = opt_.lr(g);
   }
 
-  double get_last_lr() const noexcept { return last_lr_; }
+  // The first group's lr; get_last_lrs() has every group's.
+  double get_last_lr() const noexcept { return last_lrs_[0]; }
+  const std::vector<double>& get_last_lrs() const noexcept { return last_lrs_; }
   std::int64_t last_epoch() const noexcept { return last_epoch_; }
   double best() const noexcept { return best_; }
   std::int64_t num_bad_epochs() const noexcept { return num_bad_epochs_; }
   std::int64_t cooldown_counter() const noexcept { return cooldown_counter_; }
 
   SchedulerState state_dict() const {
-    return {{"last_epoch", std::to_string(last_epoch_)},         {"best", python_float(best_)},
-            {"num_bad_epochs", std::to_string(num_bad_epochs_)}, {"cooldown_counter", std::to_string(cooldown_counter_)},
-            {"last_lr", python_float(last_lr_)}};
+    SchedulerState s{{"last_epoch", std::to_string(last_epoch_)},
+                     {"best", python_float(best_)},
+                     {"num_bad_epochs", std::to_string(num_bad_epochs_)},
+                     {"cooldown_counter", std::to_string(cooldown_counter_)}};
+    for (std::size_t g = 0; g < last_lrs_.size(); ++g) s["last_lr" + detail::group_suffix(g)] = python_float(last_lrs_[g]);
+    return s;
   }
   // Also sets the optimiser's lr to the saved one.
   void load_state_dict(const SchedulerState& s) {
@@ -191,8 +202,10 @@ class ReduceLROnPlateau {
     best_ = detail::state_number(s, "best");
     num_bad_epochs_ = detail::state_int(s, "num_bad_epochs");
     cooldown_counter_ = detail::state_int(s, "cooldown_counter");
-    last_lr_ = detail::state_number(s, "last_lr");
-    opt_.set_lr(last_lr_);
+    for (std::size_t g = 0; g < last_lrs_.size(); ++g) {
+      last_lrs_[g] = detail::state_number(s, "last_lr" + detail::group_suffix(g));
+      opt_.set_lr(g, last_lrs_[g]);
+    }
   }
 
  private:
@@ -215,7 +228,7 @@ class ReduceLROnPlateau {
   double min_lr_, eps_;
   double best_ = 0;
   std::int64_t num_bad_epochs_ = 0, cooldown_counter_ = 0, last_epoch_ = 0;
-  double last_lr_ = 0;
+  std::vector<double> last_lrs_;
 };
 
 }  // namespace ember::optim

@@ -15,7 +15,8 @@
 // index and key), state_keys() (the keys it can restore) and set_state_tensor(i, key, tensor), plus
 // reset_state(); optionally state_shape(i, key) when a state tensor's shape is not its parameter's (Adam's
 // "step"). io::save_checkpoint writes state as "optimizer.<key>.<parameter name>". Schedules
-// (optim/scheduler.hpp) use lr(), set_lr(x), initial_lr(), set_initial_lr(x) and momentum()/set_momentum(x).
+// (optim/scheduler.hpp) use num_groups(), lr(g), set_lr(g, x), initial_lr(g), set_initial_lr(g, x) and
+// momentum(g)/set_momentum(g, x) (optim/common.hpp).
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -47,28 +48,48 @@ struct SGDState {
 };
 
 template <typename T>
-class SGDT : public detail::ParamList<T> {
-  using Base = detail::ParamList<T>;
+using SGDParamGroupT = ParamGroupT<T, SGDOptions>;
+
+template <typename T>
+class SGDT : public detail::ParamGroups<T, SGDOptions> {
+  using Base = detail::ParamGroups<T, SGDOptions>;
   using Base::check_index;
   using Base::params_;
 
  public:
-  SGDT(std::vector<ParameterT<T>*> params, SGDOptions options) : Base("SGD", std::move(params)), options_(options) {
-    validate(options_);
+  SGDT(std::vector<ParameterT<T>*> params, SGDOptions options) : SGDT(detail::one_group(std::move(params), options)) {}
+  // Parameter groups, each with its own options (PyTorch's SGD([{'params': ..., 'lr': ...}, ...])).
+  explicit SGDT(std::vector<SGDParamGroupT<T>> groups) : Base("SGD", std::move(groups), &SGDT::validate) {
     state_.momentum_buffers.resize(params_.size());
     state_.has_momentum_buffer.assign(params_.size(), false);
   }
 
   // One update of every parameter from its current .grad.
   void step() {
-    const T lr = static_cast<T>(options_.lr);
-    const T momentum = static_cast<T>(options_.momentum);
-    const T damp = static_cast<T>(1.0 - options_.dampening);
-    const T wd = static_cast<T>(options_.weight_decay);
-    const bool use_momentum = options_.momentum != 0.0;
-    const bool nesterov = options_.nesterov;
-    const T sign = options_.maximize ? T(-1) : T(1);
-    for (std::size_t i = 0; i < params_.size(); ++i) {
+    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g);
+  }
+
+  // For learning-rate schedules, set_lr(x) / set_lr(g, x) (optim/common.hpp); the other options are fixed at
+  // construction, as in PyTorch's param_groups, except the momentum, which OneCycleLR cycles
+  // (param_group['momentum']): momentum() is the first group's.
+  double momentum() const noexcept { return this->options().momentum; }
+  double momentum(std::size_t g) const { return this->options(g).momentum; }
+  void set_momentum(double momentum) {
+    for (std::size_t g = 0; g < this->num_groups(); ++g) set_momentum(g, momentum);
+  }
+  void set_momentum(std::size_t g, double momentum) { this->set_option(g, &SGDOptions::momentum, momentum); }
+
+ private:
+  void step_group(std::size_t g) {
+    const SGDOptions& o = this->options(g);
+    const T lr = static_cast<T>(o.lr);
+    const T momentum = static_cast<T>(o.momentum);
+    const T damp = static_cast<T>(1.0 - o.dampening);
+    const T wd = static_cast<T>(o.weight_decay);
+    const bool use_momentum = o.momentum != 0.0;
+    const bool nesterov = o.nesterov;
+    const T sign = o.maximize ? T(-1) : T(1);
+    for (std::size_t i = this->group_begin(g); i < this->group_end(g); ++i) {
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
       T* w = p.value.data();
@@ -97,24 +118,7 @@ class SGDT : public detail::ParamList<T> {
     }
   }
 
-  const SGDOptions& options() const noexcept { return options_; }
-  double lr() const noexcept { return options_.lr; }
-  // For learning-rate schedules; the other options are fixed at construction, as in PyTorch's param_groups.
-  void set_lr(double lr) {
-    SGDOptions o = options_;
-    o.lr = lr;
-    validate(o);
-    options_ = o;
-  }
-  // For OneCycleLR's momentum cycling (PyTorch sets param_group['momentum']).
-  double momentum() const noexcept { return options_.momentum; }
-  void set_momentum(double momentum) {
-    SGDOptions o = options_;
-    o.momentum = momentum;
-    validate(o);
-    options_ = o;
-  }
-
+ public:
   const SGDState<T>& state() const noexcept { return state_; }
 
   // Restores the momentum buffer of parameter i (checks the shape).
@@ -134,10 +138,11 @@ class SGDT : public detail::ParamList<T> {
   }
   // The checkpoint view (see the top of this file).
   std::string repr() const {
-    const auto& o = options_;
-    return "SGD(lr=" + python_float(o.lr) + ", momentum=" + python_float(o.momentum) +
-           ", dampening=" + python_float(o.dampening) + ", weight_decay=" + python_float(o.weight_decay) +
-           ", nesterov=" + (o.nesterov ? "True" : "False") + ", maximize=" + (o.maximize ? "True" : "False") + ")";
+    return this->groups_repr([](const SGDOptions& o) {
+      return "lr=" + python_float(o.lr) + ", momentum=" + python_float(o.momentum) +
+             ", dampening=" + python_float(o.dampening) + ", weight_decay=" + python_float(o.weight_decay) +
+             ", nesterov=" + (o.nesterov ? "True" : "False") + ", maximize=" + (o.maximize ? "True" : "False");
+    });
   }
   std::vector<StateTensor<T>> state_tensors() const {
     std::vector<StateTensor<T>> out;
@@ -169,7 +174,6 @@ class SGDT : public detail::ParamList<T> {
   }
 
  private:
-  SGDOptions options_;
   SGDState<T> state_;
 };
 

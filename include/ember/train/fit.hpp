@@ -11,7 +11,9 @@
 //   train::History h = train::fit(model, loss, sgd, train_loader, val_loader, opts);
 //
 // The loader: anything iterable with range-for whose elements have `.input` (a TensorT<U>, converted to the
-// model's scalar when U differs) and `.target` (std::vector<std::int64_t>), plus `size()` (batches per epoch).
+// model's scalar when U differs) and `.target` (class indices, std::vector<std::int64_t>, or values, a TensorT
+// of the output's shape for BCEWithLogitsLoss / MSELoss: then accuracies are NaN), plus `size()` (batches per
+// epoch).
 // If it has `set_epoch(std::int64_t)`, fit calls it with the 0-based epoch number before iterating, so a
 // shuffling loader can derive its order from (seed, epoch): a resumed run then sees the same batches as an
 // uninterrupted one (data::DataLoader works this way).
@@ -26,11 +28,17 @@
 // ProgressMode::on, a live progress bar on options.progress_stream (std::cerr when unset). Nothing else is
 // printed, and fit never exits: errors are exceptions.
 //
-// Resume: FitOptions::last_checkpoint_path writes model + optimiser state after every epoch, with the epoch
-// and the best validation loss so far in the metadata; resume_from(load_checkpoint(model, path, &opt)) sets
-// start_epoch and the best so far, and fit continues with epoch start_epoch + 1. The model's state must be all
-// in its parameters and buffers (a layer drawing random numbers from a generator, e.g. Dropout, continues
-// bit-identically only if its generator is reseeded the same way).
+// Schedules (FitOptions::scheduler, stepped per epoch, or per batch for OneCycleLR or when schedule_every says
+// so; FitOptions::plateau, a ReduceLROnPlateau stepped on plateau_monitor after validation) and early stopping
+// (FitOptions::early_stopping, Keras's rule; History says why and when it stopped): train/fit_options.hpp,
+// train/early_stopping.hpp.
+//
+// Resume: FitOptions::last_checkpoint_path writes model + optimiser state after every epoch, with the epoch,
+// the best validation loss so far and the schedules' and early stopping's state in the metadata (the best
+// checkpoint has them too); resume_from(load_checkpoint(model, path, &opt)) sets start_epoch, the best so far
+// and that state, and fit continues with epoch start_epoch + 1. The model's state must be all in its parameters
+// and buffers (a layer drawing random numbers from a generator, e.g. Dropout, continues bit-identically only if
+// its generator is reseeded the same way).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -40,6 +48,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -51,75 +60,15 @@
 #include "ember/core/error.hpp"
 #include "ember/io/checkpoint.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/train/early_stopping.hpp"
 #include "ember/train/evaluate.hpp"
+#include "ember/train/fit_options.hpp"
 #include "ember/train/progress.hpp"
 #include "ember/train/step.hpp"
 
 namespace ember::train {
 
 using ember::training_error;
-
-// Reported after every training step.
-struct StepInfo {
-  std::int64_t epoch = 0;            // 1-based
-  std::int64_t step = 0;             // 1-based, within the epoch
-  std::int64_t steps_per_epoch = 0;
-  std::int64_t global_step = 0;      // steps since epoch 1 started (counting resumed epochs)
-  std::int64_t batch_size = 0;
-  double loss = 0;                   // this batch's mean loss
-};
-
-struct EpochStats {
-  std::int64_t epoch = 0;  // 1-based
-  double train_loss = 0;   // mean over the epoch's training samples (of each step's loss, before its update)
-  double train_accuracy = 0;
-  double val_loss = 0;     // mean over the validation samples
-  double val_accuracy = 0;
-  double seconds = 0;      // the whole epoch: training and validation
-  double train_seconds = 0;
-  double images_per_second = 0;  // training images / train_seconds
-  bool best = false;       // lowest validation loss so far (and saved, when checkpoint_path is set)
-};
-
-struct History {
-  std::vector<EpochStats> epochs;  // the epochs run by this call
-  std::int64_t best_epoch = 0;     // 0: none yet
-  double best_val_loss = std::numeric_limits<double>::infinity();
-  double best_val_accuracy = 0;
-};
-
-struct FitOptions {
-  std::int64_t epochs = 1;           // the last epoch to run (1-based)
-  std::int64_t start_epoch = 0;      // epochs already done: fit runs start_epoch + 1 .. epochs
-  std::string checkpoint_path;       // the lowest-validation-loss checkpoint (model only); empty: none
-  std::string last_checkpoint_path;  // after every epoch: model + optimiser state, for resuming; empty: none
-  std::map<std::string, std::string> metadata;  // added to every checkpoint's __metadata__
-  std::ostream* log = nullptr;       // one line per epoch; null: none
-  ProgressMode progress = ProgressMode::automatic;
-  std::ostream* progress_stream = nullptr;  // where the bar goes; null: std::cerr
-  std::function<void(const StepInfo&)> on_step;
-  std::function<void(const EpochStats&)> on_epoch;
-  std::function<void()> before_update;  // the step's hook between backward and the optimiser step
-  // The best so far when resuming (restored by resume_from).
-  std::int64_t best_epoch = 0;
-  double best_val_loss = std::numeric_limits<double>::infinity();
-  double best_val_accuracy = 0;
-
-  // Continue after the checkpoint whose metadata this is (from last_checkpoint_path).
-  FitOptions& resume_from(const std::map<std::string, std::string>& checkpoint_metadata) {
-    auto get = [&](const char* key) -> const std::string& {
-      const auto it = checkpoint_metadata.find(key);
-      if (it == checkpoint_metadata.end())
-        throw std::invalid_argument(std::string("FitOptions::resume_from: checkpoint metadata has no '") + key + "'");
-      return it->second;
-    };
-    start_epoch = std::stoll(get("epoch"));
-    best_epoch = std::stoll(get("best_epoch"));
-    best_val_loss = std::stod(get("best_val_loss"));
-    best_val_accuracy = std::stod(get("best_val_accuracy"));
-    return *this;
-  }
-};
 
 namespace detail {
 
@@ -171,12 +120,13 @@ void check_classes(const Model& model, Loader& loader, const Batch& batch) {
 struct EpochSums {
   double loss_sum = 0;
   std::int64_t seen = 0, correct = 0, step = 0;
+  bool class_targets = true;  // false: value targets, no accuracy
 };
 
 // The epoch's training pass: every batch through the step, the progress bar and on_step.
-template <class StepT, class Loader>
+template <class StepT, class Loader, class AfterBatch>
 EpochSums train_epoch(StepT& step, Loader& loader, std::int64_t epoch, std::int64_t& global_step,
-                      const FitOptions& options, ProgressBar* bar) {
+                      const FitOptions& options, ProgressBar* bar, AfterBatch&& after_batch) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto steps_per_epoch = static_cast<std::int64_t>(loader.size());
@@ -193,11 +143,15 @@ EpochSums train_epoch(StepT& step, Loader& loader, std::int64_t epoch, std::int6
                                " at epoch " + std::to_string(epoch) + ", step " + std::to_string(s.step) + " of " +
                                std::to_string(steps_per_epoch) + " (lower the learning rate?)");
     }
-    const auto& logits = step.output();
-    const auto n = static_cast<std::int64_t>(batch.target.size());
-    const std::int64_t c = logits.size(1);
-    for (std::int64_t i = 0; i < n; ++i)
-      s.correct += argmax(logits.data() + i * c, c) == batch.target[static_cast<std::size_t>(i)];
+    const std::int64_t n = batch_rows(batch);
+    if constexpr (is_class_target<decltype(batch.target)>) {
+      const auto& logits = step.output();
+      const std::int64_t c = logits.size(1);
+      for (std::int64_t i = 0; i < n; ++i)
+        s.correct += argmax(logits.data() + i * c, c) == batch.target[static_cast<std::size_t>(i)];
+    } else {
+      s.class_targets = false;
+    }
     s.loss_sum += static_cast<double>(l) * static_cast<double>(n);
     s.seen += n;
     if (bar) {
@@ -206,6 +160,7 @@ EpochSums train_epoch(StepT& step, Loader& loader, std::int64_t epoch, std::int6
     }
     if (options.on_step)
       options.on_step(StepInfo{epoch, s.step, steps_per_epoch, global_step, n, static_cast<double>(l)});
+    after_batch();  // after on_step, which sees the lr this step used
   }
   if (bar) bar->finish();
   if (s.seen == 0) throw std::invalid_argument("fit: the training loader gave no samples in epoch " + std::to_string(epoch));
@@ -216,9 +171,11 @@ EpochSums train_epoch(StepT& step, Loader& loader, std::int64_t epoch, std::int6
 // metadata so that FitOptions::resume_from can continue.
 template <class Model, class Optimizer>
 void save_epoch_checkpoints(const Model& model, const Optimizer& opt, const EpochStats& stats,
-                            const History& history, const FitOptions& options) {
+                            const History& history, const FitOptions& options,
+                            const std::map<std::string, std::string>& run_state) {
   if (!(stats.best && !options.checkpoint_path.empty()) && options.last_checkpoint_path.empty()) return;
   auto metadata = options.metadata;
+  for (const auto& [k, v] : run_state) metadata[k] = v;
   metadata["epoch"] = std::to_string(stats.epoch);
   metadata["epochs"] = std::to_string(options.epochs);
   metadata["train_loss"] = exact(stats.train_loss);
@@ -232,13 +189,85 @@ void save_epoch_checkpoints(const Model& model, const Optimizer& opt, const Epoc
 }
 
 inline void log_epoch(std::ostream& log, const EpochStats& stats, const FitOptions& options) {
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "epoch %lld/%lld  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f img/s%s",
-                static_cast<long long>(stats.epoch), static_cast<long long>(options.epochs), stats.train_loss,
-                stats.train_accuracy, stats.val_loss, stats.val_accuracy, stats.seconds, stats.images_per_second,
-                stats.best ? (options.checkpoint_path.empty() ? "  (best)" : "  (best, saved)") : "");
+  char line[320];
+  const bool acc = !std::isnan(stats.train_accuracy);  // value targets have no accuracy
+  char lr[40] = "";
+  if (options.scheduler || options.plateau) std::snprintf(lr, sizeof lr, "  lr %.4g", stats.lr);
+  if (acc)
+    std::snprintf(line, sizeof line,
+                  "epoch %lld/%lld  train_loss %.4f  train_acc %.4f  val_loss %.4f  val_acc %.4f  %.1fs  %.0f img/s%s%s",
+                  static_cast<long long>(stats.epoch), static_cast<long long>(options.epochs), stats.train_loss,
+                  stats.train_accuracy, stats.val_loss, stats.val_accuracy, stats.seconds, stats.images_per_second, lr,
+                  stats.best ? (options.checkpoint_path.empty() ? "  (best)" : "  (best, saved)") : "");
+  else
+    std::snprintf(line, sizeof line, "epoch %lld/%lld  train_loss %.4f  val_loss %.4f  %.1fs  %.0f img/s%s%s",
+                  static_cast<long long>(stats.epoch), static_cast<long long>(options.epochs), stats.train_loss,
+                  stats.val_loss, stats.seconds, stats.images_per_second, lr,
+                  stats.best ? (options.checkpoint_path.empty() ? "  (best)" : "  (best, saved)") : "");
   log << line << '\n' << std::flush;
+}
+
+template <typename Opt, typename = void>
+struct has_lr : std::false_type {};
+template <typename Opt>
+struct has_lr<Opt, std::void_t<decltype(double{std::declval<const Opt&>().lr()})>> : std::true_type {};
+
+template <typename Opt>
+double lr_of(const Opt& opt) {
+  if constexpr (has_lr<Opt>::value)
+    return opt.lr();
+  else
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+inline double monitored(Monitor m, const EpochStats& stats, const char* who) {
+  const double v = m == Monitor::val_loss ? stats.val_loss : stats.val_accuracy;
+  if (m == Monitor::val_accuracy && std::isnan(v))
+    throw std::invalid_argument(std::string("fit: ") + who + " monitors val_accuracy, but the validation targets " +
+                                "are values (BCE, MSE), which have no accuracy: monitor val_loss");
+  return v;
+}
+
+// The schedules' and early stopping's state for the checkpoints, and back (FitOptions::resume_state).
+inline std::map<std::string, std::string> run_state(const FitOptions& options, const EarlyStopper* stopper) {
+  std::map<std::string, std::string> out;
+  if (options.scheduler) out = optim::scheduler_metadata(*options.scheduler, "scheduler.");
+  if (options.plateau)
+    for (const auto& [k, v] : optim::scheduler_metadata(*options.plateau, "plateau.")) out[k] = v;
+  if (stopper)
+    for (const auto& [k, v] : stopper->state_dict()) out["early_stopping." + k] = v;
+  return out;
+}
+
+inline void restore_run_state(const FitOptions& options, EarlyStopper* stopper) {
+  const auto& state = options.resume_state;
+  if (state.empty()) return;
+  auto has = [&](const std::string& prefix) {
+    for (const auto& [k, v] : state)
+      if (k.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  const struct {
+    const char* prefix;
+    bool given;
+    const char* what;
+  } parts[] = {{"scheduler.", options.scheduler != nullptr, "FitOptions::scheduler"},
+               {"plateau.", options.plateau != nullptr, "FitOptions::plateau"},
+               {"early_stopping.", stopper != nullptr, "FitOptions::early_stopping"}};
+  for (const auto& part : parts)
+    if (has(part.prefix) != part.given)
+      throw std::invalid_argument(std::string("fit: resuming with ") + (part.given ? "" : "no ") + part.what +
+                                  ", but the checkpoint has " + (part.given ? "no" : "its") + " '" + part.prefix +
+                                  "' state: a resumed run must be set up as the run that wrote it");
+  // Each sets the optimiser's lr to its last; the scheduler stepped after the plateau, so it goes last.
+  if (options.plateau) optim::load_scheduler_metadata(*options.plateau, state, "plateau.");
+  if (options.scheduler) optim::load_scheduler_metadata(*options.scheduler, state, "scheduler.");
+  if (stopper) {
+    std::map<std::string, std::string> sub;
+    for (const auto& [k, v] : state)
+      if (k.rfind("early_stopping.", 0) == 0) sub[k.substr(15)] = v;
+    stopper->load_state_dict(sub);
+  }
 }
 
 }  // namespace detail
@@ -269,6 +298,17 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     ~ModeGuard() { model.train(mode); }
   } mode_guard{model, model.is_training()};
   std::int64_t global_step = options.start_epoch * static_cast<std::int64_t>(train_loader.size());
+  std::optional<EarlyStopper> stopper;
+  if (options.early_stopping) stopper.emplace(*options.early_stopping);
+  detail::restore_run_state(options, stopper ? &*stopper : nullptr);
+  const bool per_batch = options.scheduler && (options.schedule_every == ScheduleEvery::automatic
+                                                   ? options.scheduler->steps_per_batch()
+                                                   : options.schedule_every == ScheduleEvery::batch);
+  double step_lr = std::numeric_limits<double>::quiet_NaN();  // the lr of the last training step
+  auto after_batch = [&] {
+    step_lr = detail::lr_of(opt);
+    if (per_batch) options.scheduler->step();
+  };
 
   for (std::int64_t epoch = options.start_epoch + 1; epoch <= options.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
@@ -277,7 +317,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     ProgressBar bar(bar_stream, static_cast<std::int64_t>(train_loader.size()),
                     "epoch " + std::to_string(epoch) + "/" + std::to_string(options.epochs));
     const detail::EpochSums sums =
-        detail::train_epoch(step, train_loader, epoch, global_step, options, show_bar ? &bar : nullptr);
+        detail::train_epoch(step, train_loader, epoch, global_step, options, show_bar ? &bar : nullptr, after_batch);
     const double train_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
 
     detail::set_epoch(val_loader, epoch - 1);
@@ -286,22 +326,37 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     EpochStats stats;
     stats.epoch = epoch;
     stats.train_loss = sums.loss_sum / static_cast<double>(sums.seen);
-    stats.train_accuracy = static_cast<double>(sums.correct) / static_cast<double>(sums.seen);
+    stats.train_accuracy = sums.class_targets ? static_cast<double>(sums.correct) / static_cast<double>(sums.seen)
+                                              : std::numeric_limits<double>::quiet_NaN();
     stats.val_loss = val.loss;
     stats.val_accuracy = val.accuracy;
     stats.train_seconds = train_seconds;
     stats.images_per_second = train_seconds > 0 ? static_cast<double>(sums.seen) / train_seconds : 0.0;
+    stats.lr = step_lr;
     stats.best = val.loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
     if (stats.best) {
       history.best_epoch = epoch;
       history.best_val_loss = val.loss;
       history.best_val_accuracy = val.accuracy;
     }
-    detail::save_epoch_checkpoints(model, opt, stats, history, options);
+    // The schedules step after validation, before the checkpoint, so the saved state is the next epoch's.
+    if (options.plateau) options.plateau->step(detail::monitored(options.plateau_monitor, stats, "ReduceLROnPlateau"));
+    if (options.scheduler && !per_batch) options.scheduler->step();
+    const bool stop =
+        stopper && stopper->update(detail::monitored(stopper->rule().monitor, stats, "early stopping"), epoch);
+    detail::save_epoch_checkpoints(model, opt, stats, history, options,
+                                   detail::run_state(options, stopper ? &*stopper : nullptr));
     stats.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     history.epochs.push_back(stats);
     if (options.log) detail::log_epoch(*options.log, stats, options);
     if (options.on_epoch) options.on_epoch(stats);
+    if (stop) {
+      history.stopped_early = true;
+      history.stopped_epoch = epoch;
+      history.stop_reason = stopper->reason(epoch);
+      if (options.log) *options.log << "early stopping: " << history.stop_reason << '\n' << std::flush;
+      break;
+    }
   }
   return history;
 }
