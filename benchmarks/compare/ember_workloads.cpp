@@ -1,6 +1,9 @@
 // The ember side of compare.py: runs one workload of the report's models on synthetic data and prints one
 // JSON line {"workload", "images_per_s", "steps", "seconds", "peak_rss_mib", "threads"}.
-//   ember_workloads WORKLOAD [--seconds S] [--threads N]
+//   ember_workloads WORKLOAD [--seconds S] [--threads N] [--batch B]
+// --batch replaces the workload's batch size (the scaling table of docs/benchmarks.md). The line also says which
+// kernels ran ("isa", see kernels/isa.hpp) and whether this binary was built for the build machine's CPU
+// ("build": "native") or with default flags.
 // Workloads (the same as torch_workloads.py):
 //   mlp_train_32   MNIST MLP (784-512-512-10, logits), training batch 32
 //   mlp_train_4    ASL MLP (784-512-512-24, softmax head), training batch 4
@@ -14,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <ember/kernels/isa.hpp>
 
 #include "report_models.hpp"
 
@@ -53,9 +58,11 @@ int main(int argc, char** argv) {
   const std::string workload = argv[1];
   double seconds = 3.0;
   int threads = 2;
+  std::int64_t batch_override = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[i + 1]);
   }
   set_num_threads(threads);
   manual_seed(0);
@@ -65,7 +72,7 @@ int main(int argc, char** argv) {
   if (workload == "mlp_train_32" || workload == "mlp_train_4" || workload == "cnn_train_32") {
     const bool cnn = workload == "cnn_train_32";
     const bool asl = workload == "mlp_train_4";
-    batch = workload == "mlp_train_4" ? 4 : 32;
+    batch = batch_override > 0 ? batch_override : workload == "mlp_train_4" ? 4 : 32;
     nn::Sequential model = cnn ? bench::report_cnn(24, true) : bench::report_mlp(asl ? 24 : 10, asl);
     bench::SyntheticData data(batch, cnn || asl ? 24 : 10, 16);
     bench::Trainer trainer(model);
@@ -75,7 +82,7 @@ int main(int argc, char** argv) {
       b = (b + 1) % data.inputs.size();
     });
   } else if (workload == "cnn_infer_1000") {
-    batch = 1000;
+    batch = batch_override > 0 ? batch_override : 1000;
     nn::Sequential model = bench::report_cnn(24, true);
     model.eval();
     bench::SyntheticData data(batch, 24, 1);
@@ -86,8 +93,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("{\"workload\": \"%s\", \"images_per_s\": %.1f, \"steps\": %ld, \"seconds\": %.3f, "
-              "\"peak_rss_mib\": %.1f, \"threads\": %d}\n",
+              "\"peak_rss_mib\": %.1f, \"threads\": %d, \"batch\": %lld, \"isa\": \"%s\", \"build\": \"%s\"}\n",
               workload.c_str(), static_cast<double>(r.first * batch) / r.second, r.first, r.second, peak_rss_mib(),
-              get_num_threads());
+              get_num_threads(), static_cast<long long>(batch), kernels::isa_name(kernels::active_isa()),
+#if defined(__AVX2__) || defined(__AVX512F__)
+              "native"
+#else
+              "default"
+#endif
+  );
   return 0;
 }
