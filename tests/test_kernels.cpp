@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <ember/core/random.hpp>
 #include <ember/kernels/batchnorm.hpp>
 #include <ember/kernels/conv2d.hpp>
@@ -12,6 +13,7 @@
 #include <ember/kernels/isa.hpp>
 #include <ember/kernels/linear.hpp>
 #include <ember/kernels/pool.hpp>
+#include <ember/kernels/relu.hpp>
 #include <limits>
 #include <vector>
 
@@ -115,6 +117,32 @@ TEST_CASE("gemm on every instruction set the CPU runs matches the triple loop, a
           CHECK(two == c);
         }
   });
+}
+
+TEST_CASE("ReLU with a byte mask matches its reference on every instruction set, NaN and signed zero included") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (std::int64_t n : {0, 1, 7, 8, 15, 16, 17, 33, 100}) {
+    auto x = random_values(static_cast<std::size_t>(n), 7), g = random_values(static_cast<std::size_t>(n), 8);
+    const float special[] = {nan, 0.0f, -0.0f, inf, -inf};
+    for (std::size_t i = 0; i < x.size(); i += 3) x[i] = special[(i / 3) % 5];
+    for (std::size_t i = 1; i < g.size(); i += 4) g[i] = nan;
+    std::vector<float> y_ref(x.size()), d_ref(x.size());
+    std::vector<std::uint8_t> m_ref(x.size());
+    kernels::relu_mask_forward_ref(x.data(), y_ref.data(), m_ref.data(), n);
+    kernels::relu_mask_backward_ref(g.data(), m_ref.data(), d_ref.data(), n);
+    for_each_isa([&] {
+      CAPTURE(n);
+      std::vector<float> y(x.size()), d(x.size());
+      std::vector<std::uint8_t> m(x.size(), 7);
+      kernels::relu_mask_forward(x.data(), y.data(), m.data(), n);
+      kernels::relu_mask_backward(g.data(), m.data(), d.data(), n);
+      CHECK(m == m_ref);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(std::memcmp(&y[i], &y_ref[i], sizeof(float)) == 0);  // the same bits: NaN kept, -0 as the reference
+        CHECK(std::memcmp(&d[i], &d_ref[i], sizeof(float)) == 0);
+      }
+    });
+  }
 }
 
 TEST_CASE("the instruction set is chosen among those the CPU runs, and a bad one is a clear error") {

@@ -9,6 +9,7 @@
 //   mlp_train_4    ASL MLP (784-512-512-24, softmax head), training batch 4
 //   cnn_train_32   the report's CNN (softmax head), training batch 32
 //   cnn_infer_1000 the report's CNN in eval mode, inference batch 1000
+//   mlp_infer_1000 the MNIST MLP in eval mode, inference batch 1000 (for the scaling table)
 // A training step is forward, CrossEntropyLoss, backward, SGD (lr 0.001, momentum 0.9), zero_grad.
 #include <sys/resource.h>
 
@@ -92,6 +93,14 @@ int main(int argc, char** argv) {
       trainer.step(data.inputs[b], data.targets[b]);
       b = (b + 1) % data.inputs.size();
     });
+  } else if (workload == "mlp_infer_1000") {
+    batch = batch_override > 0 ? batch_override : 1000;
+    nn::Sequential model = bench::report_mlp(10, false);
+    model.eval();
+    bench::SyntheticData data(batch, 10, 1);
+    Tensor out;
+    cpu0 = cpu_seconds();
+    r = timed(seconds, [&] { model.predict_into(data.inputs[0], out); });
   } else if (workload == "cnn_infer_1000") {
     batch = batch_override > 0 ? batch_override : 1000;
     nn::Sequential model = bench::report_cnn(24, true);

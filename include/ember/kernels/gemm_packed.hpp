@@ -7,8 +7,8 @@
 // rows ([kc][rows]); the micro-kernel (gemm_avx512.hpp, gemm_avx2.hpp, gemm_portable.hpp) computes one tile of C
 // against one panel, panels outer so a panel stays in L1 while the tiles stream past. The rows of a block are
 // cut into equal tiles (50 rows into 5 of 10 with mr = 12), so no tile runs nearly empty.
-// When m fits one tile and op(B) is B itself, B's rows are read in place (each is used once anyway); the last,
-// partial panel is still packed, so no kernel reads past a row.
+// When m is small (kDirectRows) and op(B) is B itself, B's rows are read in place (each panel serves a few
+// tiles from L1); the last, partial panel is still packed, so no kernel reads past a row.
 // A B^T with m <= 8 (a small batch through a Linear layer) runs as dot products over the unpacked operands:
 // packing the weight would cost as much as the product.
 //
@@ -107,6 +107,10 @@ float* grown(Buffer& buf, std::int64_t size) {
 
 }  // namespace detail
 
+// Up to this many rows, B's panels are read in place when op(B) = B: each panel is then reused by a few tiles
+// only (from L1), and the copy would cost as much as those reads.
+constexpr std::int64_t kDirectRows = 64;
+
 // C += alpha op(A) op(B) on the active instruction set (beta is the caller's business).
 inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
                         std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
@@ -118,7 +122,7 @@ inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::in
     return;
   }
   const std::int64_t nr = kern.nr;
-  const bool direct_b = !trans_b && m <= kern.mr;
+  const bool direct_b = !trans_b && m <= kDirectRows;
   for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
     const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
     for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
