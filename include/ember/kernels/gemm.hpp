@@ -181,8 +181,11 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
   // Blocks start on the micro-kernel's panel boundaries (mr rows of Eigen's column-major view when splitting
   // C's columns, nr columns otherwise), so every element of C goes through the same kernel and the same sum
   // order whatever the thread count: results do not depend on the number of threads.
+  // For float (ember's kernels, whose results do not depend on the cut) the blocks are whole column panels of
+  // the active micro-kernel, or 16 rows: the same split in a default and a -march=native build.
   using Traits = Eigen::internal::gebp_traits<T, T>;
-  const std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
+  std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
+  if constexpr (std::is_same_v<T, float>) panel = split_n ? detail::gemm_kernel(active_isa()).nr : 16;
   const std::int64_t kAlign = (panel % 16 == 0 || 16 % panel == 0) ? std::max<std::int64_t>(panel, 16) : panel * 16;
   const int nt = std::min<int>(static_cast<int>(workspaces.size()),
                                threads_for((extent + kAlign - 1) / kAlign, 2.0 * static_cast<double>(
