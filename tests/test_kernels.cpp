@@ -5,12 +5,15 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <ember/core/random.hpp>
 #include <ember/kernels/batchnorm.hpp>
 #include <ember/kernels/conv2d.hpp>
 #include <ember/kernels/gemm.hpp>
+#include <ember/kernels/isa.hpp>
 #include <ember/kernels/linear.hpp>
 #include <ember/kernels/pool.hpp>
+#include <ember/kernels/relu.hpp>
 #include <limits>
 #include <vector>
 
@@ -65,6 +68,92 @@ TEST_CASE("gemm with a workspace, split over threads, matches the triple loop fo
             CHECK(again == c);
           }
   set_num_threads(saved);
+}
+
+// Each instruction set this CPU runs, forced in turn; restores the path the process started with.
+template <class F>
+void for_each_isa(F&& body) {
+  const kernels::Isa saved = kernels::active_isa();
+  for (kernels::Isa isa : {kernels::Isa::portable, kernels::Isa::avx2, kernels::Isa::avx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    kernels::set_isa(isa);
+    CAPTURE(kernels::isa_name(isa));
+    body();
+  }
+  kernels::set_isa(saved);
+}
+
+TEST_CASE("gemm on every instruction set the CPU runs matches the triple loop, and repeats bit for bit") {
+  ThreadsGuard guard;
+  // Shapes across every edge of the blocking: one-row and dot-product paths (m <= 8), rows cut into tiles,
+  // more rows than one block (240), k over one slice (256), partial panels, and n over one packed slice (2048).
+  struct Shape {
+    std::int64_t m, n, k;
+  };
+  const Shape shapes[] = {{1, 1, 1},  {3, 37, 5},  {4, 512, 33}, {8, 17, 300}, {13, 33, 17}, {50, 121, 75},
+                          {75, 9, 9}, {251, 5, 3}, {2, 2100, 3}, {30, 70, 513}};
+  for_each_isa([&] {
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (const Shape& s : shapes) {
+          CAPTURE(ta);
+          CAPTURE(tb);
+          CAPTURE(s.m);
+          CAPTURE(s.n);
+          CAPTURE(s.k);
+          auto a = random_values(static_cast<std::size_t>(s.m * s.k), 4);
+          auto b = random_values(static_cast<std::size_t>(s.k * s.n), 5);
+          auto c = random_values(static_cast<std::size_t>(s.m * s.n), 6), ref = c, two = c;
+          std::vector<kernels::GemmWorkspace<float>> ws(2);
+          set_num_threads(1);
+          kernels::gemm(ws, ta != 0, tb != 0, s.m, s.n, s.k, 0.5f, a.data(), ta ? s.m : s.k, b.data(),
+                        tb ? s.k : s.n, 1.0f, c.data(), s.n);
+          kernels::gemm_ref(ta != 0, tb != 0, s.m, s.n, s.k, 0.5f, a.data(), b.data(), 1.0f, ref.data());
+          CHECK(worst_diff(c, ref) < 1e-5 * static_cast<double>(s.k + 1));
+          // Cut over two threads (when the product is large enough to be cut): the same bits.
+          set_num_threads(2);
+          kernels::gemm(ws, ta != 0, tb != 0, s.m, s.n, s.k, 0.5f, a.data(), ta ? s.m : s.k, b.data(),
+                        tb ? s.k : s.n, 1.0f, two.data(), s.n);
+          CHECK(two == c);
+        }
+  });
+}
+
+TEST_CASE("ReLU with a byte mask matches its reference on every instruction set, NaN and signed zero included") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (std::int64_t n : {0, 1, 7, 8, 15, 16, 17, 33, 100}) {
+    auto x = random_values(static_cast<std::size_t>(n), 7), g = random_values(static_cast<std::size_t>(n), 8);
+    const float special[] = {nan, 0.0f, -0.0f, inf, -inf};
+    for (std::size_t i = 0; i < x.size(); i += 3) x[i] = special[(i / 3) % 5];
+    for (std::size_t i = 1; i < g.size(); i += 4) g[i] = nan;
+    std::vector<float> y_ref(x.size()), d_ref(x.size());
+    std::vector<std::uint8_t> m_ref(x.size());
+    kernels::relu_mask_forward_ref(x.data(), y_ref.data(), m_ref.data(), n);
+    kernels::relu_mask_backward_ref(g.data(), m_ref.data(), d_ref.data(), n);
+    for_each_isa([&] {
+      CAPTURE(n);
+      std::vector<float> y(x.size()), d(x.size());
+      std::vector<std::uint8_t> m(x.size(), 7);
+      kernels::relu_mask_forward(x.data(), y.data(), m.data(), n);
+      kernels::relu_mask_backward(g.data(), m.data(), d.data(), n);
+      CHECK(m == m_ref);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(std::memcmp(&y[i], &y_ref[i], sizeof(float)) == 0);  // the same bits: NaN kept, -0 as the reference
+        CHECK(std::memcmp(&d[i], &d_ref[i], sizeof(float)) == 0);
+      }
+    });
+  }
+}
+
+TEST_CASE("the instruction set is chosen among those the CPU runs, and a bad one is a clear error") {
+  CHECK(kernels::isa_supported(kernels::Isa::portable));
+  CHECK(kernels::isa_supported(kernels::active_isa()));
+  CHECK(kernels::parse_isa("avx2") == kernels::Isa::avx2);
+  CHECK_THROWS_WITH_AS(kernels::parse_isa("sse9"),
+                       "ember: expected an instruction set 'portable', 'avx2' or 'avx512', got 'sse9'",
+                       std::invalid_argument);
+  for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::avx512})
+    if (!kernels::isa_supported(isa)) CHECK_THROWS_AS(kernels::set_isa(isa), std::invalid_argument);
 }
 
 TEST_CASE("linear_forward and linear_backward match the references for odd shapes and any thread count") {

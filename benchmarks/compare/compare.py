@@ -1,18 +1,30 @@
 #!/usr/bin/python3
-"""ember against PyTorch on the report's workloads, side by side, and a ratio table.
+"""ember against PyTorch on the report's workloads, side by side in one run, and a ratio table.
 
-    /usr/bin/python3 benchmarks/compare/compare.py [--build build-bench] [--rounds 3] [--seconds 3] [--threads 2]
+    /usr/bin/python3 benchmarks/compare/compare.py [--build build-bench] [--build-default build-default]
+        [--rounds 3] [--seconds 1.5] [--threads 2] [--workloads w1,w2] [--json out.json]
 
-Each round runs every workload once in ember (build/benchmarks/ember_workloads) and once in PyTorch
-(torch_workloads.py), alternating, each in its own process so peak RSS is that workload's alone. PyTorch runs
-in two tunings: out of the box, and with OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 (its OpenMP and
-OpenBLAS threads otherwise fight); the table uses the faster. ember runs as shipped and, for the same
-fairness, with OMP_WAIT_POLICY=PASSIVE too (on a machine shared with other work, spinning OpenMP threads steal
-the core a descheduled teammate needs); the table names the tuning each side won with. Reported: the median images/s over the rounds,
-the ratio ember / PyTorch, and the largest peak RSS seen. Without torch in /usr/bin/python3 the PyTorch side is
-skipped with a message.
+Needs: scripts/bench-setup.sh (python3-torch with OpenBLAS), and the target ember_workloads and bench_gemm built
+in two trees: --build with -DEMBER_NATIVE=ON (-march=native) and --build-default with default flags (what a
+user's find_package build compiles). docs/benchmarks.md has the commands.
+
+What it does, in order:
+  1. Records the machine: CPU model, the date, the commit, the load average (again at the end: a figure
+     taken on a loaded machine must say so).
+  2. Asks PyTorch, from its own process, which BLAS its Linear layers call (where sgemm_ binds), which
+     oneDNN it loaded and with which CPU capability it runs, under every tuning. A run on the reference BLAS
+     (netlib's libblas3, single-threaded and unblocked) stops here: such ratios mean nothing.
+  3. Measures the FP32 FMA peak on 1 and 2 threads (bench_gemm's BM_Peak_FMA), before and after the rounds.
+  4. Each round runs every workload in every configuration, each in its own process, alternating: ember
+     native and default-flags builds, each as shipped and with OMP_WAIT_POLICY=PASSIVE; PyTorch in each of
+     its tunings: OMP_WAIT_POLICY=PASSIVE or OPENBLAS_NUM_THREADS=1, each with this environment's OpenBLAS
+     settings, or with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and ATEN_CPU_CAPABILITY=avx512, and,
+     when OpenBLAS then picks no AVX-512 kernel (it does not know every CPU), with OPENBLAS_CORETYPE=SkylakeX.
+  5. Prints the median images/s over the rounds, each side at its best tuning (named), the ratio, the share
+     of the 2-thread FMA peak, and the default-flags build as a share of the native one.
 """
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -22,79 +34,172 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKLOADS = ["mlp_train_32", "mlp_train_4", "cnn_train_32", "cnn_infer_1000"]
-TARGETS = {"mlp_train_32": 1.5, "mlp_train_4": 4.0, "cnn_train_32": 2.5, "cnn_infer_1000": 3.0}
-TUNINGS = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}}
+# ember / PyTorch ratio targets (issue 13).
+TARGETS = {"mlp_train_32": None, "mlp_train_4": 4.0, "cnn_train_32": 2.5, "cnn_infer_1000": None}
 
 
-def run(cmd, env_extra, threads):
+def mlp_flops(classes, train):
+    """Multiply-adds x 2 per image; backward is the weight gradient plus the input gradient (none for layer 1)."""
+    dims = [(784, 512), (512, 512), (512, classes)]
+    fwd = sum(2 * i * o for i, o in dims)
+    return 3 * fwd - 2 * 784 * 512 if train else fwd
+
+
+def cnn_flops(train):
+    # conv1 1->75 on 28x28 (26x26 out), conv2 75->50 on 13x13 (11x11), conv3 50->25 on 5x5 (3x3), fc 100-512-24.
+    convs = [2 * 75 * 9 * 676, 2 * 50 * 675 * 121, 2 * 25 * 450 * 9]
+    fwd = sum(convs) + 2 * 100 * 512 + 2 * 512 * 24
+    return 3 * fwd - convs[0] if train else fwd
+
+
+FLOPS = {"mlp_train_32": mlp_flops(10, True), "mlp_train_4": mlp_flops(24, True), "cnn_train_32": cnn_flops(True),
+         "cnn_infer_1000": cnn_flops(False)}
+AVX512_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+
+
+def run(cmd, env_extra, threads, unset=()):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
+    for v in unset:
+        env.pop(v, None)
     env.update(env_extra)
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def has_torch():
-    return subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode == 0
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def load():
+    return "%.2f %.2f %.2f" % os.getloadavg()
+
+
+def peak(build, threads):
+    """GFLOP/s of BM_Peak_FMA/1 and /threads (real time: both threads' loops at once)."""
+    exe = os.path.join(build, "benchmarks", "bench_gemm")
+    out = subprocess.run([exe, "--benchmark_filter=BM_Peak_FMA/(1|%d)/" % threads, "--benchmark_format=json",
+                          "--benchmark_min_time=0.3"], env=dict(os.environ, EMBER_THREADS=str(threads)),
+                         check=True, capture_output=True, text=True).stdout
+    res = {}
+    for b in json.loads(out)["benchmarks"]:
+        res[int(b["name"].split("/")[1])] = b["GFLOPS"]
+    return res
+
+
+def torch_tunings(threads):
+    """PyTorch's knobs, as (name, env to set, env to unset); the OpenBLAS-default ones first."""
+    base = [("passive", {"OMP_WAIT_POLICY": "PASSIVE"}), ("blas1", {"OPENBLAS_NUM_THREADS": "1"})]
+    unset = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    out = [(n + "+env", e, ()) for n, e in base]
+    out += [(n + "+unset+avx512", dict(e, ATEN_CPU_CAPABILITY="avx512"), unset) for n, e in base]
+    info = run(["/usr/bin/python3", os.path.join(HERE, "torch_workloads.py"), "--info"],
+               {"ATEN_CPU_CAPABILITY": "avx512"}, threads, unset)
+    if info.get("openblas_core") not in AVX512_CORES:
+        out += [(n + "+skylakex+avx512", dict(e, ATEN_CPU_CAPABILITY="avx512", OPENBLAS_CORETYPE="SkylakeX"), unset)
+                for n, e in base]
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--build-default", default=os.path.join(ROOT, "build-default"))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=1.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--json", help="also write every run here")
     a = ap.parse_args()
-    ember_bin = os.path.join(a.build, "benchmarks", "ember_workloads")
-    if not os.path.exists(ember_bin):
-        sys.exit(f"compare.py: {ember_bin} not found; build the target ember_workloads first")
-    torch_ok = has_torch()
-    if not torch_ok:
-        print("compare.py: /usr/bin/python3 has no torch; skipping the PyTorch side (apt-get install python3-torch)")
-    workloads = a.workloads.split(",")
+    builds = {"native": a.build, "default": a.build_default}
+    for name, b in builds.items():
+        for exe in ("ember_workloads", "bench_gemm"):
+            if not os.path.exists(os.path.join(b, "benchmarks", exe)):
+                sys.exit(f"compare.py: {b}/benchmarks/{exe} not found; build the {name} tree first "
+                         "(docs/benchmarks.md)")
+    if subprocess.run(["/usr/bin/python3", "-c", "import torch"], capture_output=True).returncode != 0:
+        sys.exit("compare.py: /usr/bin/python3 has no torch; run scripts/bench-setup.sh")
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
+            "cores": os.cpu_count(), "commit": commit, "threads": a.threads, "load_start": load()}
+    print(f"{meta['date']}  {meta['cpu']}, {meta['cores']} CPUs  commit {commit}  threads {a.threads}  "
+          f"load average at start {meta['load_start']}")
+
+    tunings = torch_tunings(a.threads)
+    backends = {}
+    for name, env, unset in tunings:
+        info = run(["/usr/bin/python3", os.path.join(HERE, "torch_workloads.py"), "--info"], env, a.threads, unset)
+        backends[name] = info
+        print(f"torch[{name}]: torch {info['torch']}, BLAS {info['blas']} ({info['sgemm_from']}; "
+              f"{info.get('openblas_config', '-')}; core {info.get('openblas_core', '-')}, "
+              f"{info.get('openblas_threads', '-')} threads), oneDNN {info['onednn']}, "
+              f"CPU capability {info['cpu_capability']}, env {info['env']}")
+        if info["blas"] == "reference":
+            sys.exit("compare.py: PyTorch's sgemm_ comes from the reference BLAS (netlib libblas3): its Linear "
+                     "layers would run 10-20x slower than PyTorch really does, and any ratio would be void. "
+                     "Run scripts/bench-setup.sh (libopenblas0-pthread).")
     ember_tunings = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
-    res = {w: {"ember": {t: [] for t in ember_tunings}, **({t: [] for t in TUNINGS} if torch_ok else {})}
-           for w in workloads}
+    peaks = [peak(a.build, a.threads)]
+    print(f"FMA peak: {peaks[0][1]:.1f} GFLOP/s on 1 thread, {peaks[0][a.threads]:.1f} on {a.threads}")
+
+    workloads = a.workloads.split(",")
+    res = {w: {} for w in workloads}
     for r in range(a.rounds):
         for w in workloads:
             line = f"round {r + 1} {w:15s}"
-            for t, env in ember_tunings.items():
-                e = run([ember_bin, w, "--seconds", str(a.seconds), "--threads", str(a.threads)], env, a.threads)
-                res[w]["ember"][t].append(e)
-                line += f"  ember[{t}] {e['images_per_s']:10.1f}/s"
-            if torch_ok:
-                for t, env in TUNINGS.items():
-                    p = run(["/usr/bin/python3", os.path.join(HERE, "torch_workloads.py"), w, "--seconds",
-                             str(a.seconds), "--threads", str(a.threads)], env, a.threads)
-                    res[w][t].append(p)
-                    line += f"  torch[{t}] {p['images_per_s']:10.1f}/s"
+            for bname, bdir in builds.items():
+                for t, env in ember_tunings.items():
+                    e = run([os.path.join(bdir, "benchmarks", "ember_workloads"), w, "--seconds", str(a.seconds),
+                             "--threads", str(a.threads)], env, a.threads)
+                    res[w].setdefault(f"ember-{bname}[{t}]", []).append(e)
+                    line += f"  {bname}[{t}] {e['images_per_s']:.0f} ({e['isa']})"
+            for name, env, unset in tunings:
+                p = run(["/usr/bin/python3", os.path.join(HERE, "torch_workloads.py"), w, "--seconds",
+                         str(a.seconds), "--threads", str(a.threads)], env, a.threads, unset)
+                res[w].setdefault(f"torch[{name}]", []).append(p)
+                line += f"  torch[{name}] {p['images_per_s']:.0f}"
             print(line, flush=True)
+    peaks.append(peak(a.build, a.threads))
+    meta["load_end"] = load()
+    pk1 = max(p[1] for p in peaks)
+    pkn = max(p[a.threads] for p in peaks)
 
-    def med(runs):
-        return statistics.median(x["images_per_s"] for x in runs)
+    def med(key, w):
+        return statistics.median(x["images_per_s"] for x in res[w][key])
 
-    def rss(runs):
-        return max(x["peak_rss_mib"] for x in runs)
+    def best(prefix, w):
+        k = max((k for k in res[w] if k.startswith(prefix)), key=lambda k: med(k, w))
+        return med(k, w), k[len(prefix):].strip("[]")
 
     print()
-    print(f"threads={a.threads} rounds={a.rounds} seconds={a.seconds} (median images/s; peak RSS MiB)")
-    hdr = f"| {'workload':15s} | {'ember img/s':>11s} | {'ember tuning':12s} | {'torch img/s':>11s} | {'torch tuning':12s} | {'ratio':>6s} | " \
-          f"{'target':>6s} | {'ember RSS':>9s} | {'torch RSS':>9s} |"
+    print(f"{meta['date']}, {meta['cpu']}, commit {commit}, {a.threads} threads, median of {a.rounds} rounds of "
+          f"{a.seconds} s; load average {meta['load_start']} at start, {meta['load_end']} at end")
+    print(f"FMA peak (BM_Peak_FMA, same run, best of before/after): {pk1:.1f} GFLOP/s on 1 thread, "
+          f"{pkn:.1f} on {a.threads}")
+    hdr = ("| workload | PyTorch img/s | PyTorch tuning | ember native img/s | ember tuning | ratio | target | "
+           "share of peak | ember default-flags img/s | default / native |")
     print(hdr)
-    print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+    print("|" + "---|" * (hdr.count("|") - 1))
+    table = []
     for w in workloads:
-        et = max(ember_tunings, key=lambda t: med(res[w]["ember"][t]))
-        e, e_rss = med(res[w]["ember"][et]), rss(res[w]["ember"][et])
-        if torch_ok:
-            best = max(TUNINGS, key=lambda t: med(res[w][t]))
-            p = med(res[w][best])
-            ratio = e / p
-            print(f"| {w:15s} | {e:11.1f} | {et:12s} | {p:11.1f} | {best:12s} | {ratio:6.2f} | {TARGETS[w]:6.1f} | "
-                  f"{e_rss:9.1f} | {rss(res[w][best]):9.1f} |")
-        else:
-            print(f"| {w:15s} | {e:11.1f} | {et:12s} | {'-':>11s} | {'-':12s} | {'-':>6s} | {TARGETS[w]:6.1f} | "
-                  f"{e_rss:9.1f} | {'-':>9s} |")
+        p, pt = best("torch", w)
+        en, et = best("ember-native", w)
+        ed, _ = best("ember-default", w)
+        share = en * FLOPS[w] / (pkn * 1e9)
+        tgt = TARGETS[w]
+        print(f"| {w} | {p:,.0f} | {pt} | {en:,.0f} | {et} | {en / p:.2f}x | {'%.1fx' % tgt if tgt else '-'} | "
+              f"{100 * share:.0f} % | {ed:,.0f} | {ed / en:.2f} |")
+        table.append({"workload": w, "torch": p, "torch_tuning": pt, "ember_native": en, "ember_tuning": et,
+                      "ember_default": ed, "ratio": en / p, "share_of_peak": share})
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"meta": meta, "peaks": [{str(k): v for k, v in p.items()} for p in peaks],
+                       "backends": backends, "table": table, "runs": res}, f, indent=1)
 
 
 if __name__ == "__main__":

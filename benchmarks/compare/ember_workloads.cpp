@@ -1,11 +1,15 @@
 // The ember side of compare.py: runs one workload of the report's models on synthetic data and prints one
 // JSON line {"workload", "images_per_s", "steps", "seconds", "peak_rss_mib", "threads"}.
-//   ember_workloads WORKLOAD [--seconds S] [--threads N]
+//   ember_workloads WORKLOAD [--seconds S] [--threads N] [--batch B]
+// --batch replaces the workload's batch size (the scaling table of docs/benchmarks.md). The line also says which
+// kernels ran ("isa", see kernels/isa.hpp) and whether this binary was built for the build machine's CPU
+// ("build": "native") or with default flags.
 // Workloads (the same as torch_workloads.py):
 //   mlp_train_32   MNIST MLP (784-512-512-10, logits), training batch 32
 //   mlp_train_4    ASL MLP (784-512-512-24, softmax head), training batch 4
 //   cnn_train_32   the report's CNN (softmax head), training batch 32
 //   cnn_infer_1000 the report's CNN in eval mode, inference batch 1000
+//   mlp_infer_1000 the MNIST MLP in eval mode, inference batch 1000 (for the scaling table)
 // A training step is forward, CrossEntropyLoss, backward, SGD (lr 0.001, momentum 0.9), zero_grad.
 #include <sys/resource.h>
 
@@ -14,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include <ember/kernels/isa.hpp>
 
 #include "report_models.hpp"
 
@@ -43,6 +49,15 @@ std::pair<long, double> timed(double seconds, F&& step) {
   return {steps, elapsed};
 }
 
+// User + system CPU seconds of the process so far: on a loaded machine, images per CPU second at one thread
+// still compares two builds (wall time does not).
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,41 +68,60 @@ int main(int argc, char** argv) {
   const std::string workload = argv[1];
   double seconds = 3.0;
   int threads = 2;
+  std::int64_t batch_override = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[i + 1]);
   }
   set_num_threads(threads);
   manual_seed(0);
 
   std::int64_t batch = 0;
   std::pair<long, double> r;
+  double cpu0 = 0;  // CPU seconds before the timed steps (set by the workload after its set-up)
   if (workload == "mlp_train_32" || workload == "mlp_train_4" || workload == "cnn_train_32") {
     const bool cnn = workload == "cnn_train_32";
     const bool asl = workload == "mlp_train_4";
-    batch = workload == "mlp_train_4" ? 4 : 32;
+    batch = batch_override > 0 ? batch_override : workload == "mlp_train_4" ? 4 : 32;
     nn::Sequential model = cnn ? bench::report_cnn(24, true) : bench::report_mlp(asl ? 24 : 10, asl);
     bench::SyntheticData data(batch, cnn || asl ? 24 : 10, 16);
     bench::Trainer trainer(model);
     std::size_t b = 0;
+    cpu0 = cpu_seconds();
     r = timed(seconds, [&] {
       trainer.step(data.inputs[b], data.targets[b]);
       b = (b + 1) % data.inputs.size();
     });
+  } else if (workload == "mlp_infer_1000") {
+    batch = batch_override > 0 ? batch_override : 1000;
+    nn::Sequential model = bench::report_mlp(10, false);
+    model.eval();
+    bench::SyntheticData data(batch, 10, 1);
+    Tensor out;
+    cpu0 = cpu_seconds();
+    r = timed(seconds, [&] { model.predict_into(data.inputs[0], out); });
   } else if (workload == "cnn_infer_1000") {
-    batch = 1000;
+    batch = batch_override > 0 ? batch_override : 1000;
     nn::Sequential model = bench::report_cnn(24, true);
     model.eval();
     bench::SyntheticData data(batch, 24, 1);
     Tensor out;
+    cpu0 = cpu_seconds();
     r = timed(seconds, [&] { model.predict_into(data.inputs[0], out); });
   } else {
     std::fprintf(stderr, "ember_workloads: unknown workload '%s'\n", workload.c_str());
     return 2;
   }
   std::printf("{\"workload\": \"%s\", \"images_per_s\": %.1f, \"steps\": %ld, \"seconds\": %.3f, "
-              "\"peak_rss_mib\": %.1f, \"threads\": %d}\n",
-              workload.c_str(), static_cast<double>(r.first * batch) / r.second, r.first, r.second, peak_rss_mib(),
-              get_num_threads());
+              "\"cpu_seconds\": %.3f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"batch\": %lld, \"isa\": \"%s\", \"build\": \"%s\"}\n",
+              workload.c_str(), static_cast<double>(r.first * batch) / r.second, r.first, r.second, cpu_seconds() - cpu0, peak_rss_mib(),
+              get_num_threads(), static_cast<long long>(batch), kernels::isa_name(kernels::active_isa()),
+#if defined(__AVX2__) || defined(__AVX512F__)
+              "native"
+#else
+              "default"
+#endif
+  );
   return 0;
 }

@@ -39,7 +39,7 @@ template <typename T>
 struct Conv2dWorkspace {
   using Buffer = std::vector<T, AlignedAllocator<T>>;
   std::vector<GemmWorkspace<T>> forward, weight_grad, input_grad;
-  std::vector<Buffer> wgrad, bgrad, dcols;  // backward: dW^T [K_g x C_out], db [C_out], W^T dy_i [K x P]
+  std::vector<Buffer> wgrad, bgrad, dcols;  // backward: dW [C_out x K_g], db [C_out], W^T dy_i [K x P]
   Buffer cols;                              // forward without kept columns (inference): one matrix per thread
 
   void ensure_threads(bool backward) {
@@ -133,12 +133,11 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     }
     if (depthwise) return;
     const T* ci = cols + i * k * p;
-    // Transposed: dW_t^T[kg x out] += cols_g[kg x p] dy_g^T[p x og], group g in columns [g*og, (g+1)*og).
-    // Eigen packs the left operand of its column-major product from cols' rows without a transpose, and only
-    // the small dy is packed transposed; dW = dW^T^T once per step below.
+    // dW_t,g[og x kg] += dy_g[og x p] cols_g^T[p x kg]: og = 50 rows cut into 5 tiles of 10 and kg = 675
+    // columns fill the micro-kernel's panels (computed as dW^T, the 50 columns wasted a fifth of a 2 x 32 panel).
     for (std::int64_t gi = 0; gi < groups; ++gi)
-      gemm(ws.weight_grad[t], false, true, kg, og, p, T(1), ci + gi * kg * p, p, dyi + gi * og * p, p, T(1),
-           ws.wgrad[t].data() + gi * og, out);
+      gemm(ws.weight_grad[t], false, true, og, kg, p, T(1), dyi + gi * og * p, p, ci + gi * kg * p, p, T(1),
+           ws.wgrad[t].data() + gi * og * kg, kg);
     if (dx) {
       // dcols_g[kg x p] = W_g^T[kg x og] dy_g[og x p], then scattered back onto the image.
       for (std::int64_t gi = 0; gi < groups; ++gi)
@@ -150,9 +149,8 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     }
   });
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {
-    const T* wt = ws.wgrad[t].data();  // [kg x out]
-    for (std::int64_t o = 0; o < out; ++o)
-      for (std::int64_t j = 0; j < kg; ++j) dw[o * kg + j] += wt[j * out + o];
+    const T* wt = ws.wgrad[t].data();  // [out x kg], as dW
+    for (std::int64_t j = 0; j < out * kg; ++j) dw[j] += wt[j];
     if (db) {
       const T* bt = ws.bgrad[t].data();
       for (std::int64_t j = 0; j < out; ++j) db[j] += bt[j];

@@ -66,7 +66,7 @@ void conv2d_depthwise_forward_image(T* y, const T* x, const T* w, const T* b, co
   });
 }
 
-// For one image: wgrad_t[tap * C_out + o] += sum dy * x (transposed, as conv2d_backward's per-thread buffers),
+// For one image: wgrad_t[o * taps + tap] += sum dy * x (dW's layout, as conv2d_backward's per-thread buffers),
 // and, when dx is not null, dx = the input gradient (overwritten).
 template <typename T>
 void conv2d_depthwise_backward_image(T* dx, T* wgrad_t, const T* dy, const T* x, const T* w,
@@ -79,7 +79,7 @@ void conv2d_depthwise_backward_image(T* dx, T* wgrad_t, const T* dy, const T* x,
     const T* xr = x + in_at;
     T acc = 0;
     for (std::int64_t ox = lo; ox < hi; ++ox) acc += dyr[ox] * xr[ox * sw + off];
-    wgrad_t[tap * out_channels + o] += acc;
+    wgrad_t[o * taps + tap] += acc;
     if (dx) {
       const T wv = w[o * taps + tap];
       T* dxr = dx + in_at;

@@ -13,15 +13,19 @@
 //                           threads_for(...) threads, one workspace each. Every element of C is computed by one
 //                           thread in a fixed order that does not depend on the split, so results repeat bit
 //                           for bit for any thread count.
-// The workspace path uses Eigen's internal general_matrix_matrix_product (stable across 3.3 and 3.4, the
-// signatures differ by one argument, handled below).
+// For float, the workspace paths run ember's own kernels (gemm_packed.hpp), chosen at run time for the CPU
+// (isa.hpp), so a build without -march still runs AVX-512 or AVX2 code; other types use Eigen's internal
+// general_matrix_matrix_product (stable across 3.3 and 3.4, the signatures differ by one argument, handled
+// below).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "ember/core/parallel.hpp"
+#include "ember/kernels/gemm_packed.hpp"
 
 namespace ember::kernels {
 
@@ -67,8 +71,10 @@ class GemmWorkspace {
     }
     return *blocking_;
   }
+  GemmPackBuffers& pack() { return pack_; }
 
  private:
+  GemmPackBuffers pack_;
   std::unique_ptr<Blocking> blocking_;
   std::int64_t rows_ = -1, cols_ = -1, depth_ = -1;
 };
@@ -146,6 +152,10 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
     }
   }
   if (k <= 0 || alpha == T(0)) return;
+  if constexpr (std::is_same_v<T, float>) {
+    gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    return;
+  }
   if (detail::gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
@@ -171,8 +181,11 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
   // Blocks start on the micro-kernel's panel boundaries (mr rows of Eigen's column-major view when splitting
   // C's columns, nr columns otherwise), so every element of C goes through the same kernel and the same sum
   // order whatever the thread count: results do not depend on the number of threads.
+  // For float (ember's kernels, whose results do not depend on the cut) the blocks are whole column panels of
+  // the active micro-kernel, or 16 rows: the same split in a default and a -march=native build.
   using Traits = Eigen::internal::gebp_traits<T, T>;
-  const std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
+  std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
+  if constexpr (std::is_same_v<T, float>) panel = split_n ? detail::gemm_kernel(active_isa()).nr : 16;
   const std::int64_t kAlign = (panel % 16 == 0 || 16 % panel == 0) ? std::max<std::int64_t>(panel, 16) : panel * 16;
   const int nt = std::min<int>(static_cast<int>(workspaces.size()),
                                threads_for((extent + kAlign - 1) / kAlign, 2.0 * static_cast<double>(

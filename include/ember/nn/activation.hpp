@@ -12,6 +12,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/activation.hpp"
+#include "ember/kernels/relu.hpp"
 #include "ember/kernels/softmax.hpp"
 #include "ember/nn/module.hpp"
 
@@ -29,12 +30,8 @@ class ReLUT : public ModuleT<T> {
     const T* in = x.data();
     T* y = out.data();
     std::uint8_t* m = mask_.data();
-    const std::int64_t n = x.numel();
-    for (std::int64_t i = 0; i < n; ++i) {
-      const bool pos = !(in[i] <= T(0));  // NaN passes through, as torch.relu (and its gradient, as threshold_backward)
-      m[i] = static_cast<std::uint8_t>(pos);
-      y[i] = pos ? in[i] : T(0);
-    }
+    // NaN passes through, as torch.relu (and its gradient, as threshold_backward).
+    kernels::relu_mask_forward(in, y, m, x.numel());
     has_forward_ = true;
   }
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
@@ -45,8 +42,7 @@ class ReLUT : public ModuleT<T> {
     const std::uint8_t* m = mask_.data();
     const T* g = grad_out.data();
     T* d = grad_in->data();
-    const std::int64_t n = grad_out.numel();
-    for (std::int64_t i = 0; i < n; ++i) d[i] = m[i] ? g[i] : T(0);
+    kernels::relu_mask_backward(g, m, d, grad_out.numel());
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());

@@ -1,0 +1,154 @@
+#pragma once
+// The AVX-512 GEMM kernels (float), compiled into every build through target attributes; isa.hpp decides at run
+// time whether they run. Layouts and the contract of each kernel are in gemm_packed.hpp.
+//
+// tile: a rows x 32 block of C (rows <= 12) from packed A ([kc][rows]) and a B panel (row p at pb + p*bstride,
+// 32 floats, readable in full). 24 accumulators, two B vectors and the broadcast A value fill 27 of the 32 zmm
+// registers, and each step issues 24 FMAs against 2 loads plus 12 broadcasts, so the FMA pipes are the limit.
+// Every C element is one chain of FMAs over p from zero, added to C once (times alpha): the same arithmetic
+// whatever the tile's row count, so results do not depend on how C is cut.
+#include <cstdint>
+
+#include "ember/kernels/isa.hpp"
+
+#if EMBER_X86_KERNELS
+#include <immintrin.h>
+
+namespace ember::kernels::avx512 {
+
+constexpr int kMr = 12, kNr = 32;
+
+// Horizontal sum in a fixed order.
+EMBER_TARGET_AVX512 inline float hsum(__m512 v) {
+  // The maskz forms: the plain ones start from _mm512_undefined_ps(), which GCC 12 flags under -Wall.
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xFFFF, v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xFFFF, v, v, 0xB1));
+  __m128 s = _mm512_maskz_extractf32x4_ps(0xF, v, 0);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int R>
+EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
+                              std::int64_t ldc, int cols, float alpha) {
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(pa[r]);
+      acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+    }
+    pa += R;
+    pb += bstride;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
+  const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1u);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(va, acc0[r], _mm512_maskz_loadu_ps(m0, cr)));
+    if (m1) _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(va, acc1[r], _mm512_maskz_loadu_ps(m1, cr + 16)));
+  }
+}
+
+EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
+                                          std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha) {
+  switch (rows) {
+    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+  }
+}
+
+// C[M x n] += alpha A B^T for M <= 8 rows, A [M x k] and B [n x k] row-major: dot products along k, two columns
+// of C at a time so each A load feeds two FMAs. B is streamed once, unpacked.
+template <int M>
+EMBER_TARGET_AVX512 void dots(std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda,
+                              const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+  const std::int64_t full = k / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k - full)) - 1u);
+  std::int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const float* b0 = b + j * ldb;
+    const float* b1 = b0 + ldb;
+    __m512 s0[M], s1[M];
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+    for (std::int64_t p = 0; p < full; p += 16) {
+      const __m512 v0 = _mm512_loadu_ps(b0 + p), v1 = _mm512_loadu_ps(b1 + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        const __m512 av = _mm512_loadu_ps(a + i * lda + p);
+        s0[i] = _mm512_fmadd_ps(av, v0, s0[i]);
+        s1[i] = _mm512_fmadd_ps(av, v1, s1[i]);
+      }
+    }
+    if (tail) {
+      const __m512 v0 = _mm512_maskz_loadu_ps(tail, b0 + full), v1 = _mm512_maskz_loadu_ps(tail, b1 + full);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) {
+        const __m512 av = _mm512_maskz_loadu_ps(tail, a + i * lda + full);
+        s0[i] = _mm512_fmadd_ps(av, v0, s0[i]);
+        s1[i] = _mm512_fmadd_ps(av, v1, s1[i]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      c[i * ldc + j] += alpha * hsum(s0[i]);
+      c[i * ldc + j + 1] += alpha * hsum(s1[i]);
+    }
+  }
+  for (; j < n; ++j) {
+    const float* b0 = b + j * ldb;
+    __m512 s0[M];
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) s0[i] = _mm512_setzero_ps();
+    for (std::int64_t p = 0; p < full; p += 16) {
+      const __m512 v0 = _mm512_loadu_ps(b0 + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i) s0[i] = _mm512_fmadd_ps(_mm512_loadu_ps(a + i * lda + p), v0, s0[i]);
+    }
+    if (tail) {
+      const __m512 v0 = _mm512_maskz_loadu_ps(tail, b0 + full);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i)
+        s0[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + i * lda + full), v0, s0[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) c[i * ldc + j] += alpha * hsum(s0[i]);
+  }
+}
+
+EMBER_TARGET_AVX512 inline void dots_rows(int m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                                          std::int64_t lda, const float* b, std::int64_t ldb, float* c,
+                                          std::int64_t ldc) {
+  switch (m) {
+    case 1: dots<1>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 2: dots<2>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 3: dots<3>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 4: dots<4>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 5: dots<5>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 6: dots<6>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    case 7: dots<7>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+    default: dots<8>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
+  }
+}
+
+}  // namespace ember::kernels::avx512
+
+#endif

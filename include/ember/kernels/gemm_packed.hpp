@@ -1,0 +1,154 @@
+#pragma once
+// ember's own single-threaded float GEMM: C[m x n] += alpha op(A) op(B), every buffer row-major with row strides
+// lda, ldb, ldc. gemm.hpp sends float products here; the kernels run on the instruction set isa.hpp picks.
+//
+// Blocking (as in the BLIS papers): for each kc-deep slice of the product, op(B) is packed into panels of nr
+// columns ([kc][nr], zero-padded), then for each block of up to mc rows op(A) is packed into tiles of at most mr
+// rows ([kc][rows]); the micro-kernel (gemm_avx512.hpp, gemm_avx2.hpp, gemm_portable.hpp) computes one tile of C
+// against one panel, panels outer so a panel stays in L1 while the tiles stream past. The rows of a block are
+// cut into equal tiles (50 rows into 5 of 10 with mr = 12), so no tile runs nearly empty.
+// When m is small (kDirectRows) and op(B) is B itself, B's rows are read in place (each panel serves a few
+// tiles from L1); the last, partial panel is still packed, so no kernel reads past a row.
+// A B^T with m <= 8 (a small batch through a Linear layer) runs as dot products over the unpacked operands:
+// packing the weight would cost as much as the product.
+//
+// Results: every element of C is one FMA chain over each kc slice, added to C once per slice; the slices and
+// the kernel depend only on (m, k, transposes, instruction set), not on which columns or tile an element is in,
+// so splitting C's columns over threads changes nothing.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "ember/core/tensor.hpp"
+#include "ember/kernels/gemm_avx2.hpp"
+#include "ember/kernels/gemm_avx512.hpp"
+#include "ember/kernels/gemm_portable.hpp"
+#include "ember/kernels/isa.hpp"
+
+namespace ember::kernels {
+
+// Packing buffers of the float kernels, kept across calls (grown, never shrunk).
+struct GemmPackBuffers {
+  std::vector<float, AlignedAllocator<float>> a, b;
+};
+
+namespace detail {
+
+struct GemmKernel {
+  int mr, nr;
+  std::int64_t kc, mc, nc;
+  void (*tile)(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
+               std::int64_t ldc, int cols, float alpha);
+  void (*dots)(int m, std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
+               std::int64_t ldb, float* c, std::int64_t ldc);
+  void (*transpose)(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols, float* dst,
+                    std::int64_t dst_stride);
+};
+
+// kc: a B panel (kc x nr) in L1 with room for the A tile; mc x kc of A in L2; nc bounds the packed B slice.
+inline GemmKernel gemm_kernel(Isa isa) {
+#if EMBER_X86_KERNELS
+  if (isa == Isa::avx512)
+    return {avx512::kMr, avx512::kNr, 256, 240, 2048, avx512::tile_rows, avx512::dots_rows, avx2::transpose_block};
+  if (isa == Isa::avx2)
+    return {avx2::kMr, avx2::kNr, 256, 240, 2048, avx2::tile_rows, avx2::dots_rows, avx2::transpose_block};
+#endif
+  (void)isa;
+  return {portable::kMr, portable::kNr,      256, 240, 2048, portable::tile_rows, portable::dots_rows,
+          portable::transpose_block};
+}
+
+// Tile t of `tiles` over `rows` rows starts at tile_start(rows, tiles, t).
+inline std::int64_t tile_start(std::int64_t rows, std::int64_t tiles, std::int64_t t) { return rows * t / tiles; }
+
+// op(A)[i0 .. i0+mb) x [p0 .. p0+kb) into `tiles` tiles, tile t at dst + start_t * kb as [kb][rows_t].
+inline void pack_a(const GemmKernel& kern, bool trans, const float* a, std::int64_t lda, std::int64_t i0, std::int64_t mb, std::int64_t p0,
+                   std::int64_t kb, std::int64_t tiles, float* dst) {
+  for (std::int64_t t = 0; t < tiles; ++t) {
+    const std::int64_t r0 = tile_start(mb, tiles, t), rows = tile_start(mb, tiles, t + 1) - r0;
+    float* d = dst + r0 * kb;
+    if (trans) {
+      for (std::int64_t p = 0; p < kb; ++p) {
+        const float* s = a + (p0 + p) * lda + i0 + r0;
+        for (std::int64_t r = 0; r < rows; ++r) d[p * rows + r] = s[r];
+      }
+    } else {
+      kern.transpose(a + (i0 + r0) * lda + p0, lda, rows, kb, d, rows);
+    }
+  }
+}
+
+// op(B)[p0 .. p0+kb) x [j0 + first*nr .. j0+nb) as panels of nr columns, panel q at dst + q * kb * nr.
+inline void pack_b(const GemmKernel& kern, bool trans, const float* b, std::int64_t ldb, std::int64_t p0, std::int64_t kb, std::int64_t j0,
+                   std::int64_t nb, std::int64_t nr, std::int64_t first, float* dst) {
+  const std::int64_t panels = (nb + nr - 1) / nr;
+  for (std::int64_t q = first; q < panels; ++q) {
+    const std::int64_t c0 = j0 + q * nr, cols = std::min(nr, nb - q * nr);
+    float* d = dst + q * kb * nr;
+    if (trans) {
+      if (cols < nr)
+        for (std::int64_t p = 0; p < kb; ++p) std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
+      kern.transpose(b + c0 * ldb + p0, ldb, cols, kb, d, nr);
+    } else {
+      for (std::int64_t p = 0; p < kb; ++p) {
+        const float* s = b + (p0 + p) * ldb + c0;
+        std::copy(s, s + cols, d + p * nr);
+        std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
+      }
+    }
+  }
+}
+
+template <class Buffer>
+float* grown(Buffer& buf, std::int64_t size) {
+  if (buf.size() < static_cast<std::size_t>(size)) buf.resize(static_cast<std::size_t>(size));
+  return buf.data();
+}
+
+}  // namespace detail
+
+// Up to this many rows, B's panels are read in place when op(B) = B: each panel is then reused by a few tiles
+// only (from L1), and the copy would cost as much as those reads.
+constexpr std::int64_t kDirectRows = 64;
+
+// C += alpha op(A) op(B) on the active instruction set (beta is the caller's business).
+inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                        std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
+                        std::int64_t ldb, float* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  const detail::GemmKernel kern = detail::gemm_kernel(active_isa());
+  if (!trans_a && trans_b && m <= 8) {
+    kern.dots(static_cast<int>(m), n, k, alpha, a, lda, b, ldb, c, ldc);
+    return;
+  }
+  const std::int64_t nr = kern.nr;
+  const bool direct_b = !trans_b && m <= kDirectRows;
+  for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
+    const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
+    for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
+      const std::int64_t kb = std::min(kern.kc, k - pc);
+      float* pb = detail::grown(ws.b, panels * kb * nr);
+      // Read in place, every panel but a partial last one needs no copy.
+      const std::int64_t first = direct_b ? nb / nr : 0;
+      detail::pack_b(kern, trans_b, b, ldb, pc, kb, jc, nb, nr, first, pb);
+      for (std::int64_t ic = 0; ic < m; ic += kern.mc) {
+        const std::int64_t mb = std::min(kern.mc, m - ic), tiles = (mb + kern.mr - 1) / kern.mr;
+        float* pa = detail::grown(ws.a, mb * kb);
+        detail::pack_a(kern, trans_a, a, lda, ic, mb, pc, kb, tiles, pa);
+        for (std::int64_t q = 0; q < panels; ++q) {
+          const int cols = static_cast<int>(std::min(nr, nb - q * nr));
+          const bool in_place = q < first;
+          const float* panel = in_place ? b + pc * ldb + jc + q * nr : pb + q * kb * nr;
+          const std::int64_t bstride = in_place ? ldb : nr;
+          for (std::int64_t t = 0; t < tiles; ++t) {
+            const std::int64_t r0 = detail::tile_start(mb, tiles, t);
+            const int rows = static_cast<int>(detail::tile_start(mb, tiles, t + 1) - r0);
+            kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace ember::kernels
