@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <ember/data/idx.hpp>
 #include <ember/data/image_folder.hpp>
 #include <ember/data/split.hpp>
+#include <ember/data/transforms_color.hpp>
 #include <ember/io/image.hpp>
 #include <ember/data/transforms.hpp>
 #include <filesystem>
@@ -1029,3 +1031,124 @@ TEST_CASE("ImageFolder: corrupt files named with their path (error or skip), emp
 }
 
 }  // namespace bad_input
+
+// ---------------------------------------------------------------------------------------------------- Photographs
+
+namespace {
+
+// tests/fixtures/transforms_color.txt (make_color_fixtures.py: torchvision's formulas with torch, and PIL).
+const Tensor& color_golden(const std::string& name) {
+  static const std::map<std::string, Tensor> table = [] {
+    std::map<std::string, Tensor> out;
+    for (const auto& [n, t] : fixture::load("transforms_color.txt")) out.emplace(n, t.cast<float>());
+    return out;
+  }();
+  const auto it = table.find(name);
+  REQUIRE_MESSAGE(it != table.end(), "no golden " << name);
+  return it->second;
+}
+
+}  // namespace
+
+TEST_CASE("antialiased resize and resized_crop match torch's F.interpolate(antialias=True) and PIL") {
+  const Tensor& rgb = color_golden("rgb");
+  const Tensor& gray = color_golden("gray");
+  float worst = 0.0f;
+  for (const auto& [h, w] : std::vector<std::pair<int, int>>{{5, 4}, {3, 7}, {13, 5}, {16, 14}}) {
+    const Tensor got = ember::kernels::resize_antialias(rgb, h, w);
+    worst = std::max(worst, max_abs_diff(got, color_golden("resize_aa_rgb_" + std::to_string(h) + "x" + std::to_string(w))));
+    Tensor via_transform = rgb;
+    Generator gen(1);
+    data::Resize(h, w, data::Interpolation::Bilinear, true)(via_transform, gen);
+    CHECK(via_transform == got);
+  }
+  for (const auto& [h, w] : std::vector<std::pair<int, int>>{{4, 5}, {9, 3}})
+    worst = std::max(worst, max_abs_diff(ember::kernels::resize_antialias(gray, h, w),
+                                         color_golden("resize_aa_gray_" + std::to_string(h) + "x" + std::to_string(w))));
+  const std::vector<std::array<int, 6>> crops = {{2, 1, 9, 8, 4, 4}, {0, 3, 13, 6, 7, 9}, {5, 0, 4, 11, 3, 3}};
+  for (const auto& c : crops) {
+    std::string name = "resized_crop";
+    for (int k = 0; k < 4; ++k) name += "_" + std::to_string(c[static_cast<std::size_t>(k)]);
+    name += "_" + std::to_string(c[4]) + "x" + std::to_string(c[5]);
+    worst = std::max(worst, max_abs_diff(data::resized_crop(rgb, c[0], c[1], c[2], c[3], c[4], c[5]), color_golden(name)));
+  }
+  MESSAGE("largest antialiased resize difference from torch: " << worst);
+  CHECK(worst < 1e-3f);
+}
+
+TEST_CASE("brightness, contrast and saturation match torchvision's formulas (0..255, bound 255)") {
+  const Tensor& rgb = color_golden("rgb");
+  const Tensor& gray = color_golden("gray");
+  float worst = 0.0f;
+  for (const auto& [f, tag] : std::vector<std::pair<float, std::string>>{{0.4f, "0p4"}, {1.7f, "1p7"}}) {
+    Tensor b = rgb, c = rgb, s = rgb, g = gray, g2 = gray;
+    data::adjust_brightness(b, f);
+    data::adjust_contrast(c, f);
+    data::adjust_saturation(s, f);
+    data::adjust_contrast(g, f);
+    data::adjust_saturation(g2, f);
+    worst = std::max({worst, max_abs_diff(b, color_golden("brightness_" + tag)),
+                      max_abs_diff(c, color_golden("contrast_" + tag)), max_abs_diff(s, color_golden("saturation_" + tag)),
+                      max_abs_diff(g, color_golden("contrast_gray_" + tag))});
+    CHECK(g2 == gray);  // one channel: nothing to saturate, as torchvision
+  }
+  MESSAGE("largest colour adjustment difference from torchvision's formulas: " << worst);
+  CHECK(worst < 2e-3f);
+}
+
+TEST_CASE("RandomResizedCrop and ColorJitter: seeded, torchvision's parameter ranges, random order per call") {
+  const Tensor& rgb = color_golden("rgb");  // 3 x 13 x 11
+  const data::RandomResizedCrop rrc(8, 6, {0.3, 0.6}, {0.5, 2.0});
+  Generator g1(4), g2(4);
+  for (int k = 0; k < 50; ++k) {
+    const auto win = rrc.window(13, 11, g1);
+    CHECK(win[2] >= 1);
+    CHECK(win[0] + win[2] <= 13);
+    CHECK(win[1] + win[3] <= 11);
+    const double area = double(win[2] * win[3]) / (13.0 * 11.0);
+    CHECK(area > 0.2);  // 0.3..0.6 before rounding the sides
+    CHECK(area < 0.75);
+  }
+  Tensor a = rgb, b = rgb;
+  rrc(a, g2);
+  CHECK(a.shape() == Shape{3, 8, 6});
+  Generator g3(4);
+  const auto win = rrc.window(13, 11, g3);
+  CHECK(a == data::resized_crop(rgb, win[0], win[1], win[2], win[3], 8, 6));
+  // No window can fit a thin image with ratio in [3/4, 4/3]: the centre crop of the clamped ratio.
+  Generator g4(1);
+  CHECK(data::RandomResizedCrop(4, 4).window(1, 400, g4) == std::array<std::int64_t, 4>{0, 199, 1, 1});
+
+  // ColorJitter: draws a permutation, then the enabled factors; one of the six orders each call.
+  const data::ColorJitter jitter(0.5f, 0.5f, 0.5f);
+  std::set<std::vector<float>> outcomes;
+  Generator gj(9), gk(9);
+  for (int k = 0; k < 30; ++k) {
+    Tensor x = rgb;
+    jitter(x, gj);
+    CHECK(std::all_of(x.begin(), x.end(), [](float v) { return v >= 0.0f && v <= 255.0f; }));
+    // Redo the call by hand from the same generator state.
+    std::array<int, 3> order = {0, 1, 2};
+    gk.shuffle(order.begin(), order.end());
+    float f[3];
+    for (float& v : f) v = static_cast<float>(gk.uniform(0.5, 1.5));
+    Tensor y = rgb;
+    for (int o : order) {
+      if (o == 0) data::adjust_brightness(y, f[0]);
+      if (o == 1) data::adjust_contrast(y, f[1]);
+      if (o == 2) data::adjust_saturation(y, f[2]);
+    }
+    CHECK(x == y);
+    outcomes.insert(std::vector<float>(order.begin(), order.end()));
+  }
+  CHECK(outcomes.size() == 6);
+  Tensor unchanged = rgb;
+  Generator gz(3);
+  data::ColorJitter()(unchanged, gz);
+  CHECK(unchanged == rgb);
+  CHECK_THROWS_AS(data::ColorJitter(-0.1f), std::invalid_argument);
+  CHECK_THROWS_AS(data::RandomResizedCrop(4, 4, {0.5, 0.1}), std::invalid_argument);
+  CHECK_THROWS_AS(data::resized_crop(rgb, 10, 0, 5, 5, 4, 4), std::invalid_argument);
+  Tensor two({2, 3, 3});
+  CHECK_THROWS_AS(jitter(two, gz), ember::shape_error);
+}
