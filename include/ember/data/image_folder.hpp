@@ -125,13 +125,14 @@ class ImageFolder {
     return t;
   }
 
-  // Decodes one file as the data set does (channels, size, fit mode). Throws io_error / format_error.
-  void decode(const std::string& path, Tensor& out) const {
+  // Decodes one file as an ImageFolder with `options` does (channels, size, fit mode, EXIF, limits): for
+  // predicting on new images exactly as in training. Throws io_error / format_error naming the file.
+  static void decode_file(const std::string& path, const ImageFolderOptions& options, Tensor& out) {
     std::vector<unsigned char> bytes = read_file(path);
-    const Tensor img = format::decode_image(bytes, path, options_.channels, options_.limits, options_.exif);
-    const std::int64_t h = img.size(1), w = img.size(2), oh = options_.height, ow = options_.width;
-    if (options_.fit == FitMode::Stretch) {
-      resize(img, out, oh, ow);
+    const Tensor img = format::decode_image(bytes, path, options.channels, options.limits, options.exif);
+    const std::int64_t h = img.size(1), w = img.size(2), oh = options.height, ow = options.width;
+    if (options.fit == FitMode::Stretch) {
+      resize(img, out, oh, ow, options.antialias);
       return;
     }
     // The scale at which the image just covers oh x ow; the covering side keeps its size exactly and the other
@@ -145,9 +146,10 @@ class ImageFolder {
       rh = std::max(oh, static_cast<std::int64_t>(static_cast<double>(ow * h) / static_cast<double>(w)));
     }
     thread_local Tensor resized;
-    resize(img, resized, rh, rw);
+    resize(img, resized, rh, rw, options.antialias);
     center_crop_into(resized, out, oh, ow);
   }
+  void decode(const std::string& path, Tensor& out) const { decode_file(path, options_, out); }
 
  private:
   struct Cache {
@@ -155,10 +157,10 @@ class ImageFolder {
     std::vector<Tensor> images;
   };
 
-  void resize(const Tensor& img, Tensor& out, std::int64_t oh, std::int64_t ow) const {
+  static void resize(const Tensor& img, Tensor& out, std::int64_t oh, std::int64_t ow, bool antialias) {
     if (img.size(1) == oh && img.size(2) == ow)
       out.assign(img);
-    else if (options_.antialias)
+    else if (antialias)
       kernels::resize_antialias_into(img, out, oh, ow);
     else
       kernels::resize_into(img, out, oh, ow);
