@@ -129,7 +129,7 @@ BENCHMARK(BM_FolderJpeg256PerWorker)->ArgName("augment")->Arg(0)->Arg(1)->Unit(b
 // Whole epochs of the DataLoader (batch 32, shuffled, augmented) with `workers` threads, nothing training.
 void BM_FolderLoaderEpoch(benchmark::State& state) {
   const data::ImageFolder folder(jpeg_folder(), folder_options_64());
-  data::DataLoader loader(folder, {32, true, false, 1, true, state.range(0)}, augment_64());
+  data::DataLoader loader(folder, {32, true, false, 1, true, {}, state.range(0)}, augment_64());
   for (auto _ : state)
     for (const auto& b : loader) benchmark::DoNotOptimize(b.input.data());
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * folder.size());

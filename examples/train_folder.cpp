@@ -173,8 +173,8 @@ int run_training(const Options& o) {
   if (o.augment)
     train_tf = data::Compose{data::RandomResizedCrop(o.size, o.size, {0.6, 1.0}), data::RandomHorizontalFlip(),
                              data::ColorJitter(0.2f, 0.2f, 0.2f), normalize};
-  data::DataLoader train_loader(train_set, {a.batch_size, true, false, a.seed, true, o.workers}, train_tf);
-  data::DataLoader val_loader(val_set, {256, false, false, a.seed, true, o.workers}, normalize);
+  data::DataLoader train_loader(train_set, {a.batch_size, true, false, a.seed, true, {}, o.workers}, train_tf);
+  data::DataLoader val_loader(val_set, {256, false, false, a.seed, true, {}, o.workers}, normalize);
   TimedLoader<decltype(train_loader)> timed{train_loader};
 
   const bool softmax_head = a.head == "softmax";

@@ -522,7 +522,7 @@ struct EpochRecord {
   bool operator==(const EpochRecord& o) const { return indices == o.indices && targets == o.targets && inputs == o.inputs; }
 };
 
-EpochRecord run_epoch(data::DataLoader<>& loader) {
+EpochRecord run_epoch(data::DataLoader& loader) {
   EpochRecord r;
   for (const data::Batch& b : loader) {
     r.indices.push_back(b.indices);
@@ -678,7 +678,7 @@ TEST_CASE("num_workers: the same batches, bit for bit, for any number of workers
   const EpochRecord r1 = run_epoch(reference), r2 = run_epoch(reference);
   for (std::int64_t workers : {1, 2, 3, 7}) {
     CAPTURE(workers);
-    data::DataLoader loader(textured, {4, true, false, 3, true, workers}, augment);
+    data::DataLoader loader(textured, {4, true, false, 3, true, {}, workers}, augment);
     CHECK(run_epoch(loader) == r1);
     CHECK(run_epoch(loader) == r2);
     int taken = 0;  // an early break, then a fresh epoch: no hang, nothing shifted
@@ -690,7 +690,7 @@ TEST_CASE("num_workers: the same batches, bit for bit, for any number of workers
     CHECK(run_epoch(loader) == r2);
   }
   {
-    data::DataLoader dropped(textured, {4, true, false, 3, true, 3}, augment);
+    data::DataLoader dropped(textured, {4, true, false, 3, true, {}, 3}, augment);
     CHECK(dropped.begin()->size() == 4);
   }  // destroyed mid-epoch with three workers: joins, no hang
 }
@@ -702,7 +702,7 @@ TEST_CASE("num_workers: an exception in any worker reaches the consumer at its b
   };
   for (std::int64_t workers : {1, 2, 4}) {
     CAPTURE(workers);
-    data::DataLoader loader(d, {4, false, false, 0, true, workers}, failing);
+    data::DataLoader loader(d, {4, false, false, 0, true, {}, workers}, failing);
     std::int64_t delivered = 0;
     std::string what;
     try {
@@ -731,42 +731,57 @@ struct Generated {
 
 }  // namespace
 
-TEST_CASE("DataLoader over any data set type: its target type comes from the data set; a sampler hook") {
+TEST_CASE("DataLoaderT over any data set type: its target type comes from the data set; the sampler hook") {
   const Generated g{10};
-  data::DataLoader loader(g, {4, false, false, 0, true, 2});
-  static_assert(std::is_same_v<decltype(loader), data::DataLoader<Generated>>);
+  data::DataLoaderT<float> loader(g, {4, false, false, 0, true, {}, 2});
+  CHECK(loader.dataset().size() == 10);
+  CHECK(loader.dataset().num_classes == 0);
   std::vector<float> targets;
-  for (const auto& b : loader) {
-    static_assert(std::is_same_v<decltype(b.target), std::vector<float>>);
+  for (const data::BatchT<float>& b : loader) {
     for (std::int64_t k = 0; k < b.size(); ++k) {
       CHECK(b.input.at({k, 0, 1, 1}) == float(b.indices[static_cast<std::size_t>(k)]));
       targets.push_back(b.target[static_cast<std::size_t>(k)]);
     }
   }
   CHECK(targets == std::vector<float>{0, 0.5f, 1, 1.5f, 2, 2.5f, 3, 3.5f, 4, 4.5f});
+  static_assert(!std::is_constructible_v<data::DataLoader, const Generated&>, "float targets need DataLoaderT<float>");
+  static_assert(!std::is_constructible_v<data::DataLoader, data::Dataset&&>, "a temporary data set would dangle");
 
-  // The sampler replaces the loader's order (here: every other sample, reversed on odd epochs).
-  data::DataLoader shuffled(g, {2, true, false, 8});
-  CHECK(shuffled.permutation(3) == shuffled.permutation(3));
-  CHECK(shuffled.permutation(3) != shuffled.permutation(4));
-  shuffled.set_sampler([](std::int64_t epoch) {
-    std::vector<std::int64_t> o = {0, 2, 4, 6, 8};
-    if (epoch % 2) std::reverse(o.begin(), o.end());
-    return o;
-  }, 5);
-  CHECK(shuffled.size() == 3);
-  std::vector<std::int64_t> seen;
-  for (const auto& b : shuffled) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
-  CHECK(seen == std::vector<std::int64_t>{0, 2, 4, 6, 8});
-  CHECK(shuffled.order() == seen);
-  seen.clear();
-  for (const auto& b : shuffled) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
-  CHECK(seen == std::vector<std::int64_t>{8, 6, 4, 2, 0});
-  shuffled.set_sampler([](std::int64_t) { return std::vector<std::int64_t>{1, 2}; }, 5);
-  CHECK_THROWS_AS(shuffled.begin(), std::invalid_argument);
-  shuffled.set_sampler([](std::int64_t) { return std::vector<std::int64_t>{1, 2, 3, 4, 10}; }, 5);
-  CHECK_THROWS_AS(shuffled.begin(), std::out_of_range);
-  CHECK_THROWS_AS(data::DataLoader(g, {2, false, false, 0, true, -1}), std::invalid_argument);
+  // The sampler selects from the epoch's permutation (here: its entries at even positions, reversed on odd
+  // epochs), as a distributed sampler takes a rank's share.
+  const data::Dataset d = counting_dataset(10);
+  data::DataLoaderOptions o{2, true, false, 8};
+  o.sampler.size = [](std::int64_t n) { return n / 2; };
+  o.sampler.select = [](std::int64_t epoch, std::vector<std::int64_t>& order) {
+    std::vector<std::int64_t> mine;
+    for (std::size_t i = 0; i < order.size(); i += 2) mine.push_back(order[i]);
+    if (epoch % 2) std::reverse(mine.begin(), mine.end());
+    order = mine;
+  };
+  data::DataLoader sampled(d, o);
+  CHECK(sampled.permutation(3) == sampled.permutation(3));
+  CHECK(sampled.permutation(3) != sampled.permutation(4));
+  CHECK(sampled.size() == 3);
+  for (std::int64_t epoch = 0; epoch < 2; ++epoch) {
+    std::vector<std::int64_t> want;
+    const std::vector<std::int64_t> perm = sampled.permutation(epoch);
+    for (std::size_t i = 0; i < perm.size(); i += 2) want.push_back(perm[i]);
+    if (epoch % 2) std::reverse(want.begin(), want.end());
+    std::vector<std::int64_t> seen;
+    for (const auto& b : sampled) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+    CHECK(seen == want);
+    CHECK(sampled.order() == want);
+  }
+  o.sampler.size = [](std::int64_t) { return 4; };
+  data::DataLoader lying(d, o);
+  CHECK_THROWS_AS(lying.begin(), std::logic_error);
+  o.sampler.size = [](std::int64_t) { return 1; };
+  o.sampler.select = [](std::int64_t, std::vector<std::int64_t>& order) { order = {10}; };
+  data::DataLoader outside(d, o);
+  CHECK_THROWS_AS(outside.begin(), std::out_of_range);
+  data::DataLoaderOptions negative;
+  negative.num_workers = -1;
+  CHECK_THROWS_AS(data::DataLoader(d, negative), std::invalid_argument);
 }
 
 TEST_CASE("readers quote file bytes escaped: a NUL or binary byte never cuts a message short") {
@@ -937,8 +952,8 @@ TEST_CASE("ImageFolder in a DataLoader: any number of workers, cached or not, gi
   CHECK(r.first[0].shape() == Shape{4, 3, 8, 8});
   for (std::int64_t workers : {0, 1, 2, 3}) {
     CAPTURE(workers);
-    data::DataLoader a(plain, {4, true, false, 11, true, workers}, augment);
-    data::DataLoader b(cached, {4, true, false, 11, true, workers}, augment);
+    data::DataLoader a(plain, {4, true, false, 11, true, {}, workers}, augment);
+    data::DataLoader b(cached, {4, true, false, 11, true, {}, workers}, augment);
     CHECK(epoch_of(a) == r);
     CHECK(epoch_of(b) == r);
     b.set_epoch(0);
@@ -967,7 +982,7 @@ TEST_CASE("stratified_split: each class keeps its share, seeded; Subset iterates
   const data::Subset train(d, ds.train);
   CHECK(train.size() == 15);
   CHECK(train.histogram() == std::vector<std::int64_t>{5, 5, 5});
-  data::DataLoader loader(train, {4, true, false, 1, true, 2});
+  data::DataLoader loader(train, {4, true, false, 1, true, {}, 2});
   std::int64_t seen = 0;
   for (const auto& b : loader)
     for (std::int64_t k = 0; k < b.size(); ++k) {
@@ -986,7 +1001,7 @@ TEST_CASE("ImageFolder: corrupt files named with their path (error or skip), emp
   write_file((fs::path(root) / "b_cls/broken.png").string(), std::string("\x89PNG\r\n\x1a\nnot really"));
   const data::ImageFolder lazy(root, folder_options(3, 8, 8));
   CHECK(lazy.size() == 7);
-  data::DataLoader loader(lazy, {2, false, false, 0, true, 2});
+  data::DataLoader loader(lazy, {2, false, false, 0, true, {}, 2});
   const std::string msg = message_of<ember::format_error>([&] {
     for (const auto& b : loader) (void)b;
   });
@@ -997,7 +1012,7 @@ TEST_CASE("ImageFolder: corrupt files named with their path (error or skip), emp
   CHECK(skipping.size() == 6);
   CHECK(skipping.skipped() == 1);
   CHECK(contains(skipping.skipped_files()[0], "broken.png"));
-  data::DataLoader fine(skipping, {2, false, false, 0, true, 2});
+  data::DataLoader fine(skipping, {2, false, false, 0, true, {}, 2});
   std::int64_t n = 0;
   for (const auto& b : fine) n += b.size();
   CHECK(n == 6);

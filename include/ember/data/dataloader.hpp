@@ -7,9 +7,11 @@
 //   std::int64_t size() const;                          samples
 //   void load(std::int64_t i, Tensor& image) const;     sample i as C x H x W into `image` (storage reused)
 //   target_type target(std::int64_t i) const;           its target
-// and optionally `using target_type = ...` (std::int64_t class labels when absent) and `void validate() const`.
-// load and target are called from several worker threads at once. data::Dataset (in memory) and
-// data::ImageFolder (decoded lazily, by the workers) are such types; so is data::Subset of either.
+// and optionally `using target_type = ...` (std::int64_t class labels when absent), `num_classes` and
+// `void validate() const`. load and target are called from several worker threads at once. data::Dataset (in
+// memory) and data::ImageFolder (decoded lazily, by the workers) are such types; so is data::Subset of either.
+// DataLoaderT<Target> takes any data set whose target_type is Target (the loader sees it through DataSource,
+// one virtual call per sample); DataLoader is DataLoaderT<std::int64_t>, the class-label loader.
 //
 // Determinism: epoch e's permutation comes from a Generator seeded with mix(seed, e), and batch b's transforms
 // draw from a Generator seeded with mix(seed, e, b). So a run repeats bit for bit for a seed, whether the
@@ -31,6 +33,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
@@ -49,12 +52,21 @@
 namespace ember {
 namespace data {
 
+// Which of an epoch's indices the loader uses, in which order: size(n) of them for a data set of n, made by
+// select(epoch, order) from the epoch's permutation (shuffled or not). A distributed sampler gives each
+// process its share this way. Empty: every index, in the permutation's order.
+struct IndexSampler {
+  std::function<std::int64_t(std::int64_t dataset_size)> size;
+  std::function<void(std::int64_t epoch, std::vector<std::int64_t>& order)> select;
+};
+
 struct DataLoaderOptions {
   std::int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
   std::uint64_t seed = 0;
-  bool prefetch = true;         // num_workers = 0: prepare the next batch on a background thread
+  bool prefetch = true;          // num_workers = 0: prepare the next batch on a background thread
+  IndexSampler sampler{};
   std::int64_t num_workers = 0;  // >= 1: threads preparing batches ahead (decoding, transforms)
 };
 
@@ -92,17 +104,44 @@ template <typename D, typename = void>
 struct has_validate : std::false_type {};
 template <typename D>
 struct has_validate<D, std::void_t<decltype(std::declval<const D&>().validate())>> : std::true_type {};
+template <typename D, typename = void>
+struct has_num_classes : std::false_type {};
+template <typename D>
+struct has_num_classes<D, std::void_t<decltype(std::int64_t{std::declval<const D&>().num_classes})>> : std::true_type {};
 }  // namespace detail
 
-template <typename D = Dataset>
-class DataLoader {
+// What a loader sees of a data set: its size, samples and targets, and num_classes (0 when it has none).
+template <typename Target>
+class DataSource {
  public:
-  using dataset_type = D;
-  using target_type = dataset_target_t<D>;
-  using batch_type = BatchT<target_type>;
-  // Each epoch's order of dataset indices, for a sampler of one's own (e.g. a rank's share in distributed
-  // training): called with the 0-based epoch number.
-  using Sampler = std::function<std::vector<std::int64_t>(std::int64_t epoch)>;
+  virtual ~DataSource() = default;
+  virtual std::int64_t size() const = 0;
+  virtual void load(std::int64_t i, Tensor& image) const = 0;
+  virtual Target target(std::int64_t i) const = 0;
+  std::int64_t num_classes = 0;
+};
+
+namespace detail {
+template <typename D, typename Target>
+class DataSourceOf final : public DataSource<Target> {
+ public:
+  explicit DataSourceOf(const D& d) : d_(d) {
+    if constexpr (has_num_classes<D>::value) this->num_classes = d.num_classes;
+  }
+  std::int64_t size() const override { return d_.size(); }
+  void load(std::int64_t i, Tensor& image) const override { d_.load(i, image); }
+  Target target(std::int64_t i) const override { return d_.target(i); }
+
+ private:
+  const D& d_;
+};
+}  // namespace detail
+
+template <typename Target = std::int64_t>
+class DataLoaderT {
+ public:
+  using target_type = Target;
+  using batch_type = BatchT<Target>;
 
   class Iterator {
    public:
@@ -124,36 +163,40 @@ class DataLoader {
     bool operator!=(const Iterator& o) const { return index_ != o.index_; }
 
    private:
-    friend class DataLoader;
-    Iterator(DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {}
-    DataLoader* loader_ = nullptr;
+    friend class DataLoaderT;
+    Iterator(DataLoaderT* loader, std::int64_t index) : loader_(loader), index_(index) {}
+    DataLoaderT* loader_ = nullptr;
     std::int64_t index_ = 0;
   };
 
-  DataLoader(const D& dataset, DataLoaderOptions options = {}, Transform transform = {})
-      : dataset_(dataset), options_(options), transform_(std::move(transform)) {
+  template <typename D, typename = std::enable_if_t<std::is_same_v<dataset_target_t<D>, Target>>>
+  DataLoaderT(const D& dataset, DataLoaderOptions options = {}, Transform transform = {})
+      : source_(std::make_unique<detail::DataSourceOf<D, Target>>(dataset)), dataset_(*source_),
+        options_(std::move(options)), transform_(std::move(transform)) {
     if (options_.batch_size < 1)
       throw std::invalid_argument("DataLoader: batch_size must be >= 1, got " + std::to_string(options_.batch_size));
     if (options_.num_workers < 0 || options_.num_workers > 256)
       throw std::invalid_argument("DataLoader: num_workers must lie in [0, 256], got " +
                                   std::to_string(options_.num_workers));
-    if constexpr (detail::has_validate<D>::value) dataset_.validate();
+    if constexpr (detail::has_validate<D>::value) dataset.validate();
     const std::size_t workers = static_cast<std::size_t>(std::max<std::int64_t>(options_.num_workers, 1));
     slots_.resize(2 * workers);
     ready_.assign(slots_.size(), -1);
     workers_.resize(workers);
   }
   // The loader keeps a reference: a temporary dataset would dangle.
-  DataLoader(D&&, DataLoaderOptions = {}, Transform = {}) = delete;
-  DataLoader(const DataLoader&) = delete;
-  DataLoader& operator=(const DataLoader&) = delete;
-  ~DataLoader() { stop(); }
+  template <typename D, typename = std::enable_if_t<!std::is_lvalue_reference_v<D>>>
+  DataLoaderT(D&&, DataLoaderOptions = {}, Transform = {}) = delete;
+  DataLoaderT(const DataLoaderT&) = delete;
+  DataLoaderT& operator=(const DataLoaderT&) = delete;
+  ~DataLoaderT() { stop(); }
 
   // Starts a new epoch (stopping one still running) and returns its first batch.
   Iterator begin() {
     stop();
     const std::int64_t epoch = epoch_++;
-    order_ = sampler_ ? sampler_(epoch) : permutation(epoch);
+    order_ = permutation(epoch);
+    if (options_.sampler.select) options_.sampler.select(epoch, order_);
     check_order();
     batch_seed_ = detail::mix_seed(detail::mix_seed(options_.seed, static_cast<std::uint64_t>(epoch)), 0x5eedull);
     const std::int64_t n = size();
@@ -200,18 +243,10 @@ class DataLoader {
     }
     return order;
   }
-  // Replaces the loader's order by `sampler`'s, which must give `samples_per_epoch` indices each epoch (an
-  // empty sampler goes back to the loader's own order). The batches' transforms stay seeded by (seed, epoch).
-  void set_sampler(Sampler sampler, std::int64_t samples_per_epoch) {
-    stop();
-    if (sampler && samples_per_epoch < 0)
-      throw std::invalid_argument("DataLoader::set_sampler: negative samples_per_epoch");
-    sampler_ = std::move(sampler);
-    sampler_samples_ = samples_per_epoch;
-  }
   // The order of the epoch started last (empty before the first).
   const std::vector<std::int64_t>& order() const noexcept { return order_; }
-  const D& dataset() const noexcept { return dataset_; }
+  // The data set as the loader sees it (size(), num_classes, samples).
+  const DataSource<Target>& dataset() const noexcept { return dataset_; }
   const DataLoaderOptions& options() const noexcept { return options_; }
 
   // Stops and joins the worker threads, if any (also done by begin() and the destructor).
@@ -236,14 +271,17 @@ class DataLoader {
   };
 
   bool threaded() const { return options_.num_workers > 0 || options_.prefetch; }
-  std::int64_t samples_per_epoch() const { return sampler_ ? sampler_samples_ : dataset_.size(); }
+  // Indices per epoch: the data set's, or the sampler's share of them.
+  std::int64_t samples_per_epoch() const {
+    return options_.sampler.size ? options_.sampler.size(dataset_.size()) : dataset_.size();
+  }
   const batch_type& slot(std::int64_t b) const { return slots_[static_cast<std::size_t>(b) % slots_.size()]; }
 
   void check_order() const {
     const std::int64_t want = samples_per_epoch(), n = dataset_.size();
     if (static_cast<std::int64_t>(order_.size()) != want)
-      throw std::invalid_argument("DataLoader: the sampler gave " + std::to_string(order_.size()) +
-                                  " indices, expected " + std::to_string(want));
+      throw std::logic_error("DataLoader: the sampler selected " + std::to_string(order_.size()) +
+                             " indices, but its size() said " + std::to_string(want));
     for (std::int64_t i : order_)
       if (i < 0 || i >= n)
         throw std::out_of_range("DataLoader: the sampler gave index " + std::to_string(i) + ", outside [0, " +
@@ -344,11 +382,10 @@ class DataLoader {
       stop();
   }
 
-  const D& dataset_;
+  std::unique_ptr<DataSource<Target>> source_;
+  const DataSource<Target>& dataset_;
   DataLoaderOptions options_;
   Transform transform_;
-  Sampler sampler_;
-  std::int64_t sampler_samples_ = 0;
   std::vector<std::int64_t> order_;
   std::int64_t epoch_ = 0;
   std::uint64_t batch_seed_ = 0;
@@ -363,8 +400,8 @@ class DataLoader {
   std::int64_t error_batch_ = std::numeric_limits<std::int64_t>::max();
 };
 
-template <typename D>
-DataLoader(const D&, DataLoaderOptions = {}, Transform = {}) -> DataLoader<D>;
+// The class-label loader: any data set whose targets are std::int64_t.
+using DataLoader = DataLoaderT<std::int64_t>;
 
 }  // namespace data
 }  // namespace ember
