@@ -32,6 +32,7 @@
 #include "ember/optim/scheduler.hpp"
 #include "ember/optim/sgd.hpp"
 #include "ember/data/csv.hpp"
+#include "ember/data/data_source.hpp"
 #include "ember/data/dataloader.hpp"
 #include "ember/data/dataset.hpp"
 #include "ember/data/idx.hpp"

@@ -46,6 +46,7 @@
 #include "ember/core/error.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/data/data_source.hpp"
 #include "ember/data/dataset.hpp"
 #include "ember/data/transforms.hpp"
 
@@ -70,18 +71,6 @@ struct DataLoaderOptions {
   std::int64_t num_workers = 0;  // >= 1: threads preparing batches ahead (decoding, transforms)
 };
 
-// The target type of a data set: its `target_type`, or std::int64_t (class labels).
-template <typename D, typename = void>
-struct dataset_target {
-  using type = std::int64_t;
-};
-template <typename D>
-struct dataset_target<D, std::void_t<typename D::target_type>> {
-  using type = typename D::target_type;
-};
-template <typename D>
-using dataset_target_t = typename dataset_target<D>::type;
-
 template <typename Target = std::int64_t>
 struct BatchT {
   Tensor input;                       // B x C x H x W, transformed
@@ -100,41 +89,6 @@ inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-template <typename D, typename = void>
-struct has_validate : std::false_type {};
-template <typename D>
-struct has_validate<D, std::void_t<decltype(std::declval<const D&>().validate())>> : std::true_type {};
-template <typename D, typename = void>
-struct has_num_classes : std::false_type {};
-template <typename D>
-struct has_num_classes<D, std::void_t<decltype(std::int64_t{std::declval<const D&>().num_classes})>> : std::true_type {};
-}  // namespace detail
-
-// What a loader sees of a data set: its size, samples and targets, and num_classes (0 when it has none).
-template <typename Target>
-class DataSource {
- public:
-  virtual ~DataSource() = default;
-  virtual std::int64_t size() const = 0;
-  virtual void load(std::int64_t i, Tensor& image) const = 0;
-  virtual Target target(std::int64_t i) const = 0;
-  std::int64_t num_classes = 0;
-};
-
-namespace detail {
-template <typename D, typename Target>
-class DataSourceOf final : public DataSource<Target> {
- public:
-  explicit DataSourceOf(const D& d) : d_(d) {
-    if constexpr (has_num_classes<D>::value) this->num_classes = d.num_classes;
-  }
-  std::int64_t size() const override { return d_.size(); }
-  void load(std::int64_t i, Tensor& image) const override { d_.load(i, image); }
-  Target target(std::int64_t i) const override { return d_.target(i); }
-
- private:
-  const D& d_;
-};
 }  // namespace detail
 
 template <typename Target = std::int64_t>
