@@ -452,3 +452,18 @@ TEST_CASE("EXIF: an unreadable block or a value outside 1..8 means no orientatio
 }
 
 }  // namespace bad_input
+
+TEST_CASE("a CMYK JPEG (Adobe's inverted CMYK, as PIL writes it) reads as PIL's convert('RGB') within 1") {
+  // stb_image 2.27 converts 4-component JPEGs with the Adobe transform flag; the golden is PIL's reading
+  // (tests/fixtures/make_color_fixtures.py).
+  Tensor want;
+  for (const auto& [name, t] : fixture::load("transforms_color.txt"))
+    if (name == "cmyk_pil_rgb") want = t.cast<float>();
+  REQUIRE(want.numel() > 0);
+  const Tensor got = io::load_image(std::string(EMBER_FIXTURE_DIR) + "/cmyk_12x16.jpg", 3);
+  REQUIRE(got.shape() == want.shape());
+  float worst = 0.0f;
+  for (std::int64_t i = 0; i < got.numel(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+  MESSAGE("largest CMYK JPEG difference from PIL: " << worst);
+  CHECK(worst <= 1.0f);
+}
