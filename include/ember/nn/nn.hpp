@@ -1,13 +1,20 @@
 #pragma once
-// Every layer and the container.
+// Every layer, the containers (Sequential, Residual), conversion and the model summary.
 #include "ember/nn/activation.hpp"
+#include "ember/nn/avgpool2d.hpp"
+#include "ember/nn/batchnorm1d.hpp"
 #include "ember/nn/batchnorm2d.hpp"
+#include "ember/nn/batchnorm_base.hpp"
+#include "ember/nn/clip_grad.hpp"
 #include "ember/nn/convert.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
 #include "ember/nn/flatten.hpp"
+#include "ember/nn/identity.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/linear.hpp"
 #include "ember/nn/maxpool2d.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
+#include "ember/nn/summary.hpp"
