@@ -211,6 +211,30 @@ def image_corpus(out):
             write(out, "ramp_8x8.jpg", f.read())
 
 
+# ---- EXIF --------------------------------------------------------------------------------------------------
+def exif_jpeg(orientation, order, extra_entries=0, head=b"\xff\xd8"):
+    """SOI, an APP1 Exif segment whose IFD0 holds Orientation (after `extra_entries` other tags), then EOI."""
+    e = "<" if order == b"II" else ">"
+    entries = [struct.pack(e + "HHII", 0x010F + k, 2, 4, 0) for k in range(extra_entries)]
+    entries.append(struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0))
+    tiff = order + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", len(entries)) + b"".join(entries)
+    tiff += struct.pack(e + "I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return head + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + b"\xff\xd9"
+
+
+def exif_corpus(out):
+    for o in (1, 3, 6, 8):
+        write(out, "orientation%d_le.jpg" % o, exif_jpeg(o, b"II"))
+    write(out, "orientation6_be_after_tags.jpg", exif_jpeg(6, b"MM", extra_entries=3))
+    write(out, "orientation_bad.jpg", exif_jpeg(42, b"II"))
+    write(out, "app0_then_exif.jpg", b"\xff\xd8\xff\xe0\x00\x06JFIF" + exif_jpeg(5, b"MM")[2:])
+    jpeg = os.path.join(FIXTURES, "ramp_8x8.jpg")
+    if os.path.exists(jpeg):
+        with open(jpeg, "rb") as f:
+            write(out, "ramp_8x8.jpg", f.read())
+
+
 def regressions(out_root):
     """Inputs that once crashed a reader go back into the matching corpus."""
     base = os.path.join(FIXTURES, "fuzz-regressions")
@@ -218,7 +242,7 @@ def regressions(out_root):
         return
     for name in sorted(os.listdir(base)):
         target = name.split("-", 1)[0]  # <target>-<description>
-        if target in ("idx", "csv", "safetensors", "image"):
+        if target in ("idx", "csv", "safetensors", "image", "exif"):
             with open(os.path.join(base, name), "rb") as f:
                 write(os.path.join(out_root, target), "regression-" + name, f.read())
 
@@ -231,8 +255,9 @@ def main():
     csv_corpus(os.path.join(out, "csv"))
     safetensors_corpus(os.path.join(out, "safetensors"))
     image_corpus(os.path.join(out, "image"))
+    exif_corpus(os.path.join(out, "exif"))
     regressions(out)
-    for target in ("idx", "csv", "safetensors", "image"):
+    for target in ("idx", "csv", "safetensors", "image", "exif"):
         print("%s: %d seed files" % (target, len(os.listdir(os.path.join(out, target)))))
 
 

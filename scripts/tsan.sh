@@ -2,7 +2,8 @@
 # ThreadSanitizer run of the threaded code: the DataLoader's prefetch thread (test_data), the OpenMP paths of
 # the layers and kernels (test_nn, with its "threads:" cases: layers large enough to be split across threads,
 # chunked predict, predict() called from several threads at once), and fit with a loader (test_train).
-#   bash scripts/tsan.sh            (configures and builds build-tsan/, then runs the three tests)
+#   bash scripts/tsan.sh            (configures and builds build-tsan/, then runs the three tests;
+#                                    TSAN_TESTS="test_data" picks some)
 # -fsanitize=thread with LLVM's OpenMP runtime (libomp) rather than GCC's libgomp: libgomp is not built with
 # TSan, so its barriers would look like races. libomp's own synchronisation is made visible
 # to TSan by LLVM's Archer tool (libarcher.so, loaded through OMP_TOOL_LIBRARIES), so parallel regions,
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-tsan
 jobs=${TSAN_JOBS:-2}
-tests=(test_data test_nn test_train)
+read -r -a tests <<<"${TSAN_TESTS:-test_data test_nn test_train}"
 
 # The compiler: g++ (clang 14 rejects a C++20 capture of a structured binding in test_nn.cpp). Its OpenMP
 # calls (GOMP_*) are served by LLVM's libomp, which implements that ABI, instead of libgomp.

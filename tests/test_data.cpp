@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +13,10 @@
 #include <ember/data/dataloader.hpp>
 #include <ember/data/dataset.hpp>
 #include <ember/data/idx.hpp>
+#include <ember/data/image_folder.hpp>
+#include <ember/data/split.hpp>
+#include <ember/data/transforms_color.hpp>
+#include <ember/io/image.hpp>
 #include <ember/data/transforms.hpp>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +26,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "alloc_counter.hpp"  // the largest allocation, for the gzip bomb
@@ -663,6 +669,121 @@ TEST_CASE("an exception while preparing a batch reaches the consumer at that bat
   CHECK_THROWS_AS(run_epoch(loader), ember::shape_error);
 }
 
+TEST_CASE("num_workers: the same batches, bit for bit, for any number of workers") {
+  data::Dataset textured = counting_dataset(45);
+  for (std::int64_t i = 0; i < textured.images.numel(); ++i) textured.images[i] = float((i * 53) % 256);
+  const data::Compose augment({data::RandomAffine(15.0, {0.2, 0.2}, {0.8, 1.2}), data::RandomHorizontalFlip(),
+                               data::ToUnit(), data::Normalize(0.5f, 0.5f)});
+  data::DataLoader reference(textured, {4, true, false, 3, false}, augment);
+  const EpochRecord r1 = run_epoch(reference), r2 = run_epoch(reference);
+  for (std::int64_t workers : {1, 2, 3, 7}) {
+    CAPTURE(workers);
+    data::DataLoader loader(textured, {4, true, false, 3, true, {}, workers}, augment);
+    CHECK(run_epoch(loader) == r1);
+    CHECK(run_epoch(loader) == r2);
+    int taken = 0;  // an early break, then a fresh epoch: no hang, nothing shifted
+    for (const data::Batch& b : loader) {
+      (void)b;
+      if (++taken == 3) break;
+    }
+    loader.set_epoch(1);
+    CHECK(run_epoch(loader) == r2);
+  }
+  {
+    data::DataLoader dropped(textured, {4, true, false, 3, true, {}, 3}, augment);
+    CHECK(dropped.begin()->size() == 4);
+  }  // destroyed mid-epoch with three workers: joins, no hang
+}
+
+TEST_CASE("num_workers: an exception in any worker reaches the consumer at its batch") {
+  const data::Dataset d = counting_dataset(40);
+  const data::Transform failing = [](Tensor& image, Generator&) {
+    if (image[0] == 21.0f || image[0] == 33.0f) throw std::runtime_error("bad sample " + std::to_string(int(image[0])));
+  };
+  for (std::int64_t workers : {1, 2, 4}) {
+    CAPTURE(workers);
+    data::DataLoader loader(d, {4, false, false, 0, true, {}, workers}, failing);
+    std::int64_t delivered = 0;
+    std::string what;
+    try {
+      for (const data::Batch& b : loader) delivered += b.size();
+    } catch (const std::runtime_error& e) {
+      what = e.what();
+    }
+    CHECK(what == "bad sample 21");
+    CHECK(delivered == 20);
+  }
+}
+
+namespace {
+
+// A data set of its own kind: no images in memory, float targets, sample i all i.
+struct Generated {
+  using target_type = float;
+  std::int64_t n = 0;
+  std::int64_t size() const { return n; }
+  void load(std::int64_t i, Tensor& image) const {
+    image.resize({1, 2, 2});
+    image.fill(static_cast<float>(i));
+  }
+  float target(std::int64_t i) const { return 0.5f * static_cast<float>(i); }
+};
+
+}  // namespace
+
+TEST_CASE("DataLoaderT over any data set type: its target type comes from the data set; the sampler hook") {
+  const Generated g{10};
+  data::DataLoaderT<float> loader(g, {4, false, false, 0, true, {}, 2});
+  CHECK(loader.dataset().size() == 10);
+  CHECK(loader.dataset().num_classes == 0);
+  std::vector<float> targets;
+  for (const data::BatchT<float>& b : loader) {
+    for (std::int64_t k = 0; k < b.size(); ++k) {
+      CHECK(b.input.at({k, 0, 1, 1}) == float(b.indices[static_cast<std::size_t>(k)]));
+      targets.push_back(b.target[static_cast<std::size_t>(k)]);
+    }
+  }
+  CHECK(targets == std::vector<float>{0, 0.5f, 1, 1.5f, 2, 2.5f, 3, 3.5f, 4, 4.5f});
+  static_assert(!std::is_constructible_v<data::DataLoader, const Generated&>, "float targets need DataLoaderT<float>");
+  static_assert(!std::is_constructible_v<data::DataLoader, data::Dataset&&>, "a temporary data set would dangle");
+
+  // The sampler selects from the epoch's permutation (here: its entries at even positions, reversed on odd
+  // epochs), as a distributed sampler takes a rank's share.
+  const data::Dataset d = counting_dataset(10);
+  data::DataLoaderOptions o{2, true, false, 8};
+  o.sampler.size = [](std::int64_t n) { return n / 2; };
+  o.sampler.select = [](std::int64_t epoch, std::vector<std::int64_t>& order) {
+    std::vector<std::int64_t> mine;
+    for (std::size_t i = 0; i < order.size(); i += 2) mine.push_back(order[i]);
+    if (epoch % 2) std::reverse(mine.begin(), mine.end());
+    order = mine;
+  };
+  data::DataLoader sampled(d, o);
+  CHECK(sampled.permutation(3) == sampled.permutation(3));
+  CHECK(sampled.permutation(3) != sampled.permutation(4));
+  CHECK(sampled.size() == 3);
+  for (std::int64_t epoch = 0; epoch < 2; ++epoch) {
+    std::vector<std::int64_t> want;
+    const std::vector<std::int64_t> perm = sampled.permutation(epoch);
+    for (std::size_t i = 0; i < perm.size(); i += 2) want.push_back(perm[i]);
+    if (epoch % 2) std::reverse(want.begin(), want.end());
+    std::vector<std::int64_t> seen;
+    for (const auto& b : sampled) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+    CHECK(seen == want);
+    CHECK(sampled.order() == want);
+  }
+  o.sampler.size = [](std::int64_t) { return 4; };
+  data::DataLoader lying(d, o);
+  CHECK_THROWS_AS(lying.begin(), std::logic_error);
+  o.sampler.size = [](std::int64_t) { return 1; };
+  o.sampler.select = [](std::int64_t, std::vector<std::int64_t>& order) { order = {10}; };
+  data::DataLoader outside(d, o);
+  CHECK_THROWS_AS(outside.begin(), std::out_of_range);
+  data::DataLoaderOptions negative;
+  negative.num_workers = -1;
+  CHECK_THROWS_AS(data::DataLoader(d, negative), std::invalid_argument);
+}
+
 TEST_CASE("readers quote file bytes escaped: a NUL or binary byte never cuts a message short") {
   CHECK(ember::escape_bytes(std::string("ab\0c\xff\n\\", 7)) == "ab\\x00c\\xff\\x0a\\\\");
   CHECK(ember::escape_bytes(std::string(50, 'x'), 40) == std::string(40, 'x') + "...");
@@ -737,3 +858,312 @@ TEST_CASE("transforms and image helpers: empty and wrong-shaped images are error
 }
 
 }  // namespace bad_input
+
+// ---------------------------------------------------------------------------------------------------- ImageFolder
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A w x h RGB image whose pixel (y, x) of channel c is (seed + 40 c + 9 y + 5 x) % 256.
+Tensor pattern(std::int64_t h, std::int64_t w, int seed) {
+  Tensor t({3, h, w});
+  for (std::int64_t c = 0; c < 3; ++c)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) t.at({c, y, x}) = float((seed + 40 * c + 9 * y + 5 * x) % 256);
+  return t;
+}
+
+// root/a_cls: 1.jpg (the JPEG fixture), 2.PNG, notes.txt; root/b_cls: x.png, b_cls/sub/y.png, b_cls/sub-2/z.png;
+// root/c_cls: only.Jpeg. Returns root.
+std::string make_folder(const std::string& name) {
+  const fs::path root = tmp_path(name);
+  fs::remove_all(root);
+  for (const char* d : {"a_cls", "b_cls/sub", "b_cls/sub-2", "c_cls"}) fs::create_directories(root / d);
+  fs::copy_file(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg", root / "a_cls/1.jpg");
+  ember::io::save_png((root / "a_cls/2.PNG").string(), pattern(10, 14, 1));
+  write_file((root / "a_cls/notes.txt").string(), std::string("not an image"));
+  ember::io::save_png((root / "b_cls/x.png").string(), pattern(6, 6, 2));
+  ember::io::save_png((root / "b_cls/sub/y.png").string(), pattern(20, 5, 3));
+  ember::io::save_png((root / "b_cls/sub-2/z.png").string(), pattern(3, 3, 4));
+  fs::copy_file(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg", root / "c_cls/only.Jpeg");
+  return root.string();
+}
+
+data::ImageFolderOptions folder_options(int channels, std::int64_t h, std::int64_t w) {
+  data::ImageFolderOptions o;
+  o.channels = channels;
+  o.height = h;
+  o.width = w;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("ImageFolder: sorted classes, files in torchvision's order, extensions in any case") {
+  const std::string root = make_folder("folder");
+  const data::ImageFolder f(root, folder_options(3, 8, 8));
+  CHECK(f.classes() == std::vector<std::string>{"a_cls", "b_cls", "c_cls"});
+  CHECK(f.num_classes == 3);
+  REQUIRE(f.size() == 6);
+  // sorted(os.walk()): directories in the order of their path strings, files by name within each.
+  const std::vector<std::string> rel = {"a_cls/1.jpg", "a_cls/2.PNG", "b_cls/x.png", "b_cls/sub/y.png",
+                                        "b_cls/sub-2/z.png", "c_cls/only.Jpeg"};
+  for (std::int64_t i = 0; i < f.size(); ++i) CHECK(f.path(i) == (fs::path(root) / rel[static_cast<std::size_t>(i)]).string());
+  CHECK(f.targets() == std::vector<std::int64_t>{0, 0, 1, 1, 1, 2});
+  CHECK(f.histogram() == std::vector<std::int64_t>{2, 3, 1});
+  // Each sample: decoded as load_image would, then resized with antialiasing to 8 x 8.
+  const Tensor raw = ember::io::load_image(f.path(1), 3);
+  CHECK(raw == pattern(10, 14, 1));
+  const Tensor got = f.get(1);
+  CHECK(got.shape() == Shape{3, 8, 8});
+  CHECK(got == ember::kernels::resize_antialias(raw, 8, 8));
+  CHECK(f.get(0) == ember::io::load_image(f.path(0), 3));  // already 8 x 8: unchanged
+  const data::ImageFolder gray(root, folder_options(1, 4, 4));
+  CHECK(gray.get(3).shape() == Shape{1, 4, 4});
+
+  // Resize-then-centre-crop: 20 x 5 -> covers 4 x 4 at 16 x 4, whose centre rows 6..9 are kept.
+  data::ImageFolderOptions crop = folder_options(3, 4, 4);
+  crop.fit = data::FitMode::ResizeCenterCrop;
+  const data::ImageFolder cropped(root, crop);
+  const Tensor tall = ember::kernels::resize_antialias(pattern(20, 5, 3), 16, 4);
+  CHECK(cropped.get(3) == data::center_crop(tall, 4, 4));
+}
+
+TEST_CASE("ImageFolder in a DataLoader: any number of workers, cached or not, gives the same batches") {
+  const std::string root = make_folder("folder_loader");
+  const data::ImageFolder plain(root, folder_options(3, 8, 8));
+  data::ImageFolderOptions cached_options = folder_options(3, 8, 8);
+  cached_options.cache = true;
+  const data::ImageFolder cached(root, cached_options);
+  const data::Compose augment({data::RandomHorizontalFlip(), data::ToUnit(), data::Normalize({0.5f, 0.4f, 0.3f}, {0.2f, 0.25f, 0.3f})});
+  auto epoch_of = [](auto& loader) {
+    std::vector<Tensor> inputs;
+    std::vector<std::int64_t> targets;
+    for (const auto& b : loader) {
+      inputs.push_back(b.input);
+      targets.insert(targets.end(), b.target.begin(), b.target.end());
+    }
+    return std::make_pair(inputs, targets);
+  };
+  data::DataLoader reference(plain, {4, true, false, 11, false}, augment);
+  const auto r = epoch_of(reference);
+  CHECK(r.first.size() == 2);
+  CHECK(r.first[0].shape() == Shape{4, 3, 8, 8});
+  for (std::int64_t workers : {0, 1, 2, 3}) {
+    CAPTURE(workers);
+    data::DataLoader a(plain, {4, true, false, 11, true, {}, workers}, augment);
+    data::DataLoader b(cached, {4, true, false, 11, true, {}, workers}, augment);
+    CHECK(epoch_of(a) == r);
+    CHECK(epoch_of(b) == r);
+    b.set_epoch(0);
+    CHECK(epoch_of(b) == r);  // from the cache now
+  }
+}
+
+TEST_CASE("stratified_split: each class keeps its share, seeded; Subset iterates like the data set") {
+  std::vector<std::int64_t> labels;
+  for (int c = 0; c < 3; ++c) labels.insert(labels.end(), static_cast<std::size_t>(10 * (c + 1)), c);  // 10, 20, 30
+  const data::SplitIndices s = data::stratified_split(labels, 3, 0.2, 5);
+  CHECK(s.val.size() == 2 + 4 + 6);
+  CHECK(s.train.size() == 8 + 16 + 24);
+  std::vector<std::int64_t> all = s.train;
+  all.insert(all.end(), s.val.begin(), s.val.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i] == static_cast<std::int64_t>(i));
+  CHECK(data::stratified_split(labels, 3, 0.2, 5).val == s.val);
+  CHECK(data::stratified_split(labels, 3, 0.2, 6).val != s.val);
+  // A class of two samples keeps one on each side, even for a small fraction.
+  const data::SplitIndices tiny = data::stratified_split(std::vector<std::int64_t>{0, 0, 1, 1, 1, 1, 1, 1, 1, 1}, 2, 0.1, 1);
+  CHECK(tiny.val.size() == 2);
+
+  const data::Dataset d = counting_dataset(30, 3);
+  const data::SplitIndices ds = data::stratified_split(d, 0.5, 2);
+  const data::Subset train(d, ds.train);
+  CHECK(train.size() == 15);
+  CHECK(train.histogram() == std::vector<std::int64_t>{5, 5, 5});
+  data::DataLoader loader(train, {4, true, false, 1, true, {}, 2});
+  std::int64_t seen = 0;
+  for (const auto& b : loader)
+    for (std::int64_t k = 0; k < b.size(); ++k) {
+      const std::int64_t i = ds.train[static_cast<std::size_t>(b.indices[static_cast<std::size_t>(k)])];
+      CHECK(b.input.at({k, 0, 0, 0}) == float(i));
+      CHECK(b.target[static_cast<std::size_t>(k)] == i % 3);
+      ++seen;
+    }
+  CHECK(seen == 15);
+}
+
+namespace bad_input {
+
+TEST_CASE("ImageFolder: corrupt files named with their path (error or skip), empty classes, no classes") {
+  const std::string root = make_folder("folder_bad");
+  write_file((fs::path(root) / "b_cls/broken.png").string(), std::string("\x89PNG\r\n\x1a\nnot really"));
+  const data::ImageFolder lazy(root, folder_options(3, 8, 8));
+  CHECK(lazy.size() == 7);
+  data::DataLoader loader(lazy, {2, false, false, 0, true, {}, 2});
+  const std::string msg = message_of<ember::format_error>([&] {
+    for (const auto& b : loader) (void)b;
+  });
+  CHECK(contains(msg, (fs::path(root) / "b_cls/broken.png").string()));
+  data::ImageFolderOptions skip = folder_options(3, 8, 8);
+  skip.on_error = data::OnBadImage::Skip;
+  const data::ImageFolder skipping(root, skip);
+  CHECK(skipping.size() == 6);
+  CHECK(skipping.skipped() == 1);
+  CHECK(contains(skipping.skipped_files()[0], "broken.png"));
+  data::DataLoader fine(skipping, {2, false, false, 0, true, {}, 2});
+  std::int64_t n = 0;
+  for (const auto& b : fine) n += b.size();
+  CHECK(n == 6);
+
+  // A class folder with no images, a root without class folders, a missing root, bad options.
+  fs::create_directories(fs::path(root) / "d_empty");
+  write_file((fs::path(root) / "d_empty/readme.md").string(), std::string("x"));
+  CHECK(contains(message_of<ember::io_error>([&] { data::ImageFolder(root, folder_options(3, 8, 8)); }),
+                 "the class folder 'd_empty' holds no image"));
+  fs::remove_all(fs::path(root) / "d_empty");
+  const std::string flat = tmp_path("folder_flat");
+  fs::remove_all(flat);
+  fs::create_directories(flat);
+  ember::io::save_png(flat + "/img.png", pattern(4, 4, 0));
+  CHECK(contains(message_of<ember::io_error>([&] { data::ImageFolder(flat, folder_options(3, 8, 8)); }),
+                 "found no class folder"));
+  CHECK(contains(message_of<ember::io_error>([&] { data::ImageFolder(flat + "/nowhere", folder_options(3, 8, 8)); }),
+                 "does not exist"));
+  CHECK_THROWS_AS(data::ImageFolder(root, folder_options(2, 8, 8)), std::invalid_argument);
+  CHECK_THROWS_AS(data::ImageFolder(root, folder_options(3, 0, 8)), std::invalid_argument);
+  // Every file of a class unreadable, in skip mode: that class is empty, a clear error.
+  const std::string allbad = make_folder("folder_allbad");
+  fs::remove(fs::path(allbad) / "c_cls/only.Jpeg");
+  write_file((fs::path(allbad) / "c_cls/cmyk.jpg").string(), std::string("\xFF\xD8\xFF\xD9"));
+  CHECK(contains(message_of<ember::io_error>([&] { data::ImageFolder(allbad, skip); }),
+                 "'c_cls' holds no readable image"));
+  const data::Dataset three = counting_dataset(3);
+  CHECK_THROWS_AS(data::Subset<data::Dataset>(three, {0, 5}), std::out_of_range);
+  CHECK_THROWS_AS(data::stratified_split(std::vector<std::int64_t>{0, 3}, 2, 0.5, 1), std::invalid_argument);
+  CHECK_THROWS_AS(data::stratified_split(std::vector<std::int64_t>{0, 1}, 2, 1.5, 1), std::invalid_argument);
+}
+
+}  // namespace bad_input
+
+// ---------------------------------------------------------------------------------------------------- Photographs
+
+namespace {
+
+// tests/fixtures/transforms_color.txt (make_color_fixtures.py: torchvision's formulas with torch, and PIL).
+const Tensor& color_golden(const std::string& name) {
+  static const std::map<std::string, Tensor> table = [] {
+    std::map<std::string, Tensor> out;
+    for (const auto& [n, t] : fixture::load("transforms_color.txt")) out.emplace(n, t.cast<float>());
+    return out;
+  }();
+  const auto it = table.find(name);
+  REQUIRE_MESSAGE(it != table.end(), "no golden " << name);
+  return it->second;
+}
+
+}  // namespace
+
+TEST_CASE("antialiased resize and resized_crop match torch's F.interpolate(antialias=True) and PIL") {
+  const Tensor& rgb = color_golden("rgb");
+  const Tensor& gray = color_golden("gray");
+  float worst = 0.0f;
+  for (const auto& [h, w] : std::vector<std::pair<int, int>>{{5, 4}, {3, 7}, {13, 5}, {16, 14}}) {
+    const Tensor got = ember::kernels::resize_antialias(rgb, h, w);
+    worst = std::max(worst, max_abs_diff(got, color_golden("resize_aa_rgb_" + std::to_string(h) + "x" + std::to_string(w))));
+    Tensor via_transform = rgb;
+    Generator gen(1);
+    data::Resize(h, w, data::Interpolation::Bilinear, true)(via_transform, gen);
+    CHECK(via_transform == got);
+  }
+  for (const auto& [h, w] : std::vector<std::pair<int, int>>{{4, 5}, {9, 3}})
+    worst = std::max(worst, max_abs_diff(ember::kernels::resize_antialias(gray, h, w),
+                                         color_golden("resize_aa_gray_" + std::to_string(h) + "x" + std::to_string(w))));
+  const std::vector<std::array<int, 6>> crops = {{2, 1, 9, 8, 4, 4}, {0, 3, 13, 6, 7, 9}, {5, 0, 4, 11, 3, 3}};
+  for (const auto& c : crops) {
+    std::string name = "resized_crop";
+    for (int k = 0; k < 4; ++k) name += "_" + std::to_string(c[static_cast<std::size_t>(k)]);
+    name += "_" + std::to_string(c[4]) + "x" + std::to_string(c[5]);
+    worst = std::max(worst, max_abs_diff(data::resized_crop(rgb, c[0], c[1], c[2], c[3], c[4], c[5]), color_golden(name)));
+  }
+  MESSAGE("largest antialiased resize difference from torch: " << worst);
+  CHECK(worst < 1e-3f);
+}
+
+TEST_CASE("brightness, contrast and saturation match torchvision's formulas (0..255, bound 255)") {
+  const Tensor& rgb = color_golden("rgb");
+  const Tensor& gray = color_golden("gray");
+  float worst = 0.0f;
+  for (const auto& [f, tag] : std::vector<std::pair<float, std::string>>{{0.4f, "0p4"}, {1.7f, "1p7"}}) {
+    Tensor b = rgb, c = rgb, s = rgb, g = gray, g2 = gray;
+    data::adjust_brightness(b, f);
+    data::adjust_contrast(c, f);
+    data::adjust_saturation(s, f);
+    data::adjust_contrast(g, f);
+    data::adjust_saturation(g2, f);
+    worst = std::max({worst, max_abs_diff(b, color_golden("brightness_" + tag)),
+                      max_abs_diff(c, color_golden("contrast_" + tag)), max_abs_diff(s, color_golden("saturation_" + tag)),
+                      max_abs_diff(g, color_golden("contrast_gray_" + tag))});
+    CHECK(g2 == gray);  // one channel: nothing to saturate, as torchvision
+  }
+  MESSAGE("largest colour adjustment difference from torchvision's formulas: " << worst);
+  CHECK(worst < 2e-3f);
+}
+
+TEST_CASE("RandomResizedCrop and ColorJitter: seeded, torchvision's parameter ranges, random order per call") {
+  const Tensor& rgb = color_golden("rgb");  // 3 x 13 x 11
+  const data::RandomResizedCrop rrc(8, 6, {0.3, 0.6}, {0.5, 2.0});
+  Generator g1(4), g2(4);
+  for (int k = 0; k < 50; ++k) {
+    const auto win = rrc.window(13, 11, g1);
+    CHECK(win[2] >= 1);
+    CHECK(win[0] + win[2] <= 13);
+    CHECK(win[1] + win[3] <= 11);
+    const double area = double(win[2] * win[3]) / (13.0 * 11.0);
+    CHECK(area > 0.2);  // 0.3..0.6 before rounding the sides
+    CHECK(area < 0.75);
+  }
+  Tensor a = rgb, b = rgb;
+  rrc(a, g2);
+  CHECK(a.shape() == Shape{3, 8, 6});
+  Generator g3(4);
+  const auto win = rrc.window(13, 11, g3);
+  CHECK(a == data::resized_crop(rgb, win[0], win[1], win[2], win[3], 8, 6));
+  // No window can fit a thin image with ratio in [3/4, 4/3]: the centre crop of the clamped ratio.
+  Generator g4(1);
+  CHECK(data::RandomResizedCrop(4, 4).window(1, 400, g4) == std::array<std::int64_t, 4>{0, 199, 1, 1});
+
+  // ColorJitter: draws a permutation, then the enabled factors; one of the six orders each call.
+  const data::ColorJitter jitter(0.5f, 0.5f, 0.5f);
+  std::set<std::vector<float>> outcomes;
+  Generator gj(9), gk(9);
+  for (int k = 0; k < 30; ++k) {
+    Tensor x = rgb;
+    jitter(x, gj);
+    CHECK(std::all_of(x.begin(), x.end(), [](float v) { return v >= 0.0f && v <= 255.0f; }));
+    // Redo the call by hand from the same generator state.
+    std::array<int, 3> order = {0, 1, 2};
+    gk.shuffle(order.begin(), order.end());
+    float f[3];
+    for (float& v : f) v = static_cast<float>(gk.uniform(0.5, 1.5));
+    Tensor y = rgb;
+    for (int o : order) {
+      if (o == 0) data::adjust_brightness(y, f[0]);
+      if (o == 1) data::adjust_contrast(y, f[1]);
+      if (o == 2) data::adjust_saturation(y, f[2]);
+    }
+    CHECK(x == y);
+    outcomes.insert(std::vector<float>(order.begin(), order.end()));
+  }
+  CHECK(outcomes.size() == 6);
+  Tensor unchanged = rgb;
+  Generator gz(3);
+  data::ColorJitter()(unchanged, gz);
+  CHECK(unchanged == rgb);
+  CHECK_THROWS_AS(data::ColorJitter(-0.1f), std::invalid_argument);
+  CHECK_THROWS_AS(data::RandomResizedCrop(4, 4, {0.5, 0.1}), std::invalid_argument);
+  CHECK_THROWS_AS(data::resized_crop(rgb, 10, 0, 5, 5, 4, 4), std::invalid_argument);
+  Tensor two({2, 3, 3});
+  CHECK_THROWS_AS(jitter(two, gz), ember::shape_error);
+}

@@ -319,3 +319,151 @@ TEST_CASE("load_image with channels = 3 gives RGB; gray files repeat their value
   CHECK(io::load_image(tmp_path("g1.png"), 3) == Tensor::full({3, 2, 2}, 77.0f));
   CHECK_THROWS_AS(io::load_image(tmp_path("g1.png"), 2), std::invalid_argument);
 }
+
+// ---- 16-bit PNGs, alpha, EXIF orientation
+
+namespace {
+
+// A PNG written by hand: 16-bit samples (big-endian), colour type 0 (gray), 2 (RGB) or 6 (RGBA), one stored
+// (uncompressed) deflate block.
+Bytes png16(std::uint32_t w, std::uint32_t h, unsigned colour, const std::vector<std::uint16_t>& samples) {
+  Bytes raw;
+  const std::size_t per_row = samples.size() / h;
+  for (std::uint32_t y = 0; y < h; ++y) {
+    raw.push_back(0);
+    for (std::size_t k = 0; k < per_row; ++k) {
+      raw.push_back(static_cast<unsigned char>(samples[y * per_row + k] >> 8));
+      raw.push_back(static_cast<unsigned char>(samples[y * per_row + k] & 0xFF));
+    }
+  }
+  std::uint32_t a = 1, b = 0;
+  for (unsigned char c : raw) a = (a + c) % 65521, b = (b + a) % 65521;
+  Bytes z = {0x78, 0x01, 0x01, static_cast<unsigned char>(raw.size()), static_cast<unsigned char>(raw.size() >> 8),
+             static_cast<unsigned char>(~raw.size()), static_cast<unsigned char>(~raw.size() >> 8)};
+  z.insert(z.end(), raw.begin(), raw.end());
+  for (int s = 24; s >= 0; s -= 8) z.push_back(static_cast<unsigned char>((b << 16 | a) >> s));
+  Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  auto chunk = [&](const char* type, const Bytes& data) {
+    const std::size_t at = png.size();
+    png.resize(at + 4);
+    put_be32(png, at, static_cast<std::uint32_t>(data.size()));
+    png.insert(png.end(), type, type + 4);
+    png.insert(png.end(), data.begin(), data.end());
+    const std::uint32_t crc = crc_of(png, at + 4, png.size());
+    png.resize(png.size() + 4);
+    put_be32(png, png.size() - 4, crc);
+  };
+  Bytes ihdr(13, 0);
+  put_be32(ihdr, 0, w);
+  put_be32(ihdr, 4, h);
+  ihdr[8] = 16, ihdr[9] = static_cast<unsigned char>(colour);
+  chunk("IHDR", ihdr);
+  chunk("IDAT", z);
+  chunk("IEND", {});
+  return png;
+}
+
+// ramp_8x8.jpg with an APP1 EXIF segment after SOI whose IFD0 holds Orientation = o (TIFF byte order `order`).
+Bytes jpeg_with_orientation(int o, char order) {
+  Bytes ramp = read_file(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg");
+  const bool le = order == 'I';
+  auto u16 = [&](Bytes& b, unsigned v) {
+    b.push_back(static_cast<unsigned char>(le ? v & 0xFF : v >> 8));
+    b.push_back(static_cast<unsigned char>(le ? v >> 8 : v & 0xFF));
+  };
+  auto u32 = [&](Bytes& b, std::uint32_t v) {
+    if (le) u16(b, v & 0xFFFF), u16(b, v >> 16);
+    else u16(b, v >> 16), u16(b, v & 0xFFFF);
+  };
+  Bytes tiff = {static_cast<unsigned char>(order), static_cast<unsigned char>(order)};
+  u16(tiff, 42), u32(tiff, 8), u16(tiff, 2);                       // header, IFD0 at 8 with 2 entries
+  u16(tiff, 0x010F), u16(tiff, 2), u32(tiff, 4), u32(tiff, 0);      // Make (ASCII), skipped
+  u16(tiff, 0x0112), u16(tiff, 3), u32(tiff, 1), u16(tiff, static_cast<unsigned>(o)), u16(tiff, 0);
+  u32(tiff, 0);
+  Bytes app1 = {0xFF, 0xE1, 0, 0, 'E', 'x', 'i', 'f', 0, 0};
+  app1.insert(app1.end(), tiff.begin(), tiff.end());
+  app1[2] = static_cast<unsigned char>((app1.size() - 2) >> 8), app1[3] = static_cast<unsigned char>(app1.size() - 2);
+  ramp.insert(ramp.begin() + 2, app1.begin(), app1.end());
+  return ramp;
+}
+
+}  // namespace
+
+TEST_CASE("16-bit PNGs keep each sample's high byte (stb's rule; PIL's for colour)") {
+  write_file(tmp_path("g16.png"), png16(3, 1, 0, {0x0000, 0x80FF, 0xFFFF}));
+  CHECK(io::load_image(tmp_path("g16.png")) == Tensor::from({1, 1, 3}, {0.0f, 128.0f, 255.0f}));
+  write_file(tmp_path("rgb16.png"), png16(2, 1, 2, {0x1234, 0xFF00, 0x00FF, 0x0100, 0x7F80, 0xFEFF}));
+  CHECK(io::load_image(tmp_path("rgb16.png"), 3) == Tensor::from({3, 1, 2}, {18.0f, 1.0f, 255.0f, 127.0f, 0.0f, 254.0f}));
+  // Alpha is dropped (PIL's convert('RGB')), not blended: a transparent pixel keeps its colour.
+  write_file(tmp_path("rgba16.png"), png16(1, 1, 6, {0x6400, 0xC800, 0x3200, 0x0000}));
+  CHECK(io::load_image(tmp_path("rgba16.png"), 3) == Tensor::from({3, 1, 1}, {100.0f, 200.0f, 50.0f}));
+}
+
+TEST_CASE("8-bit RGBA to RGB drops alpha, as PIL's convert('RGB')") {
+  Tensor rgba({4, 1, 2});
+  const float v[] = {10, 20, 30, 40, 50, 60, 0, 255};
+  std::copy(v, v + 8, rgba.data());
+  io::save_png(tmp_path("rgba8.png"), rgba);
+  CHECK(io::load_image(tmp_path("rgba8.png"), 3) == Tensor::from({3, 1, 2}, {10, 20, 30, 40, 50, 60}));
+}
+
+TEST_CASE("EXIF orientation: PIL's exif_transpose, applied only when asked") {
+  // A 2 x 3 image 0..5 and what PIL's Image.transpose gives for each orientation's method.
+  const Tensor in = Tensor::from({1, 2, 3}, {0, 1, 2, 3, 4, 5});
+  const std::vector<std::pair<int, Tensor>> expected = {
+      {2, Tensor::from({1, 2, 3}, {2, 1, 0, 5, 4, 3})}, {3, Tensor::from({1, 2, 3}, {5, 4, 3, 2, 1, 0})},
+      {4, Tensor::from({1, 2, 3}, {3, 4, 5, 0, 1, 2})}, {5, Tensor::from({1, 3, 2}, {0, 3, 1, 4, 2, 5})},
+      {6, Tensor::from({1, 3, 2}, {3, 0, 4, 1, 5, 2})}, {7, Tensor::from({1, 3, 2}, {5, 2, 4, 1, 3, 0})},
+      {8, Tensor::from({1, 3, 2}, {2, 5, 1, 4, 0, 3})}};
+  for (const auto& [o, want] : expected) {
+    CAPTURE(o);
+    CHECK(ember::format::apply_exif_orientation(in, o) == want);
+  }
+  CHECK(ember::format::apply_exif_orientation(in, 1) == in);
+  const Tensor plain = io::load_image(std::string(EMBER_FIXTURE_DIR) + "/ramp_8x8.jpg", 3);
+  for (char order : {'I', 'M'})
+    for (int o : {3, 6, 8}) {
+      CAPTURE(o);
+      write_file(tmp_path("exif.jpg"), jpeg_with_orientation(o, order));
+      CHECK(ember::format::jpeg_exif_orientation(read_file(tmp_path("exif.jpg"))) == o);
+      CHECK(io::load_image(tmp_path("exif.jpg"), 3) == plain);  // ignored by default
+      CHECK(io::load_image(tmp_path("exif.jpg"), 3, {}, io::ExifOrientation::Apply) ==
+            ember::format::apply_exif_orientation(plain, o));
+    }
+}
+
+namespace bad_input {
+
+TEST_CASE("EXIF: an unreadable block or a value outside 1..8 means no orientation") {
+  Bytes bad = jpeg_with_orientation(9, 'I');
+  CHECK(ember::format::jpeg_exif_orientation(bad) == 1);
+  bad = jpeg_with_orientation(6, 'I');
+  bad[2 + 10 + 4] = 0xFF;  // IFD0 offset far past the segment
+  CHECK(ember::format::jpeg_exif_orientation(bad) == 1);
+  bad = jpeg_with_orientation(6, 'M');
+  bad[2 + 10 + 8] = 0x7F;  // an entry count far past the segment: only the entries present are read
+  CHECK(ember::format::jpeg_exif_orientation(bad) == 6);
+  for (std::size_t cut = 0; cut < 40; ++cut) {
+    const Bytes head(bad.begin(), bad.begin() + static_cast<std::ptrdiff_t>(cut));
+    CHECK(ember::format::jpeg_exif_orientation(head) == 1);
+  }
+  CHECK_THROWS_AS(ember::format::apply_exif_orientation(Tensor({2, 2}), 2), ember::shape_error);
+  CHECK_THROWS_AS(ember::format::apply_exif_orientation(Tensor({1, 2, 2}), 9), std::invalid_argument);
+}
+
+}  // namespace bad_input
+
+TEST_CASE("a CMYK JPEG (Adobe's inverted CMYK, as PIL writes it) reads as PIL's convert('RGB') within 1") {
+  // stb_image 2.27 converts 4-component JPEGs with the Adobe transform flag; the golden is PIL's reading
+  // (tests/fixtures/make_color_fixtures.py).
+  Tensor want;
+  for (const auto& [name, t] : fixture::load("transforms_color.txt"))
+    if (name == "cmyk_pil_rgb") want = t.cast<float>();
+  REQUIRE(want.numel() > 0);
+  const Tensor got = io::load_image(std::string(EMBER_FIXTURE_DIR) + "/cmyk_12x16.jpg", 3);
+  REQUIRE(got.shape() == want.shape());
+  float worst = 0.0f;
+  for (std::int64_t i = 0; i < got.numel(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+  MESSAGE("largest CMYK JPEG difference from PIL: " << worst);
+  CHECK(worst <= 1.0f);
+}

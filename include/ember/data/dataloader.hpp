@@ -1,54 +1,85 @@
 #pragma once
-// DataLoader: batches of a Dataset, optionally shuffled and transformed, iterated with range-for. As
+// DataLoader: batches of a data set, optionally shuffled and transformed, iterated with range-for. As
 // torch.utils.data.DataLoader: batch_size = 1, shuffle = false, drop_last = false by default; every begin()
 // starts a new epoch with a new permutation.
 //
+// The data set: any type D with
+//   std::int64_t size() const;                          samples
+//   void load(std::int64_t i, Tensor& image) const;     sample i as C x H x W into `image` (storage reused)
+//   target_type target(std::int64_t i) const;           its target
+// and optionally `using target_type = ...` (std::int64_t class labels when absent), `num_classes` and
+// `void validate() const`. load and target are called from several worker threads at once. data::Dataset (in
+// memory) and data::ImageFolder (decoded lazily, by the workers) are such types; so is data::Subset of either.
+// DataLoaderT<Target> takes any data set whose target_type is Target (the loader sees it through DataSource,
+// one virtual call per sample); DataLoader is DataLoaderT<std::int64_t>, the class-label loader.
+//
 // Determinism: epoch e's permutation comes from a Generator seeded with mix(seed, e), and batch b's transforms
 // draw from a Generator seeded with mix(seed, e, b). So a run repeats bit for bit for a seed, whether the
-// batches are prepared ahead on the worker thread (prefetch) or inline, and whatever the consumer does
-// (an early break does not shift the random numbers of later epochs).
+// batches are prepared inline, on one prefetch thread or on any number of workers, and whatever the consumer
+// does (an early break does not shift the random numbers of later epochs).
 //
-// Prefetch: one worker thread prepares batch b + 1 while the consumer holds batch b (two reused buffers).
-// Breaking out of the loop early is fine: the next begin(), stop() or the destructor stops and joins the
-// worker. An exception thrown while preparing a batch (e.g. by a transform) is rethrown to the consumer when
-// it reaches that batch. A DataLoader is used by one consumer thread; a batch reference stays valid until the
-// iterator is advanced past it.
+// Threads: with num_workers = 0, one thread prepares batch b + 1 while the consumer holds batch b (prefetch),
+// or the consumer prepares each batch itself (prefetch = false). With num_workers = N >= 1, N threads prepare
+// whole batches ahead, worker k taking batches k, k + N, ... (two buffers each, as PyTorch's prefetch_factor
+// 2). Breaking out of the loop early is fine: the next begin(), stop() or the destructor stops the workers
+// (each finishes at most the sample it is on) and joins them. An exception thrown while preparing a batch
+// (a corrupt image, a transform) is rethrown to the consumer when it reaches that batch. A DataLoader is used
+// by one consumer thread; a batch reference stays valid until the iterator is advanced past it.
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
+#include <limits>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "ember/core/error.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/data/data_source.hpp"
 #include "ember/data/dataset.hpp"
 #include "ember/data/transforms.hpp"
 
 namespace ember {
 namespace data {
 
+// Which of an epoch's indices the loader uses, in which order: size(n) of them for a data set of n, made by
+// select(epoch, order) from the epoch's permutation (shuffled or not). A distributed sampler gives each
+// process its share this way. Empty: every index, in the permutation's order.
+struct IndexSampler {
+  std::function<std::int64_t(std::int64_t dataset_size)> size;
+  std::function<void(std::int64_t epoch, std::vector<std::int64_t>& order)> select;
+};
+
 struct DataLoaderOptions {
   std::int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
   std::uint64_t seed = 0;
-  bool prefetch = true;  // prepare the next batch on a background thread
+  bool prefetch = true;          // num_workers = 0: prepare the next batch on a background thread
+  IndexSampler sampler{};
+  std::int64_t num_workers = 0;  // >= 1: threads preparing batches ahead (decoding, transforms)
 };
 
-struct Batch {
+template <typename Target = std::int64_t>
+struct BatchT {
   Tensor input;                       // B x C x H x W, transformed
-  std::vector<std::int64_t> target;   // B labels
+  std::vector<Target> target;         // B targets
   std::vector<std::int64_t> indices;  // B dataset indices
   std::int64_t index = 0;             // position of the batch in its epoch
   std::int64_t size() const noexcept { return static_cast<std::int64_t>(target.size()); }
 };
+using Batch = BatchT<std::int64_t>;
 
 namespace detail {
 // splitmix64's finaliser: well-mixed seeds from (seed, epoch, batch) triples.
@@ -60,19 +91,23 @@ inline std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
 }
 }  // namespace detail
 
-class DataLoader {
+template <typename Target = std::int64_t>
+class DataLoaderT {
  public:
+  using target_type = Target;
+  using batch_type = BatchT<Target>;
+
   class Iterator {
    public:
     using iterator_category = std::input_iterator_tag;
-    using value_type = Batch;
+    using value_type = batch_type;
     using difference_type = std::ptrdiff_t;
-    using pointer = const Batch*;
-    using reference = const Batch&;
+    using pointer = const batch_type*;
+    using reference = const batch_type&;
 
     Iterator() = default;
-    const Batch& operator*() const { return loader_->slot(index_); }
-    const Batch* operator->() const { return &loader_->slot(index_); }
+    const batch_type& operator*() const { return loader_->slot(index_); }
+    const batch_type* operator->() const { return &loader_->slot(index_); }
     Iterator& operator++() {
       loader_->advance(index_);
       ++index_;
@@ -82,46 +117,55 @@ class DataLoader {
     bool operator!=(const Iterator& o) const { return index_ != o.index_; }
 
    private:
-    friend class DataLoader;
-    Iterator(DataLoader* loader, std::int64_t index) : loader_(loader), index_(index) {}
-    DataLoader* loader_ = nullptr;
+    friend class DataLoaderT;
+    Iterator(DataLoaderT* loader, std::int64_t index) : loader_(loader), index_(index) {}
+    DataLoaderT* loader_ = nullptr;
     std::int64_t index_ = 0;
   };
 
-  DataLoader(const Dataset& dataset, DataLoaderOptions options = {}, Transform transform = {})
-      : dataset_(dataset), options_(options), transform_(std::move(transform)) {
+  template <typename D, typename = std::enable_if_t<std::is_same_v<dataset_target_t<D>, Target>>>
+  DataLoaderT(const D& dataset, DataLoaderOptions options = {}, Transform transform = {})
+      : source_(std::make_unique<detail::DataSourceOf<D, Target>>(dataset)), dataset_(*source_),
+        options_(std::move(options)), transform_(std::move(transform)) {
     if (options_.batch_size < 1)
       throw std::invalid_argument("DataLoader: batch_size must be >= 1, got " + std::to_string(options_.batch_size));
-    dataset_.validate();
+    if (options_.num_workers < 0 || options_.num_workers > 256)
+      throw std::invalid_argument("DataLoader: num_workers must lie in [0, 256], got " +
+                                  std::to_string(options_.num_workers));
+    if constexpr (detail::has_validate<D>::value) dataset.validate();
+    const std::size_t workers = static_cast<std::size_t>(std::max<std::int64_t>(options_.num_workers, 1));
+    slots_.resize(2 * workers);
+    ready_.assign(slots_.size(), -1);
+    workers_.resize(workers);
   }
   // The loader keeps a reference: a temporary dataset would dangle.
-  DataLoader(Dataset&&, DataLoaderOptions = {}, Transform = {}) = delete;
-  DataLoader(const DataLoader&) = delete;
-  DataLoader& operator=(const DataLoader&) = delete;
-  ~DataLoader() { stop(); }
+  template <typename D, typename = std::enable_if_t<!std::is_lvalue_reference_v<D>>>
+  DataLoaderT(D&&, DataLoaderOptions = {}, Transform = {}) = delete;
+  DataLoaderT(const DataLoaderT&) = delete;
+  DataLoaderT& operator=(const DataLoaderT&) = delete;
+  ~DataLoaderT() { stop(); }
 
   // Starts a new epoch (stopping one still running) and returns its first batch.
   Iterator begin() {
     stop();
     const std::int64_t epoch = epoch_++;
-    const std::uint64_t epoch_seed = detail::mix_seed(options_.seed, static_cast<std::uint64_t>(epoch));
-    order_.resize(static_cast<std::size_t>(dataset_.size()));
-    std::iota(order_.begin(), order_.end(), std::int64_t(0));
-    if (options_.shuffle) {
-      Generator gen(epoch_seed);
-      gen.shuffle(order_.begin(), order_.end());
-    }
-    batch_seed_ = detail::mix_seed(epoch_seed, 0x5eedull);
+    order_ = permutation(epoch);
+    if (options_.sampler.select) options_.sampler.select(epoch, order_);
+    check_order();
+    batch_seed_ = detail::mix_seed(detail::mix_seed(options_.seed, static_cast<std::uint64_t>(epoch)), 0x5eedull);
     const std::int64_t n = size();
     if (n == 0) return Iterator(this, 0);
-    for (int s = 0; s < 2; ++s) ready_[s] = -1;
+    std::fill(ready_.begin(), ready_.end(), -1);
     error_ = nullptr;
-    if (options_.prefetch) {
+    error_batch_ = std::numeric_limits<std::int64_t>::max();
+    if (threaded()) {
       stop_ = false;
-      worker_ = std::thread([this, n] { work(n); });
+      const std::int64_t w = static_cast<std::int64_t>(workers_.size());
+      for (std::int64_t k = 0; k < w; ++k)
+        workers_[static_cast<std::size_t>(k)].thread = std::thread([this, k, w, n] { work(k, w, n); });
       acquire(0);
     } else {
-      fill(slots_[0], 0);
+      fill(slots_[0], workers_[0], 0);
     }
     return Iterator(this, 0);
   }
@@ -129,12 +173,12 @@ class DataLoader {
 
   // Batches per epoch.
   std::int64_t size() const {
-    const std::int64_t n = dataset_.size(), b = options_.batch_size;
+    const std::int64_t n = samples_per_epoch(), b = options_.batch_size;
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
-  // Samples per epoch (fewer than the dataset's when drop_last drops a partial batch).
+  // Samples per epoch (fewer than the epoch's order holds when drop_last drops a partial batch).
   std::int64_t num_samples() const {
-    return options_.drop_last ? size() * options_.batch_size : dataset_.size();
+    return options_.drop_last ? size() * options_.batch_size : samples_per_epoch();
   }
   // Epochs started so far (the next begin() starts epoch number epoch()).
   std::int64_t epoch() const noexcept { return epoch_; }
@@ -143,84 +187,112 @@ class DataLoader {
     stop();
     epoch_ = e;
   }
-  const Dataset& dataset() const noexcept { return dataset_; }
+  // The loader's own order for an epoch: 0..N-1, or its permutation from (seed, epoch) when shuffling.
+  std::vector<std::int64_t> permutation(std::int64_t epoch) const {
+    std::vector<std::int64_t> order(static_cast<std::size_t>(dataset_.size()));
+    std::iota(order.begin(), order.end(), std::int64_t(0));
+    if (options_.shuffle) {
+      Generator gen(detail::mix_seed(options_.seed, static_cast<std::uint64_t>(epoch)));
+      gen.shuffle(order.begin(), order.end());
+    }
+    return order;
+  }
+  // The order of the epoch started last (empty before the first).
+  const std::vector<std::int64_t>& order() const noexcept { return order_; }
+  // The data set as the loader sees it (size(), num_classes, samples).
+  const DataSource<Target>& dataset() const noexcept { return dataset_; }
   const DataLoaderOptions& options() const noexcept { return options_; }
 
-  // Stops and joins the worker thread, if any (also done by begin() and the destructor).
+  // Stops and joins the worker threads, if any (also done by begin() and the destructor).
   void stop() {
-    if (!worker_.joinable()) return;
+    bool running = false;
+    for (auto& w : workers_) running = running || w.thread.joinable();
+    if (!running) return;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
     }
     cv_.notify_all();
-    worker_.join();
+    for (auto& w : workers_)
+      if (w.thread.joinable()) w.thread.join();
   }
 
  private:
-  const Batch& slot(std::int64_t b) const { return slots_[b % 2]; }
+  struct Worker {
+    std::thread thread;
+    Tensor sample;
+    Shape batch_shape;  // reused from batch to batch, so a warmed-up batch allocates nothing
+  };
 
-  // Fills `batch` with batch number b of the current epoch (worker thread, or the consumer without prefetch).
-  void fill(Batch& batch, std::int64_t b) {
+  bool threaded() const { return options_.num_workers > 0 || options_.prefetch; }
+  // Indices per epoch: the data set's, or the sampler's share of them.
+  std::int64_t samples_per_epoch() const {
+    return options_.sampler.size ? options_.sampler.size(dataset_.size()) : dataset_.size();
+  }
+  const batch_type& slot(std::int64_t b) const { return slots_[static_cast<std::size_t>(b) % slots_.size()]; }
+
+  void check_order() const {
+    const std::int64_t want = samples_per_epoch(), n = dataset_.size();
+    if (static_cast<std::int64_t>(order_.size()) != want)
+      throw std::logic_error("DataLoader: the sampler selected " + std::to_string(order_.size()) +
+                             " indices, but its size() said " + std::to_string(want));
+    for (std::int64_t i : order_)
+      if (i < 0 || i >= n)
+        throw std::out_of_range("DataLoader: the sampler gave index " + std::to_string(i) + ", outside [0, " +
+                                std::to_string(n) + ")");
+  }
+
+  // Fills `batch` with batch number b of the current epoch. Returns false when stopped half way.
+  bool fill(batch_type& batch, Worker& w, std::int64_t b) {
     const std::int64_t bs = options_.batch_size;
     const std::int64_t first = b * bs;
-    const std::int64_t count = std::min(bs, dataset_.size() - first);
-    const Tensor& images = dataset_.images;
-    // The shapes live in members, so a warmed-up batch allocates nothing (a Shape is a vector).
-    Shape& sample_shape = sample_shape_;
-    sample_shape.assign(images.shape().begin() + 1, images.shape().end());
-    const std::int64_t sample_numel = images.size(1) * images.size(2) * images.size(3);
+    const std::int64_t count = std::min(bs, static_cast<std::int64_t>(order_.size()) - first);
     batch.index = b;
     batch.indices.assign(order_.begin() + first, order_.begin() + first + count);
     batch.target.resize(static_cast<std::size_t>(count));
-    for (std::int64_t k = 0; k < count; ++k)
-      batch.target[static_cast<std::size_t>(k)] = dataset_.labels[static_cast<std::size_t>(batch.indices[k])];
-    if (!transform_) {
-      batch_shape_.assign(1, count);
-      batch_shape_.insert(batch_shape_.end(), sample_shape.begin(), sample_shape.end());
-      batch.input.resize(batch_shape_);
-      for (std::int64_t k = 0; k < count; ++k) {
-        const float* src = images.data() + batch.indices[static_cast<std::size_t>(k)] * sample_numel;
-        std::copy(src, src + sample_numel, batch.input.data() + k * sample_numel);
-      }
-      return;
-    }
     Generator gen(detail::mix_seed(batch_seed_, static_cast<std::uint64_t>(b)));
-    Shape& out_shape = out_shape_;
     std::int64_t out_numel = 0;
     for (std::int64_t k = 0; k < count; ++k) {
-      const float* src = images.data() + batch.indices[static_cast<std::size_t>(k)] * sample_numel;
-      sample_.resize(sample_shape);
-      std::copy(src, src + sample_numel, sample_.data());
-      transform_(sample_, gen);
+      if (stop_.load(std::memory_order_relaxed)) return false;
+      const std::int64_t i = batch.indices[static_cast<std::size_t>(k)];
+      batch.target[static_cast<std::size_t>(k)] = dataset_.target(i);
+      dataset_.load(i, w.sample);
+      if (transform_) transform_(w.sample, gen);
       if (k == 0) {
-        out_shape.assign(sample_.shape().begin(), sample_.shape().end());
-        out_numel = sample_.numel();
-        batch_shape_.assign(1, count);
-        batch_shape_.insert(batch_shape_.end(), out_shape.begin(), out_shape.end());
-        batch.input.resize(batch_shape_);
-      } else if (sample_.shape() != out_shape) {
-        throw shape_error("DataLoader: the transform gave " + to_string(sample_.shape()) + " for sample " +
-                          std::to_string(batch.indices[static_cast<std::size_t>(k)]) + " but " +
-                          to_string(out_shape) + " for the first sample of the batch");
+        out_numel = w.sample.numel();
+        w.batch_shape.assign(1, count);
+        w.batch_shape.insert(w.batch_shape.end(), w.sample.shape().begin(), w.sample.shape().end());
+        batch.input.resize(w.batch_shape);
+      } else if (w.sample.numel() != out_numel ||
+                 !std::equal(w.sample.shape().begin(), w.sample.shape().end(), w.batch_shape.begin() + 1,
+                             w.batch_shape.end())) {
+        Shape first_shape(w.batch_shape.begin() + 1, w.batch_shape.end());
+        throw shape_error("DataLoader: sample " + std::to_string(i) + " is " + to_string(w.sample.shape()) +
+                          (transform_ ? " after the transform" : "") + " but the first sample of its batch is " +
+                          to_string(first_shape));
       }
-      std::copy(sample_.begin(), sample_.end(), batch.input.data() + k * out_numel);
+      std::copy(w.sample.begin(), w.sample.end(), batch.input.data() + k * out_numel);
     }
+    return true;
   }
 
-  void work(std::int64_t n) {
-    for (std::int64_t b = 0; b < n; ++b) {
-      const int s = static_cast<int>(b % 2);
+  void work(std::int64_t k, std::int64_t workers, std::int64_t n) {
+    Worker& w = workers_[static_cast<std::size_t>(k)];
+    for (std::int64_t b = k; b < n; b += workers) {
+      const std::size_t s = static_cast<std::size_t>(b) % slots_.size();
       {
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return stop_ || ready_[s] == -1; });
         if (stop_) return;
       }
       try {
-        fill(slots_[s], b);
+        if (!fill(slots_[s], w, b)) return;
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
-        error_ = std::current_exception();
+        if (b < error_batch_) {
+          error_ = std::current_exception();
+          error_batch_ = b;
+        }
         cv_.notify_all();
         return;
       }
@@ -232,29 +304,30 @@ class DataLoader {
     }
   }
 
-  // Consumer: waits until batch b is ready, or rethrows the worker's exception for it.
+  // Consumer: waits until batch b is ready, or rethrows the exception a worker met preparing it.
   void acquire(std::int64_t b) {
+    const std::size_t s = static_cast<std::size_t>(b) % slots_.size();
     std::exception_ptr error;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return ready_[b % 2] == b || error_ != nullptr; });
-      if (ready_[b % 2] == b) return;
+      cv_.wait(lock, [&] { return ready_[s] == b || error_batch_ <= b; });
+      if (ready_[s] == b) return;
       error = std::exchange(error_, nullptr);
     }
-    worker_.join();
+    stop();
     std::rethrow_exception(error);
   }
 
   // Consumer: done with batch b; move on to b + 1.
   void advance(std::int64_t b) {
     const std::int64_t next = b + 1;
-    if (!options_.prefetch) {
-      if (next < size()) fill(slots_[next % 2], next);
+    if (!threaded()) {
+      if (next < size()) fill(slots_[static_cast<std::size_t>(next) % slots_.size()], workers_[0], next);
       return;
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      ready_[b % 2] = -1;
+      ready_[static_cast<std::size_t>(b) % slots_.size()] = -1;
     }
     cv_.notify_all();
     if (next < size())
@@ -263,23 +336,26 @@ class DataLoader {
       stop();
   }
 
-  const Dataset& dataset_;
+  std::unique_ptr<DataSource<Target>> source_;
+  const DataSource<Target>& dataset_;
   DataLoaderOptions options_;
   Transform transform_;
   std::vector<std::int64_t> order_;
   std::int64_t epoch_ = 0;
   std::uint64_t batch_seed_ = 0;
-  Batch slots_[2];
-  Tensor sample_;
-  Shape sample_shape_, out_shape_, batch_shape_;  // the worker's, reused from batch to batch
+  std::vector<batch_type> slots_;
+  std::vector<Worker> workers_;
 
-  std::thread worker_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::int64_t ready_[2] = {-1, -1};  // batch index held by each slot, -1 when free
-  bool stop_ = false;
+  std::vector<std::int64_t> ready_;  // batch index held by each slot, -1 when free
+  std::atomic<bool> stop_{false};    // written under mutex_; read without it between samples
   std::exception_ptr error_;
+  std::int64_t error_batch_ = std::numeric_limits<std::int64_t>::max();
 };
+
+// The class-label loader: any data set whose targets are std::int64_t.
+using DataLoader = DataLoaderT<std::int64_t>;
 
 }  // namespace data
 }  // namespace ember

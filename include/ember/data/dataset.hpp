@@ -21,6 +21,8 @@ namespace ember {
 namespace data {
 
 struct Dataset {
+  using target_type = std::int64_t;
+
   Tensor images;                         // N x C x H x W, raw pixel values 0..255
   std::vector<std::int64_t> labels;      // N entries in [0, num_classes)
   std::int64_t num_classes = 0;
@@ -30,6 +32,16 @@ struct Dataset {
   std::int64_t channels() const { return images.dim() == 4 ? images.size(1) : 0; }
   std::int64_t height() const { return images.dim() == 4 ? images.size(2) : 0; }
   std::int64_t width() const { return images.dim() == 4 ? images.size(3) : 0; }
+
+  // Sample i (C x H x W) into `image`, reusing its storage; its label. For the DataLoader (any thread).
+  void load(std::int64_t i, Tensor& image) const {
+    const Shape& s = images.shape();
+    if (image.dim() != 3 || image.size(0) != s[1] || image.size(1) != s[2] || image.size(2) != s[3])
+      image.resize({s[1], s[2], s[3]});
+    const std::int64_t per = s[1] * s[2] * s[3];
+    std::copy(images.data() + i * per, images.data() + (i + 1) * per, image.data());
+  }
+  std::int64_t target(std::int64_t i) const { return labels[static_cast<std::size_t>(i)]; }
 
   // Images per class, index = label.
   std::vector<std::int64_t> histogram() const {

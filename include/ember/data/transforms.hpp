@@ -23,6 +23,7 @@
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/resize.hpp"
+#include "ember/kernels/resize_antialias.hpp"
 
 namespace ember {
 namespace data {
@@ -212,15 +213,21 @@ struct Normalize {
   void operator()(Tensor& image, Generator&) const { normalize(image, mean, std); }
 };
 
+// antialias (bilinear only): shrink as PIL and F.resize(antialias=True) do (kernels/resize_antialias.hpp).
 struct Resize {
   std::int64_t height, width;
   Interpolation mode;
-  Resize(std::int64_t h, std::int64_t w, Interpolation m = Interpolation::Bilinear) : height(h), width(w), mode(m) {
+  bool antialias;
+  Resize(std::int64_t h, std::int64_t w, Interpolation m = Interpolation::Bilinear, bool antialias_ = false)
+      : height(h), width(w), mode(m), antialias(antialias_) {
     detail::check_size(h, w, "Resize");
   }
   void operator()(Tensor& image, Generator&) const {
     Tensor& out = detail::scratch();
-    resize_into(image, out, height, width, mode);
+    if (antialias && mode == Interpolation::Bilinear)
+      kernels::resize_antialias_into(image, out, height, width);
+    else
+      resize_into(image, out, height, width, mode);
     std::swap(image, out);
   }
 };

@@ -16,6 +16,7 @@
 
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/format/exif.hpp"
 #include "ember/format/image_check.hpp"
 
 #if defined(__GNUC__)
@@ -103,12 +104,17 @@ struct StbFree {
 // An image file's bytes -> C x H x W float tensor of values 0..255, C = `channels`:
 // - 1: gray as PIL's convert('L') (ITU-R 601-2 luma, L = R 299/1000 + G 587/1000 + B 114/1000 in PIL's
 //   16-bit fixed point, rounded), so the values equal PIL's exactly;
-// - 3: RGB (gray files repeat their value).
-// Alpha is ignored, as convert() ignores it (a transparent pixel keeps its colour). 16-bit PNGs are reduced
-// to 8 bits by stb. `bytes` may be edited (empty PNG IDAT chunks dropped). A corrupt, truncated, oversized
-// or unsupported file throws format_error naming `name` and the reason.
+// - 3: RGB as PIL's convert('RGB') (gray files repeat their value).
+// Alpha is dropped, as convert('L') and convert('RGB') drop it (a transparent pixel keeps its colour; nothing
+// is blended with a background). 16-bit PNGs keep the high byte of each sample (v >> 8, stb's rule): that
+// is PIL's reading of 16-bit colour PNGs; PIL's convert('L') of a 16-bit gray PNG instead clips the 16-bit
+// value at 255, which turns almost every pixel white, so ember scales gray the same way as colour there.
+// `orientation` Apply shows a JPEG upright by its EXIF orientation (format/exif.hpp); Ignore (the default,
+// as torchvision's loader) leaves the pixels as stored. `bytes` may be edited (empty PNG IDAT chunks
+// dropped). A corrupt, truncated, oversized or unsupported file throws format_error naming `name` and the
+// reason.
 inline Tensor decode_image(std::vector<unsigned char>& bytes, const std::string& name, int channels = 1,
-                           const ImageLimits& limits = {}) {
+                           const ImageLimits& limits = {}, ExifOrientation orientation = ExifOrientation::Ignore) {
   if (channels != 1 && channels != 3)
     throw std::invalid_argument(name + ": decode_image: channels must be 1 or 3, got " + std::to_string(channels));
   detail::drop_empty_png_idat_chunks(bytes);
@@ -137,6 +143,10 @@ inline Tensor decode_image(std::vector<unsigned char>& bytes, const std::string&
                                std::uint32_t(p[2]) * 7471u + 0x8000u) >> 16;
       dst[i] = static_cast<float>(l);
     }
+  }
+  if (orientation == ExifOrientation::Apply) {
+    const int o = jpeg_exif_orientation(bytes);
+    if (o != 1) return apply_exif_orientation(image, o);
   }
   return image;
 }

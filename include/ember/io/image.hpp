@@ -17,15 +17,19 @@
 namespace ember {
 namespace io {
 
+using format::ExifOrientation;
 using format::ImageLimits;
 
 // PNG, JPEG or BMP -> C x H x W float tensor of values 0..255: `channels` 1 gives gray values equal to PIL's
-// convert('L'), 3 gives RGB (format::decode_image has the details). A missing or unreadable file throws
+// convert('L'), 3 gives RGB as PIL's convert('RGB'), alpha dropped; 16-bit PNGs keep each sample's high byte
+// (format::decode_image has the details). `orientation` Apply turns a JPEG upright by its EXIF orientation
+// (off by default, as torchvision's loader). A missing or unreadable file throws
 // io_error; a corrupt, truncated, unsupported one, or one declaring an image beyond `limits` (by default 179
 // megapixels, 1 GiB decoded), throws format_error naming the file and the reason, before stb allocates.
-inline Tensor load_image(const std::string& path, int channels = 1, const ImageLimits& limits = {}) {
+inline Tensor load_image(const std::string& path, int channels = 1, const ImageLimits& limits = {},
+                         ExifOrientation orientation = ExifOrientation::Ignore) {
   std::vector<unsigned char> bytes = read_file(path);
-  return format::decode_image(bytes, path, channels, limits);
+  return format::decode_image(bytes, path, channels, limits, orientation);
 }
 
 // Bilinear resize of a C x H x W image, the same as data::Resize (F.resize with antialias=False).
