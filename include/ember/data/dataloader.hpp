@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <numeric>
@@ -34,12 +35,21 @@
 namespace ember {
 namespace data {
 
+// Which of an epoch's indices the loader uses, in which order: size(n) of them for a data set of n, made by
+// select(epoch, order) from the epoch's permutation (shuffled or not). dist::DistributedSampler gives each
+// process its share this way. Empty: every index, in the permutation's order.
+struct IndexSampler {
+  std::function<std::int64_t(std::int64_t dataset_size)> size;
+  std::function<void(std::int64_t epoch, std::vector<std::int64_t>& order)> select;
+};
+
 struct DataLoaderOptions {
   std::int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
   std::uint64_t seed = 0;
   bool prefetch = true;  // prepare the next batch on a background thread
+  IndexSampler sampler{};
 };
 
 struct Batch {
@@ -111,6 +121,12 @@ class DataLoader {
       Generator gen(epoch_seed);
       gen.shuffle(order_.begin(), order_.end());
     }
+    if (options_.sampler.select) {
+      options_.sampler.select(epoch, order_);
+      if (static_cast<std::int64_t>(order_.size()) != indices())
+        throw std::logic_error("DataLoader: the sampler selected " + std::to_string(order_.size()) +
+                               " indices, but its size() said " + std::to_string(indices()));
+    }
     batch_seed_ = detail::mix_seed(epoch_seed, 0x5eedull);
     const std::int64_t n = size();
     if (n == 0) return Iterator(this, 0);
@@ -129,12 +145,12 @@ class DataLoader {
 
   // Batches per epoch.
   std::int64_t size() const {
-    const std::int64_t n = dataset_.size(), b = options_.batch_size;
+    const std::int64_t n = indices(), b = options_.batch_size;
     return options_.drop_last ? n / b : (n + b - 1) / b;
   }
   // Samples per epoch (fewer than the dataset's when drop_last drops a partial batch).
   std::int64_t num_samples() const {
-    return options_.drop_last ? size() * options_.batch_size : dataset_.size();
+    return options_.drop_last ? size() * options_.batch_size : indices();
   }
   // Epochs started so far (the next begin() starts epoch number epoch()).
   std::int64_t epoch() const noexcept { return epoch_; }
@@ -159,12 +175,14 @@ class DataLoader {
 
  private:
   const Batch& slot(std::int64_t b) const { return slots_[b % 2]; }
+  // Indices per epoch: the data set's, or the sampler's share of them.
+  std::int64_t indices() const { return options_.sampler.size ? options_.sampler.size(dataset_.size()) : dataset_.size(); }
 
   // Fills `batch` with batch number b of the current epoch (worker thread, or the consumer without prefetch).
   void fill(Batch& batch, std::int64_t b) {
     const std::int64_t bs = options_.batch_size;
     const std::int64_t first = b * bs;
-    const std::int64_t count = std::min(bs, dataset_.size() - first);
+    const std::int64_t count = std::min(bs, indices() - first);
     const Tensor& images = dataset_.images;
     // The shapes live in members, so a warmed-up batch allocates nothing (a Shape is a vector).
     Shape& sample_shape = sample_shape_;

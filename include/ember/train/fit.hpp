@@ -100,6 +100,9 @@ struct FitOptions {
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const EpochStats&)> on_epoch;
   std::function<void()> before_update;  // the step's hook between backward and the optimiser step
+  // After the epoch's validation, before the best is chosen, logged and saved: e.g. dist::reduce, which makes
+  // the statistics of one process those of all.
+  std::function<void(EpochStats&)> reduce_epoch;
   // The best so far when resuming (restored by resume_from).
   std::int64_t best_epoch = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();
@@ -291,11 +294,12 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     stats.val_accuracy = val.accuracy;
     stats.train_seconds = train_seconds;
     stats.images_per_second = train_seconds > 0 ? static_cast<double>(sums.seen) / train_seconds : 0.0;
-    stats.best = val.loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
+    if (options.reduce_epoch) options.reduce_epoch(stats);
+    stats.best = stats.val_loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
     if (stats.best) {
       history.best_epoch = epoch;
-      history.best_val_loss = val.loss;
-      history.best_val_accuracy = val.accuracy;
+      history.best_val_loss = stats.val_loss;
+      history.best_val_accuracy = stats.val_accuracy;
     }
     detail::save_epoch_checkpoints(model, opt, stats, history, options);
     stats.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
