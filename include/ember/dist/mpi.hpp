@@ -12,3 +12,4 @@
 #include "ember/dist/context.hpp"
 #include "ember/dist/reducer.hpp"
 #include "ember/dist/sampler.hpp"
+#include "ember/dist/sync_batchnorm.hpp"
