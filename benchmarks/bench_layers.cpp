@@ -1,5 +1,7 @@
 // The other layers of the report's models at their shapes in the CNN / MLP, batch 32: MaxPool2d, BatchNorm2d,
-// Softmax + CrossEntropyLoss, Linear, ReLU. Forward + backward per iteration unless the name says otherwise.
+// Softmax + CrossEntropyLoss, Linear, ReLU; and the layers of small modern CNNs at the same places: AvgPool2d,
+// AdaptiveAvgPool2d (global average pooling), BatchNorm1d, GELU. Forward + backward per iteration unless the
+// name says otherwise.
 // These are memory-bound: bytes/s is the figure to read (against the machine's memory bandwidth), not GFLOPS.
 #include <cstdint>
 #include <vector>
@@ -7,6 +9,8 @@
 #include <ember/core/random.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/activation.hpp>
+#include <ember/nn/avgpool2d.hpp>
+#include <ember/nn/batchnorm1d.hpp>
 #include <ember/nn/batchnorm2d.hpp>
 #include <ember/nn/linear.hpp>
 #include <ember/nn/maxpool2d.hpp>
@@ -53,6 +57,51 @@ void BM_MaxPool2d(benchmark::State& state) {
   run_module(state, pool, x, false);
 }
 BENCHMARK(BM_MaxPool2d)->Apply(cnn_places)->Unit(benchmark::kMicrosecond);
+
+void BM_AvgPool2d(benchmark::State& state) {
+  nn::AvgPool2d pool(2, state.range(1) == 3 ? 1 : 2);
+  Tensor x = random_tensor({kBatch, state.range(0), state.range(1), state.range(1)}, 1);
+  run_module(state, pool, x, false);
+}
+BENCHMARK(BM_AvgPool2d)->Apply(cnn_places)->Unit(benchmark::kMicrosecond);
+
+// 3x3, stride 2, padding 1: a ResNet stem's pooling window, through the padded (general) kernel.
+void BM_AvgPool2d_3x3_Pad1(benchmark::State& state) {
+  nn::AvgPool2d pool(3, 2, 1);
+  Tensor x = random_tensor({kBatch, state.range(0), state.range(1), state.range(1)}, 1);
+  run_module(state, pool, x, false);
+}
+BENCHMARK(BM_AvgPool2d_3x3_Pad1)->Apply(cnn_places)->Unit(benchmark::kMicrosecond);
+
+// Global average pooling (output 1) and a 2x2 grid of overlapping bins.
+void BM_AdaptiveAvgPool2d(benchmark::State& state) {
+  nn::AdaptiveAvgPool2d pool(state.range(2));
+  Tensor x = random_tensor({kBatch, state.range(0), state.range(1), state.range(1)}, 1);
+  run_module(state, pool, x, false);
+}
+BENCHMARK(BM_AdaptiveAvgPool2d)
+    ->ArgNames({"c", "hw", "out"})
+    ->Args({75, 26, 1})
+    ->Args({50, 11, 1})
+    ->Args({75, 26, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// BatchNorm1d after a Linear(., 512) ([N, C]) and on [N, C, L] sequences.
+void BM_BatchNorm1d(benchmark::State& state) {
+  nn::BatchNorm1d bn(state.range(0));
+  const Shape s = state.range(1) == 0 ? Shape{kBatch, state.range(0)} : Shape{kBatch, state.range(0), state.range(1)};
+  Tensor x = random_tensor(s, 2);
+  run_module(state, bn, x, false);
+}
+BENCHMARK(BM_BatchNorm1d)->ArgNames({"c", "l"})->Args({512, 0})->Args({64, 100})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_GELU(benchmark::State& state) {
+  nn::GELU gelu;
+  Tensor x = random_tensor({kBatch, 75, 26, 26}, 3);
+  run_module(state, gelu, x, false);
+}
+BENCHMARK(BM_GELU)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 void BM_BatchNorm2d(benchmark::State& state) {
   nn::BatchNorm2d bn(state.range(0));

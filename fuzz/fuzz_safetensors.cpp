@@ -15,7 +15,7 @@ namespace {
 ember::nn::Sequential make_model() {
   ember::Generator gen(1);
   ember::nn::Sequential net("Net", {});
-  net.add("conv1", ember::nn::Conv2d(1, 2, 2, 1, 0, true, gen));
+  net.add("conv1", ember::nn::Conv2d(1, 2, 2, 1, 0, 1, 1, true, gen));
   net.add("batchnorm1", ember::nn::BatchNorm2d(2));
   net.add("flatten", ember::nn::Flatten());
   net.add("fc1", ember::nn::Linear(8, 3, true, gen));

@@ -37,7 +37,7 @@ template <typename T>
 ember::nn::SequentialT<T> make_net(std::uint64_t seed) {
   ember::Generator gen(seed);
   ember::nn::SequentialT<T> net("CNNNet", {});
-  net.add("conv1", ember::nn::Conv2dT<T>(1, 2, 3, 1, 0, true, gen));
+  net.add("conv1", ember::nn::Conv2dT<T>(1, 2, 3, 1, 0, 1, 1, true, gen));
   net.add("batchnorm1", ember::nn::BatchNorm2dT<T>(2));
   net.add("relu1", ember::nn::ReLUT<T>());
   net.add("flatten", ember::nn::FlattenT<T>());

@@ -131,19 +131,27 @@ TEST_CASE(
   struct Case {
     std::int64_t n, c, h, w, o, kh, kw, s, p;
     bool bias, input_grad;
+    std::int64_t dh = 1, dw = 1, groups = 1;
   };
   const Case cases[] = {
       {1, 1, 5, 5, 1, 3, 3, 1, 0, true, true},     {3, 2, 9, 8, 3, 3, 2, 2, 1, true, true},
       {4, 3, 7, 7, 5, 5, 5, 1, 2, false, true},    {2, 4, 6, 6, 3, 1, 1, 1, 0, true, false},
       {5, 2, 7, 10, 3, 2, 4, 3, 1, true, true},    {7, 8, 12, 11, 16, 3, 3, 1, 1, true, true},
-      {6, 75, 13, 13, 50, 3, 3, 1, 0, true, true}, {3, 1, 28, 28, 75, 3, 3, 1, 0, false, false}};
+      {6, 75, 13, 13, 50, 3, 3, 1, 0, true, true}, {3, 1, 28, 28, 75, 3, 3, 1, 0, false, false},
+      // dilation (the dense path at stride 1 / padding 0, the general one otherwise), groups, depthwise
+      {3, 2, 11, 10, 3, 3, 3, 1, 0, true, true, 2, 3},  {4, 3, 12, 9, 2, 3, 2, 2, 2, false, true, 3, 2},
+      {5, 6, 9, 8, 4, 3, 3, 1, 1, true, true, 1, 1, 2}, {3, 6, 10, 11, 9, 3, 2, 2, 1, true, true, 2, 1, 3},
+      {6, 8, 9, 9, 8, 3, 3, 1, 1, true, true, 1, 1, 8}, {4, 4, 12, 10, 12, 3, 3, 1, 2, false, true, 2, 2, 4},
+      {2, 5, 7, 7, 5, 1, 1, 1, 0, true, false, 1, 1, 5}};
   for (const Case& s : cases) {
     CAPTURE(s.c);
     CAPTURE(s.o);
-    const kernels::Conv2dGeometry g{s.c, s.h, s.w, s.kh, s.kw, s.s, s.s, s.p, s.p};
+    CAPTURE(s.dh);
+    CAPTURE(s.groups);
+    const kernels::Conv2dGeometry g{s.c, s.h, s.w, s.kh, s.kw, s.s, s.s, s.p, s.p, s.dh, s.dw, s.groups};
     const std::int64_t k = g.col_rows(), p = g.col_cols();
     const auto x = random_values(static_cast<std::size_t>(s.n * s.c * s.h * s.w), 31);
-    const auto w = random_values(static_cast<std::size_t>(s.o * k), 32);
+    const auto w = random_values(static_cast<std::size_t>(s.o * g.group_col_rows()), 32);
     const auto b = random_values(static_cast<std::size_t>(s.o), 33);
     const auto dy = random_values(static_cast<std::size_t>(s.n * s.o * p), 34);
     const auto dw0 = random_values(w.size(), 35), db0 = random_values(b.size(), 36);
@@ -164,10 +172,10 @@ TEST_CASE(
         kernels::conv2d_forward(y.data(), cols.data(), x.data(), w.data(), bias, g, s.n, s.o, ws);
         kernels::conv2d_backward(s.input_grad ? dx.data() : nullptr, dw.data(), s.bias ? db.data() : nullptr,
                                  dy.data(), cols.data(), w.data(), g, s.n, s.o, ws);
-        CHECK(worst_diff(y, y_ref) <= 2e-6 * double(k + 1));
+        CHECK(worst_diff(y, y_ref) <= 2e-6 * double(g.group_col_rows() + 1));
         CHECK(worst_diff(dw, dw_ref) <= 2e-6 * double(s.n * p + 1));
         CHECK(worst_diff(db, db_ref) <= 2e-6 * double(s.n * p + 1));
-        CHECK(worst_diff(dx, dx_ref) <= 2e-6 * double(s.o * s.kh * s.kw));
+        CHECK(worst_diff(dx, dx_ref) <= 2e-6 * double(s.o / s.groups * s.kh * s.kw));
         // Without kept columns (inference) the forward is the same.
         std::vector<float> y_infer(dy.size());
         kernels::conv2d_forward(y_infer.data(), static_cast<float*>(nullptr), x.data(), w.data(), bias, g,
@@ -183,6 +191,29 @@ TEST_CASE(
         }
       }
     }
+  }
+}
+
+TEST_CASE("im2col and col2im match their references, dilation included") {
+  struct Case {
+    std::int64_t c, h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+  };
+  for (const Case& s : {Case{2, 7, 8, 3, 3, 1, 1, 0, 0, 2, 2}, Case{3, 9, 7, 3, 2, 1, 1, 0, 0, 3, 1},
+                        Case{2, 8, 9, 3, 3, 1, 1, 2, 1, 2, 3}, Case{1, 10, 10, 2, 3, 2, 3, 1, 2, 3, 2},
+                        Case{2, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1}, Case{1, 5, 5, 2, 2, 1, 1, 3, 3, 4, 4}}) {
+    CAPTURE(s.dh);
+    CAPTURE(s.dw);
+    const kernels::Conv2dGeometry g{s.c, s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.dh, s.dw};
+    const auto img = random_values(static_cast<std::size_t>(s.c * s.h * s.w), 41);
+    const auto cols_in = random_values(static_cast<std::size_t>(g.col_rows() * g.col_cols()), 42);
+    std::vector<float> cols(cols_in.size(), -1.0f), cols_ref(cols_in.size(), -2.0f);
+    kernels::im2col(g, img.data(), cols.data());
+    kernels::im2col_ref(g, img.data(), cols_ref.data());
+    CHECK(cols == cols_ref);
+    std::vector<float> back = img, back_ref = img;  // both add into what is there
+    kernels::col2im(g, cols_in.data(), back.data());
+    kernels::col2im_ref(g, cols_in.data(), back_ref.data());
+    CHECK(worst_diff(back, back_ref) <= 1e-6 * double(s.kh * s.kw));
   }
 }
 

@@ -62,7 +62,7 @@ TEST_CASE("gradient check: every layer, input and parameters, in double") {
     expect_gradcheck(m, {1, 3, 4, 5}, "Conv2d 1x1, batch 1");
   }
   {
-    nn::Conv2dT<double> m(2, 2, 5, 1, 2, false);
+    nn::Conv2dT<double> m(2, 2, 5, 1, 2, 1, 1, false);
     expect_gradcheck(m, {1, 2, 5, 7}, "Conv2d 5x5 padding 2 no bias, odd sizes");
   }
   {
@@ -330,7 +330,7 @@ TEST_CASE("the report's models print exactly as PyTorch prints them") {
   os << report_mlp(10, false);
   CHECK(os.str() == mlp_want);
   CHECK(nn::Sequential().repr() == "Sequential()");
-  CHECK(nn::Conv2d(3, 8, 3, 1, 1, false).repr() == "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)");
+  CHECK(nn::Conv2d(3, 8, 3, 1, 1, 1, 1, false).repr() == "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)");
   CHECK(nn::MaxPool2d({2, 3}, 1).repr() ==
         "MaxPool2d(kernel_size=(2, 3), stride=1, padding=0, dilation=1, ceil_mode=False)");
 }
@@ -815,7 +815,7 @@ TEST_CASE("layers: wrong shapes throw shape_error naming the layer and both shap
   CHECK_THROWS_AS(fc.forward(Tensor({0})), ember::shape_error);
   CHECK_THROWS_AS(fc.predict(Tensor({2, 3, 5})), ember::shape_error);  // [*, in] as PyTorch: the last extent counts
 
-  nn::Conv2d conv(1, 2, 3, 1, 0, true, gen);
+  nn::Conv2d conv(1, 2, 3, 1, 0, 1, 1, true, gen);
   const std::string c = message_of<ember::shape_error>([&] { conv.forward(Tensor({1, 3, 8, 8})); });
   CHECK(contains(c, "Conv2d"));
   CHECK(contains(c, "[1, 3, 8, 8]"));
@@ -846,7 +846,7 @@ TEST_CASE("layers: an empty batch gives an empty output, as in PyTorch") {
   nn::Linear fc(4, 3, true, gen);
   CHECK(fc.forward(Tensor({0, 4})).shape() == Shape{0, 3});
   CHECK(fc.backward(Tensor({0, 3})).shape() == Shape{0, 4});
-  nn::Conv2d conv(1, 2, 3, 1, 1, true, gen);
+  nn::Conv2d conv(1, 2, 3, 1, 1, 1, 1, true, gen);
   CHECK(conv.forward(Tensor({0, 1, 5, 5})).shape() == Shape{0, 2, 5, 5});
   nn::ReLU relu;
   CHECK(relu.forward(Tensor({0, 2, 3, 3})).shape() == Shape{0, 2, 3, 3});
@@ -901,7 +901,7 @@ TEST_CASE("layers: NaN and Inf propagate as in PyTorch, and only where the input
   CHECK(all_finite(s, 0, 5));
   CHECK(all_nan(s, 5, 10));
 
-  nn::Conv2d conv(1, 1, 3, 1, 0, true, gen);
+  nn::Conv2d conv(1, 1, 3, 1, 0, 1, 1, true, gen);
   Tensor big = random_tensor({1, 1, 8, 8}, 7);
   big[0] = nan;  // top-left pixel: reaches output (0, 0) only
   const Tensor c = conv.forward(big);
@@ -929,7 +929,7 @@ TEST_CASE("threads: OpenMP layers equal one thread, and predict serves several t
   // Large enough that threads_for() splits the work: conv (im2col + GEMM), batchnorm, pooling, linear.
   ember::Generator gen(40);
   nn::Sequential net("Net", {});
-  net.add("conv1", nn::Conv2d(1, 16, 3, 1, 1, true, gen));
+  net.add("conv1", nn::Conv2d(1, 16, 3, 1, 1, 1, 1, true, gen));
   net.add("batchnorm1", nn::BatchNorm2d(16));
   net.add("relu1", nn::ReLU());
   net.add("pool1", nn::MaxPool2d(2));

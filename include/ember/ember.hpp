@@ -11,6 +11,8 @@
 #include "ember/core/random.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/activation.hpp"
+#include "ember/kernels/avgpool.hpp"
 #include "ember/kernels/batchnorm.hpp"
 #include "ember/kernels/conv2d.hpp"
 #include "ember/kernels/gemm.hpp"

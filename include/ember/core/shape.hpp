@@ -4,6 +4,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ember/core/error.hpp"
@@ -49,6 +50,10 @@ struct Size2 {
   std::int64_t h, w;
   Size2(std::int64_t both) : h(both), w(both) {}  // NOLINT: implicit by design, as in PyTorch
   Size2(std::int64_t h_, std::int64_t w_) : h(h_), w(w_) {}
+  // A bool is never a size: without this it would convert to 0 or 1 (Conv2d(3, 8, 3, 1, 1, false), bias sixth
+  // as before 0.2.0, would mean dilation 0). A template so that an int argument still picks the int64 one.
+  template <typename B, std::enable_if_t<std::is_same_v<B, bool>, int> = 0>
+  Size2(B) = delete;
   bool operator==(const Size2& o) const { return h == o.h && w == o.w; }
   // "(3, 3)", as PyTorch prints a tuple.
   std::string str() const { return "(" + std::to_string(h) + ", " + std::to_string(w) + ")"; }

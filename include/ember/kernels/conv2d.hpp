@@ -1,11 +1,14 @@
 #pragma once
-// 2-D convolution over a batch (PyTorch's Conv2d with dilation 1 and groups 1) on raw row-major buffers.
-// With g the geometry (im2col.hpp), K = g.col_rows() = C_in*kh*kw and P = g.col_cols() = out_h*out_w:
-//   x [n, C_in, H, W], w [C_out, K] (= [C_out, C_in, kh, kw]), b [C_out] or null, y and dy [n, C_out, P]
-//   forward:  y_i = W cols_i + b with cols_i = im2col(x_i) [K x P]
-//   backward: dW += sum_i dy_i cols_i^T,  db += sum_i rowsum(dy_i),  dx_i = col2im(W^T dy_i)   (db, dx may be
-//   null)
-// dW and db accumulate (as PyTorch's .grad); dx is overwritten.
+// 2-D convolution over a batch (PyTorch's Conv2d, dilation and groups included) on raw row-major buffers.
+// With g the geometry (im2col.hpp), G = g.groups, K = g.col_rows() = C_in*kh*kw, K_g = K / G (one group's
+// column rows), O_g = C_out / G and P = g.col_cols() = out_h*out_w:
+//   x [n, C_in, H, W], w [C_out, K_g] (= [C_out, C_in/G, kh, kw]), b [C_out] or null, y and dy [n, C_out, P]
+//   forward:  y_i = W cols_i + b with cols_i = im2col(x_i) [K x P], per group: y_i,g = W_g cols_i,g with
+//             W_g rows [g*O_g, (g+1)*O_g) of W and cols_i,g rows [g*K_g, (g+1)*K_g) of cols_i
+//   backward: dW_g += sum_i dy_i,g cols_i,g^T,  db += sum_i rowsum(dy_i),  dx_i = col2im(stack_g W_g^T dy_i,g)
+//   (db, dx may be null)
+// dW and db accumulate (as PyTorch's .grad); dx is overwritten. With G = 1 there is one group and the loops
+// below are the plain im2col + GEMM of one matrix product per image.
 //
 // Naming, as in every kernel: conv2d_forward / conv2d_backward are fast, *_ref their plain references.
 // Outputs come first.
@@ -32,7 +35,7 @@ template <typename T>
 struct Conv2dWorkspace {
   using Buffer = std::vector<T, AlignedAllocator<T>>;
   std::vector<GemmWorkspace<T>> forward, weight_grad, input_grad;
-  std::vector<Buffer> wgrad, bgrad, dcols;  // backward: dW^T [K x C_out], db [C_out], W^T dy_i [K x P]
+  std::vector<Buffer> wgrad, bgrad, dcols;  // backward: dW^T [K_g x C_out], db [C_out], W^T dy_i [K x P]
   Buffer cols;                              // forward without kept columns (inference): one matrix per thread
 
   void ensure_threads(bool backward) {
@@ -50,7 +53,7 @@ struct Conv2dWorkspace {
 
 namespace detail {
 inline double conv2d_flops_per_image(const Conv2dGeometry& g, std::int64_t out_channels) {
-  return 2.0 * static_cast<double>(out_channels * g.col_rows() * g.col_cols());
+  return 2.0 * static_cast<double>(out_channels * g.group_col_rows() * g.col_cols());
 }
 }  // namespace detail
 
@@ -59,6 +62,7 @@ template <typename T>
 void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
                     std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
   const std::int64_t k = g.col_rows(), p = g.col_cols(), in_image = g.channels * g.height * g.width;
+  const std::int64_t groups = g.groups, kg = g.group_col_rows(), og = out_channels / groups;
   const int nt = threads_for(n, detail::conv2d_flops_per_image(g, out_channels));
   ws.ensure_threads(false);
   if (!cols) {
@@ -73,8 +77,10 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
     T* yi = y + i * out_channels * p;
     if (b)
       for (std::int64_t o = 0; o < out_channels; ++o) std::fill(yi + o * p, yi + (o + 1) * p, b[o]);
-    // y_i[out x p] = b + W[out x k] cols[k x p]
-    gemm(gemm_ws[t], false, false, out_channels, p, k, T(1), w, k, c, p, b ? T(1) : T(0), yi, p);
+    // y_i,g[og x p] = b + W_g[og x kg] cols_g[kg x p]
+    for (std::int64_t gi = 0; gi < groups; ++gi)
+      gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p, b ? T(1) : T(0),
+           yi + gi * og * p, p);
   });
 }
 
@@ -83,11 +89,11 @@ template <typename T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w, const Conv2dGeometry& g,
                      std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
   const std::int64_t k = g.col_rows(), p = g.col_cols(), in_image = g.channels * g.height * g.width;
-  const std::int64_t out = out_channels;
+  const std::int64_t out = out_channels, groups = g.groups, kg = g.group_col_rows(), og = out / groups;
   ws.ensure_threads(true);
-  const int nt = threads_for(n, static_cast<double>(4 * out * k * p));
+  const int nt = threads_for(n, static_cast<double>(4 * out * kg * p));
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {
-    ws.wgrad[t].assign(static_cast<std::size_t>(k * out), T(0));
+    ws.wgrad[t].assign(static_cast<std::size_t>(kg * out), T(0));
     if (db) ws.bgrad[t].assign(static_cast<std::size_t>(out), T(0));
     if (dx) ws.dcols[t].resize(static_cast<std::size_t>(k * p));
   }
@@ -95,10 +101,12 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     const auto t = static_cast<std::size_t>(thread_index());
     const T* dyi = dy + i * out * p;
     const T* ci = cols + i * k * p;
-    // Transposed: dW_t^T[k x out] += cols[k x p] dy^T[p x out]. Eigen packs the left operand of its
-    // column-major product from cols' rows without a transpose, and only the small dy is packed transposed;
-    // dW = dW^T^T once per step below.
-    gemm(ws.weight_grad[t], false, true, k, out, p, T(1), ci, p, dyi, p, T(1), ws.wgrad[t].data(), out);
+    // Transposed: dW_t^T[kg x out] += cols_g[kg x p] dy_g^T[p x og], group g in columns [g*og, (g+1)*og).
+    // Eigen packs the left operand of its column-major product from cols' rows without a transpose, and only
+    // the small dy is packed transposed; dW = dW^T^T once per step below.
+    for (std::int64_t gi = 0; gi < groups; ++gi)
+      gemm(ws.weight_grad[t], false, true, kg, og, p, T(1), ci + gi * kg * p, p, dyi + gi * og * p, p, T(1),
+           ws.wgrad[t].data() + gi * og, out);
     if (db) {
       T* dbt = ws.bgrad[t].data();
       for (std::int64_t o = 0; o < out; ++o) {
@@ -108,17 +116,19 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
       }
     }
     if (dx) {
-      // dcols[k x p] = W^T[k x out] dy[out x p], then scattered back onto the image.
-      gemm(ws.input_grad[t], true, false, k, p, out, T(1), w, k, dyi, p, T(0), ws.dcols[t].data(), p);
+      // dcols_g[kg x p] = W_g^T[kg x og] dy_g[og x p], then scattered back onto the image.
+      for (std::int64_t gi = 0; gi < groups; ++gi)
+        gemm(ws.input_grad[t], true, false, kg, p, og, T(1), w + gi * og * kg, kg, dyi + gi * og * p, p, T(0),
+             ws.dcols[t].data() + gi * kg * p, p);
       T* img = dx + i * in_image;
       std::fill(img, img + in_image, T(0));
       col2im(g, ws.dcols[t].data(), img);
     }
   });
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {
-    const T* wt = ws.wgrad[t].data();  // [k x out]
+    const T* wt = ws.wgrad[t].data();  // [kg x out]
     for (std::int64_t o = 0; o < out; ++o)
-      for (std::int64_t j = 0; j < k; ++j) dw[o * k + j] += wt[j * out + o];
+      for (std::int64_t j = 0; j < kg; ++j) dw[o * kg + j] += wt[j * out + o];
     if (db) {
       const T* bt = ws.bgrad[t].data();
       for (std::int64_t j = 0; j < out; ++j) db[j] += bt[j];
@@ -130,19 +140,21 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
 template <typename T>
 void conv2d_forward_ref(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g, std::int64_t n,
                         std::int64_t out_channels) {
-  const std::int64_t oh = g.out_h(), ow = g.out_w();
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), cg = g.group_channels(), og = out_channels / g.groups;
   for (std::int64_t s = 0; s < n; ++s)
     for (std::int64_t o = 0; o < out_channels; ++o)
       for (std::int64_t oy = 0; oy < oh; ++oy)
         for (std::int64_t ox = 0; ox < ow; ++ox) {
           double acc = b ? static_cast<double>(b[o]) : 0.0;
-          for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t cl = 0; cl < cg; ++cl)
             for (std::int64_t i = 0; i < g.kernel_h; ++i)
               for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                const std::int64_t yy = oy * g.stride_h - g.pad_h + i, xx = ox * g.stride_w - g.pad_w + j;
+                const std::int64_t c = (o / og) * cg + cl;  // input channel cl of o's group
+                const std::int64_t yy = oy * g.stride_h - g.pad_h + i * g.dilation_h,
+                                   xx = ox * g.stride_w - g.pad_w + j * g.dilation_w;
                 if (yy < 0 || yy >= g.height || xx < 0 || xx >= g.width) continue;
                 acc += static_cast<double>(x[((s * g.channels + c) * g.height + yy) * g.width + xx]) *
-                       w[((o * g.channels + c) * g.kernel_h + i) * g.kernel_w + j];
+                       w[((o * cg + cl) * g.kernel_h + i) * g.kernel_w + j];
               }
           y[((s * out_channels + o) * oh + oy) * ow + ox] = static_cast<T>(acc);
         }
@@ -152,9 +164,10 @@ void conv2d_forward_ref(T* y, const T* x, const T* w, const T* b, const Conv2dGe
 template <typename T>
 void conv2d_backward_ref(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const Conv2dGeometry& g,
                          std::int64_t n, std::int64_t out_channels) {
-  const std::int64_t oh = g.out_h(), ow = g.out_w(), k = g.col_rows();
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), kg = g.group_col_rows(), cg = g.group_channels(),
+                     og = out_channels / g.groups;
   const std::int64_t in_size = n * g.channels * g.height * g.width;
-  std::vector<double> dw_acc(static_cast<std::size_t>(out_channels * k)),
+  std::vector<double> dw_acc(static_cast<std::size_t>(out_channels * kg)),
       db_acc(static_cast<std::size_t>(out_channels));
   std::vector<double> dx_acc(static_cast<std::size_t>(dx ? in_size : 0));
   for (std::int64_t s = 0; s < n; ++s)
@@ -163,19 +176,21 @@ void conv2d_backward_ref(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
         for (std::int64_t ox = 0; ox < ow; ++ox) {
           const double gy = dy[((s * out_channels + o) * oh + oy) * ow + ox];
           db_acc[static_cast<std::size_t>(o)] += gy;
-          for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t cl = 0; cl < cg; ++cl)
             for (std::int64_t i = 0; i < g.kernel_h; ++i)
               for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                const std::int64_t yy = oy * g.stride_h - g.pad_h + i, xx = ox * g.stride_w - g.pad_w + j;
+                const std::int64_t c = (o / og) * cg + cl;
+                const std::int64_t yy = oy * g.stride_h - g.pad_h + i * g.dilation_h,
+                                   xx = ox * g.stride_w - g.pad_w + j * g.dilation_w;
                 if (yy < 0 || yy >= g.height || xx < 0 || xx >= g.width) continue;
                 const auto at =
                     static_cast<std::size_t>(((s * g.channels + c) * g.height + yy) * g.width + xx);
-                const std::int64_t tap = ((o * g.channels + c) * g.kernel_h + i) * g.kernel_w + j;
+                const std::int64_t tap = ((o * cg + cl) * g.kernel_h + i) * g.kernel_w + j;
                 dw_acc[static_cast<std::size_t>(tap)] += gy * x[at];
                 if (dx) dx_acc[at] += gy * w[tap];
               }
         }
-  for (std::int64_t j = 0; j < out_channels * k; ++j)
+  for (std::int64_t j = 0; j < out_channels * kg; ++j)
     dw[j] = static_cast<T>(dw[j] + dw_acc[static_cast<std::size_t>(j)]);
   if (db)
     for (std::int64_t o = 0; o < out_channels; ++o)

@@ -1,14 +1,17 @@
 #pragma once
-// ReLU() and Softmax(dim = 1), as torch.nn.ReLU and torch.nn.Softmax.
-// ReLU's gradient at exactly 0 is 0, as PyTorch's threshold_backward. ReLU keeps a mask and Softmax its output
-// for backward.
+// ReLU() and Softmax(dim = 1), as torch.nn.ReLU and torch.nn.Softmax; LeakyReLU(negative_slope = 0.01),
+// GELU(approximate = "none"), Sigmoid() and Tanh(), as their torch.nn namesakes (kernels/activation.hpp has
+// the formulas). ReLU's gradient at exactly 0 is 0, as PyTorch's threshold_backward. ReLU keeps a mask,
+// Softmax, Sigmoid and Tanh their output, LeakyReLU and GELU their input for backward.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/activation.hpp"
 #include "ember/kernels/softmax.hpp"
 #include "ember/nn/module.hpp"
 
@@ -108,7 +111,138 @@ class SoftmaxT : public ModuleT<T> {
   bool has_forward_ = false;
 };
 
+namespace detail {
+// The common part of a pointwise layer: shapes, the saved tensor (the input or the output, as the
+// derivative needs) and the checks. A layer supplies apply (the forward kernel) and derive (the backward one).
+template <typename T>
+class PointwiseT : public ModuleT<T> {
+ public:
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
+    out.resize(x.shape());
+    apply_all(out.data(), x.data(), x.numel());
+    saved_.assign(saves_output() ? out : x);
+    has_forward_ = true;
+  }
+  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    this->require_grad_shape(grad_out, saved_.shape());
+    if (!grad_in) return;
+    grad_in->resize(saved_.shape());
+    T* d = grad_in->data();
+    const T *g = grad_out.data(), *s = saved_.data();
+    in_chunks(saved_.numel(), [&](std::int64_t lo, std::int64_t n) { derive(d + lo, g + lo, s + lo, n); });
+  }
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
+    out.resize(x.shape());
+    apply_all(out.data(), x.data(), x.numel());
+  }
+  bool batch_independent() const override { return true; }
+
+ protected:
+  virtual bool saves_output() const = 0;
+  virtual void apply(T* out, const T* in, std::int64_t n) const = 0;
+  virtual void derive(T* dinp, const T* dout, const T* saved, std::int64_t n) const = 0;
+
+ private:
+  // Pointwise work splits into independent chunks across threads (erf and exp cost tens of cycles a value);
+  // each value is computed the same way whatever the split, so results do not depend on the thread count.
+  static constexpr std::int64_t kChunk = 16384;
+  template <typename F>
+  static void in_chunks(std::int64_t n, F&& f) {
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    parallel_for(threads_for(chunks, 20.0 * kChunk), chunks,
+                 [&](std::int64_t c) { f(c * kChunk, std::min(kChunk, n - c * kChunk)); });
+  }
+  void apply_all(T* out, const T* in, std::int64_t n) const {
+    in_chunks(n, [&](std::int64_t lo, std::int64_t len) { apply(out + lo, in + lo, len); });
+  }
+
+  TensorT<T> saved_;
+  bool has_forward_ = false;
+};
+}  // namespace detail
+
+template <typename T>
+class LeakyReLUT : public detail::PointwiseT<T> {
+ public:
+  explicit LeakyReLUT(double negative_slope = 0.01) : slope_(negative_slope) {}
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LeakyReLUT>(*this); }
+  std::string type_name() const override { return "LeakyReLU"; }
+  std::string extra_repr() const override { return "negative_slope=" + python_float(slope_); }
+  double negative_slope() const { return slope_; }
+
+ protected:
+  bool saves_output() const override { return false; }
+  void apply(T* out, const T* in, std::int64_t n) const override {
+    kernels::leaky_relu_forward(out, in, n, static_cast<T>(slope_));
+  }
+  void derive(T* dinp, const T* dout, const T* in, std::int64_t n) const override {
+    kernels::leaky_relu_backward(dinp, dout, in, n, static_cast<T>(slope_));
+  }
+
+ private:
+  double slope_;
+};
+
+template <typename T>
+class GELUT : public detail::PointwiseT<T> {
+ public:
+  // approximate: "none" (the exact erf form, PyTorch's default) or "tanh".
+  explicit GELUT(const std::string& approximate = "none") : approximate_(approximate) {
+    if (approximate != "none" && approximate != "tanh")
+      throw std::invalid_argument("GELU: approximate must be 'none' or 'tanh', got '" + approximate + "'");
+  }
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<GELUT>(*this); }
+  std::string type_name() const override { return "GELU"; }
+  std::string extra_repr() const override { return "approximate='" + approximate_ + "'"; }
+  const std::string& approximate() const { return approximate_; }
+
+ protected:
+  bool saves_output() const override { return false; }
+  void apply(T* out, const T* in, std::int64_t n) const override {
+    kernels::gelu_forward(out, in, n, approximate_ == "tanh");
+  }
+  void derive(T* dinp, const T* dout, const T* in, std::int64_t n) const override {
+    kernels::gelu_backward(dinp, dout, in, n, approximate_ == "tanh");
+  }
+
+ private:
+  std::string approximate_;
+};
+
+template <typename T>
+class SigmoidT : public detail::PointwiseT<T> {
+ public:
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<SigmoidT>(*this); }
+  std::string type_name() const override { return "Sigmoid"; }
+
+ protected:
+  bool saves_output() const override { return true; }
+  void apply(T* out, const T* in, std::int64_t n) const override { kernels::sigmoid_forward(out, in, n); }
+  void derive(T* dinp, const T* dout, const T* out, std::int64_t n) const override {
+    kernels::sigmoid_backward(dinp, dout, out, n);
+  }
+};
+
+template <typename T>
+class TanhT : public detail::PointwiseT<T> {
+ public:
+  std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<TanhT>(*this); }
+  std::string type_name() const override { return "Tanh"; }
+
+ protected:
+  bool saves_output() const override { return true; }
+  void apply(T* out, const T* in, std::int64_t n) const override { kernels::tanh_forward(out, in, n); }
+  void derive(T* dinp, const T* dout, const T* out, std::int64_t n) const override {
+    kernels::tanh_backward(dinp, dout, out, n);
+  }
+};
+
 using ReLU = ReLUT<float>;
+using LeakyReLU = LeakyReLUT<float>;
+using GELU = GELUT<float>;
+using Sigmoid = SigmoidT<float>;
+using Tanh = TanhT<float>;
 using Softmax = SoftmaxT<float>;
 
 }  // namespace ember::nn

@@ -1,169 +1,31 @@
 #pragma once
 // BatchNorm2d(num_features, eps = 1e-5, momentum = 0.1), as torch.nn.BatchNorm2d (affine, tracking running
-// statistics). In training it normalises with the batch's biased variance and updates the running estimates
-// with the unbiased one; in eval it uses the running estimates. See kernels/batchnorm.hpp for the formulas.
-// Buffers: running_mean, running_var, num_batches_tracked (a 0-d tensor; saved as int64 in checkpoints).
-#include <cmath>
+// statistics): [N, C, H, W], statistics per channel over N, H and W. nn/batchnorm_base.hpp has the layer's
+// workings, shared with BatchNorm1d; kernels/batchnorm.hpp the formulas.
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/kernels/batchnorm.hpp"
-#include "ember/nn/module.hpp"
+#include "ember/nn/batchnorm_base.hpp"
 
 namespace ember::nn {
 
 template <typename T>
-class BatchNorm2dT : public ModuleT<T> {
+class BatchNorm2dT : public BatchNormBaseT<T> {
  public:
   explicit BatchNorm2dT(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1)
-      : c_(num_features), eps_(eps), momentum_(momentum) {
-    if (num_features <= 0)
-      throw std::invalid_argument("BatchNorm2d: num_features must be positive, got " + std::to_string(num_features));
-    if (!(eps > 0.0)) throw std::invalid_argument("BatchNorm2d: eps must be positive");
-    weight_.value = TensorT<T>::ones({c_});
-    weight_.grad = TensorT<T>({c_});
-    bias_.value = TensorT<T>({c_});
-    bias_.grad = TensorT<T>({c_});
-    running_mean_ = TensorT<T>({c_});
-    running_var_ = TensorT<T>::ones({c_});
-    num_batches_tracked_ = TensorT<T>(Shape{});
-    mean_.resize(static_cast<std::size_t>(c_));
-    invstd_.resize(static_cast<std::size_t>(c_));
-  }
-
-  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
-    check(x);
-    const std::int64_t n = x.size(0), hw = x.size(2) * x.size(3);
-    out.resize(x.shape());
-    input_.assign(x);
-    has_forward_ = true;
-    batch_stats_ = this->training_;
-    if (!this->training_) {
-      normalise_with_running(x, out);
-      return;
-    }
-    const std::int64_t count = n * hw;
-    if (count <= 1)
-      throw shape_error(this->repr() + ": expected more than 1 value per channel when training, got input " +
-                        to_string(x.shape()));
-    const int nt = threads_for(c_, static_cast<double>(3 * count));
-    parallel_for(nt, c_, [&](std::int64_t ch) {
-      double mean, var;
-      kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch);
-      const double invstd = 1.0 / std::sqrt(var + eps_);
-      mean_[static_cast<std::size_t>(ch)] = mean;
-      invstd_[static_cast<std::size_t>(ch)] = invstd;
-      const double scale = weight_.value[ch] * invstd;
-      const T center = static_cast<T>(mean);
-      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, center, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - (mean - static_cast<double>(center)) * scale));
-      const double unbiased = var * static_cast<double>(count) / static_cast<double>(count - 1);
-      running_mean_[ch] = static_cast<T>((1.0 - momentum_) * running_mean_[ch] + momentum_ * mean);
-      running_var_[ch] = static_cast<T>((1.0 - momentum_) * running_var_[ch] + momentum_ * unbiased);
-    });
-    num_batches_tracked_[0] += T(1);
-  }
-
-  void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
-    this->require_forward(has_forward_);
-    this->require_grad_shape(grad_out, input_.shape());
-    const std::int64_t n = input_.size(0), hw = input_.size(2) * input_.size(3);
-    if (grad_in) grad_in->resize(input_.shape());
-    const int nt = threads_for(c_, static_cast<double>(4 * n * hw));
-    parallel_for(nt, c_, [&](std::int64_t ch) {
-      double dgamma = 0, dbeta = 0;
-      if (batch_stats_) {
-        kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input_.data(), grad_out.data(),
-                                    n, c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
-                                    invstd_[static_cast<std::size_t>(ch)], weight_.value[ch]);
-      } else {
-        // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
-        const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
-        for (std::int64_t i = 0; i < n; ++i) {
-          const T* xp = input_.data() + (i * c_ + ch) * hw;
-          const T* gp = grad_out.data() + (i * c_ + ch) * hw;
-          T* dp = grad_in ? grad_in->data() + (i * c_ + ch) * hw : nullptr;
-          for (std::int64_t j = 0; j < hw; ++j) {
-            dbeta += gp[j];
-            dgamma += gp[j] * (xp[j] - mean) * invstd;
-            if (dp) dp[j] = static_cast<T>(gp[j] * weight_.value[ch] * invstd);
-          }
-        }
-      }
-      weight_.grad[ch] += static_cast<T>(dgamma);
-      bias_.grad[ch] += static_cast<T>(dbeta);
-    });
-  }
-
-  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
-    check(x);
-    out.resize(x.shape());
-    normalise_with_running(x, out);
-  }
+      : BatchNormBaseT<T>("BatchNorm2d", num_features, eps, momentum) {}
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<BatchNorm2dT>(*this); }
-  bool batch_independent() const override { return true; }
   std::string type_name() const override { return "BatchNorm2d"; }
-  std::string extra_repr() const override {
-    return std::to_string(c_) + ", eps=" + python_float(eps_) + ", momentum=" + python_float(momentum_) +
-           ", affine=True, track_running_stats=True";
-  }
 
-  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
-    out.emplace_back(prefix + "weight", &weight_);
-    out.emplace_back(prefix + "bias", &bias_);
+ protected:
+  void check_input(const TensorT<T>& x) const override {
+    if (x.dim() != 4 || x.size(1) != this->num_features())
+      throw shape_error(this->repr() + ": expected input [N, " + std::to_string(this->num_features()) +
+                        ", H, W], got " + to_string(x.shape()));
   }
-  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
-    out.emplace_back(prefix + "running_mean", &running_mean_);
-    out.emplace_back(prefix + "running_var", &running_var_);
-    out.emplace_back(prefix + "num_batches_tracked", &num_batches_tracked_);
-  }
-
-  ParameterT<T>& weight() { return weight_; }
-  ParameterT<T>& bias() { return bias_; }
-  TensorT<T>& running_mean() { return running_mean_; }
-  TensorT<T>& running_var() { return running_var_; }
-  const ParameterT<T>& weight() const { return weight_; }
-  const ParameterT<T>& bias() const { return bias_; }
-  const TensorT<T>& running_mean() const { return running_mean_; }
-  const TensorT<T>& running_var() const { return running_var_; }
-  std::int64_t num_features() const { return c_; }
-  double eps() const { return eps_; }
-  double momentum() const { return momentum_; }
-  std::int64_t num_batches_tracked() const { return static_cast<std::int64_t>(num_batches_tracked_[0]); }
-
- private:
-  void check(const TensorT<T>& x) const {
-    this->require_parameters();
-    if (x.dim() != 4 || x.size(1) != c_)
-      throw shape_error(this->repr() + ": expected input [N, " + std::to_string(c_) + ", H, W], got " +
-                        to_string(x.shape()));
-  }
-
-  void normalise_with_running(const TensorT<T>& x, TensorT<T>& out) const {
-    const std::int64_t n = x.size(0), hw = x.size(2) * x.size(3);
-    for (std::int64_t ch = 0; ch < c_; ++ch) {
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
-      const double scale = weight_.value[ch] * invstd;
-      // running_mean is already a T: centring on it is exact.
-      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], static_cast<T>(scale),
-                               bias_.value[ch]);
-    }
-  }
-
-  std::int64_t c_;
-  double eps_, momentum_;
-  ParameterT<T> weight_, bias_;
-  TensorT<T> running_mean_, running_var_, num_batches_tracked_;
-  // Saved for backward: the input and this batch's statistics.
-  TensorT<T> input_;
-  std::vector<double> mean_, invstd_;
-  bool batch_stats_ = true;
-  bool has_forward_ = false;
 };
 
 using BatchNorm2d = BatchNorm2dT<float>;

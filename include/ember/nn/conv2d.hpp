@@ -1,12 +1,17 @@
 #pragma once
-// Conv2d(in_channels, out_channels, kernel_size, stride = 1, padding = 0, bias = true), as torch.nn.Conv2d with
-// dilation 1 and groups 1. [N, C_in, H, W] -> [N, C_out, out_h, out_w].
+// Conv2d(in_channels, out_channels, kernel_size, stride = 1, padding = 0, dilation = 1, groups = 1, bias = true),
+// as torch.nn.Conv2d with zero padding. [N, C_in, H, W] -> [N, C_out, out_h, out_w] with
+//   out_h = (H + 2*padding - dilation*(kernel - 1) - 1) / stride + 1;
+// weight [C_out, C_in/groups, kh, kw]: output channel o sees the C_in/groups input channels of its group
+// o / (C_out/groups). groups == C_in is a depthwise convolution.
 // The arithmetic (im2col + GEMM, parallel over the batch) is kernels/conv2d.hpp's; the layer keeps the
 // parameters, the column matrices of every image (for backward) and the kernel's workspaces.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ember/core/parallel.hpp"
@@ -18,7 +23,7 @@
 
 namespace ember::nn {
 
-// Conv2d's arguments with chained setters: Conv2dOptions(1, 75, 3).stride(1).padding(0).
+// Conv2d's arguments with chained setters: Conv2dOptions(32, 32, 3).padding(1).groups(32).bias(false).
 struct Conv2dOptions {
   Conv2dOptions(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
@@ -30,6 +35,14 @@ struct Conv2dOptions {
     padding_ = p;
     return *this;
   }
+  Conv2dOptions& dilation(Size2 d) {
+    dilation_ = d;
+    return *this;
+  }
+  Conv2dOptions& groups(std::int64_t g) {
+    groups_ = g;
+    return *this;
+  }
   Conv2dOptions& bias(bool b) {
     bias_ = b;
     return *this;
@@ -38,6 +51,8 @@ struct Conv2dOptions {
   Size2 kernel_size_;
   Size2 stride_ = 1;
   Size2 padding_ = 0;
+  Size2 dilation_ = 1;
+  std::int64_t groups_ = 1;
   bool bias_ = true;
 };
 
@@ -45,18 +60,38 @@ template <typename T>
 class Conv2dT : public ModuleT<T> {
  public:
   Conv2dT(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Size2 stride = 1, Size2 padding = 0,
-          bool bias = true, Generator& gen = default_generator())
-      : Conv2dT(Conv2dOptions(in_channels, out_channels, kernel_size).stride(stride).padding(padding).bias(bias),
+          Size2 dilation = 1, std::int64_t groups = 1, bool bias = true, Generator& gen = default_generator())
+      : Conv2dT(Conv2dOptions(in_channels, out_channels, kernel_size)
+                    .stride(stride)
+                    .padding(padding)
+                    .dilation(dilation)
+                    .groups(groups)
+                    .bias(bias),
                 gen) {}
+
+  // Before 0.2.0 the sixth argument was bias; now it is dilation, as in PyTorch. Such a call stops here rather
+  // than mean something else.
+  template <typename B, typename... Rest, std::enable_if_t<std::is_same_v<B, bool>, int> = 0>
+  Conv2dT(std::int64_t, std::int64_t, Size2, Size2, Size2, B, Rest&&...) : Conv2dT(Conv2dOptions(1, 1, 1)) {
+    static_assert(!std::is_same_v<B, B>,
+                  "Conv2d: the sixth argument is dilation (since 0.2.0, as PyTorch), not bias: write "
+                  "Conv2d(in, out, k, stride, padding, /*dilation*/ 1, /*groups*/ 1, bias) or "
+                  "Conv2dOptions(in, out, k).bias(false)");
+  }
 
   explicit Conv2dT(const Conv2dOptions& o, Generator& gen = default_generator())
       : in_(o.in_channels_), out_(o.out_channels_), kernel_(o.kernel_size_), stride_(o.stride_),
-        padding_(o.padding_), has_bias_(o.bias_) {
+        padding_(o.padding_), dilation_(o.dilation_), groups_(o.groups_), has_bias_(o.bias_) {
     if (in_ <= 0 || out_ <= 0 || kernel_.h <= 0 || kernel_.w <= 0 || stride_.h <= 0 || stride_.w <= 0 ||
-        padding_.h < 0 || padding_.w < 0)
-      throw std::invalid_argument("Conv2d: channels, kernel_size and stride must be positive and padding "
-                                  "non-negative, got " + describe());
-    weight_.value = TensorT<T>({out_, in_, kernel_.h, kernel_.w});
+        padding_.h < 0 || padding_.w < 0 || dilation_.h <= 0 || dilation_.w <= 0 || groups_ <= 0)
+      throw std::invalid_argument("Conv2d(" + describe() +
+                                  "): channels, kernel_size, stride, dilation and groups must be positive and "
+                                  "padding non-negative");
+    if (in_ % groups_ != 0 || out_ % groups_ != 0)
+      throw std::invalid_argument("Conv2d(" + describe() + "): in_channels " + std::to_string(in_) +
+                                  " and out_channels " + std::to_string(out_) + " must both be divisible by groups " +
+                                  std::to_string(groups_));
+    weight_.value = TensorT<T>({out_, in_ / groups_, kernel_.h, kernel_.w});
     weight_.grad = TensorT<T>(weight_.value.shape());
     if (has_bias_) {
       bias_.value = TensorT<T>({out_});
@@ -66,8 +101,9 @@ class Conv2dT : public ModuleT<T> {
   }
 
   void reset_parameters(Generator& gen) {
-    init::default_weight_and_bias_(weight_.value, has_bias_ ? &bias_.value : nullptr, in_ * kernel_.h * kernel_.w,
-                                   gen);
+    // fan_in = in/groups x kernel area: what one output sees (torch.nn.init._calculate_fan_in_and_fan_out).
+    init::default_weight_and_bias_(weight_.value, has_bias_ ? &bias_.value : nullptr,
+                                   in_ / groups_ * kernel_.h * kernel_.w, gen);
   }
 
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
@@ -122,19 +158,33 @@ class Conv2dT : public ModuleT<T> {
   Size2 kernel_size() const { return kernel_; }
   Size2 stride() const { return stride_; }
   Size2 padding() const { return padding_; }
+  Size2 dilation() const { return dilation_; }
+  std::int64_t groups() const { return groups_; }
   bool has_bias() const { return has_bias_; }
+  // Everything the layer was built with: Conv2dT<U>(c.options()) builds the same layer.
+  Conv2dOptions options() const {
+    return Conv2dOptions(in_, out_, kernel_)
+        .stride(stride_)
+        .padding(padding_)
+        .dilation(dilation_)
+        .groups(groups_)
+        .bias(has_bias_);
+  }
 
  private:
   std::string describe() const {
     std::string s = std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=" + kernel_.str() +
                     ", stride=" + stride_.str();
     if (padding_.h != 0 || padding_.w != 0) s += ", padding=" + padding_.str();
+    if (dilation_.h != 1 || dilation_.w != 1) s += ", dilation=" + dilation_.str();
+    if (groups_ != 1) s += ", groups=" + std::to_string(groups_);
     if (!has_bias_) s += ", bias=False";
     return s;
   }
 
   kernels::Conv2dGeometry geometry_for(const Shape& s) const {
-    return {s[1], s[2], s[3], kernel_.h, kernel_.w, stride_.h, stride_.w, padding_.h, padding_.w};
+    return {s[1],       s[2],       s[3],        kernel_.h,   kernel_.w,   stride_.h,  stride_.w,
+            padding_.h, padding_.w, dilation_.h, dilation_.w, groups_};
   }
 
   kernels::Conv2dGeometry geometry(const TensorT<T>& x) const {
@@ -142,14 +192,17 @@ class Conv2dT : public ModuleT<T> {
     if (x.dim() != 4 || x.size(1) != in_)
       throw shape_error(this->repr() + ": expected input [N, " + std::to_string(in_) + ", H, W], got " +
                         to_string(x.shape()));
-    if (x.size(2) + 2 * padding_.h < kernel_.h || x.size(3) + 2 * padding_.w < kernel_.w)
+    const Size2 span(dilation_.h * (kernel_.h - 1) + 1, dilation_.w * (kernel_.w - 1) + 1);
+    if (x.size(2) + 2 * padding_.h < span.h || x.size(3) + 2 * padding_.w < span.w)
       throw shape_error(this->repr() + ": input " + to_string(x.shape()) + " (padded " + padding_.str() +
-                        ") is smaller than the kernel " + kernel_.str());
+                        ") is smaller than the kernel " + kernel_.str() +
+                        (span == kernel_ ? std::string() : " (dilated: " + span.str() + ")"));
     return geometry_for(x.shape());
   }
 
   std::int64_t in_, out_;
-  Size2 kernel_, stride_, padding_;
+  Size2 kernel_, stride_, padding_, dilation_;
+  std::int64_t groups_;
   bool has_bias_;
   ParameterT<T> weight_, bias_;
   // Kept across steps so a warmed-up training step allocates nothing.

@@ -11,19 +11,25 @@
 
 #include "ember/core/random.hpp"
 #include "ember/nn/activation.hpp"
+#include "ember/nn/avgpool2d.hpp"
+#include "ember/nn/batchnorm1d.hpp"
 #include "ember/nn/batchnorm2d.hpp"
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
 #include "ember/nn/flatten.hpp"
+#include "ember/nn/identity.hpp"
 #include "ember/nn/linear.hpp"
 #include "ember/nn/maxpool2d.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
 
 namespace ember::nn {
 
 template <typename U, typename T>
 SequentialT<U> to(const SequentialT<T>& model);
+template <typename U, typename T>
+std::unique_ptr<ModuleT<U>> to(const ModuleT<T>& m);
 
 namespace detail {
 
@@ -35,18 +41,28 @@ std::unique_ptr<ModuleT<U>> convert_layer(const ModuleT<T>& m) {
   if (const auto* l = dynamic_cast<const LinearT<T>*>(&m))
     return std::make_unique<LinearT<U>>(l->in_features(), l->out_features(), l->has_bias(), scratch);
   if (const auto* c = dynamic_cast<const Conv2dT<T>*>(&m))
-    return std::make_unique<Conv2dT<U>>(Conv2dOptions(c->in_channels(), c->out_channels(), c->kernel_size())
-                                            .stride(c->stride())
-                                            .padding(c->padding())
-                                            .bias(c->has_bias()),
-                                        scratch);
+    return std::make_unique<Conv2dT<U>>(c->options(), scratch);
   if (const auto* b = dynamic_cast<const BatchNorm2dT<T>*>(&m))
     return std::make_unique<BatchNorm2dT<U>>(b->num_features(), b->eps(), b->momentum());
+  if (const auto* b = dynamic_cast<const BatchNorm1dT<T>*>(&m))
+    return std::make_unique<BatchNorm1dT<U>>(b->num_features(), b->eps(), b->momentum());
   if (const auto* p = dynamic_cast<const MaxPool2dT<T>*>(&m))
     return std::make_unique<MaxPool2dT<U>>(p->kernel_size(), p->stride(), p->padding());
   if (const auto* d = dynamic_cast<const DropoutT<T>*>(&m)) return std::make_unique<DropoutT<U>>(d->p());
   if (dynamic_cast<const ReLUT<T>*>(&m)) return std::make_unique<ReLUT<U>>();
   if (const auto* s = dynamic_cast<const SoftmaxT<T>*>(&m)) return std::make_unique<SoftmaxT<U>>(s->dim());
+  if (const auto* r = dynamic_cast<const ResidualT<T>*>(&m))
+    return std::make_unique<ResidualT<U>>(to<U>(r->body()), r->shortcut() ? to<U>(*r->shortcut()) : nullptr);
+  if (const auto* p = dynamic_cast<const AvgPool2dT<T>*>(&m))
+    return std::make_unique<AvgPool2dT<U>>(p->kernel_size(), p->stride(), p->padding());
+  if (const auto* p = dynamic_cast<const AdaptiveAvgPool2dT<T>*>(&m))
+    return std::make_unique<AdaptiveAvgPool2dT<U>>(p->output_size());
+  if (const auto* a = dynamic_cast<const LeakyReLUT<T>*>(&m))
+    return std::make_unique<LeakyReLUT<U>>(a->negative_slope());
+  if (const auto* a = dynamic_cast<const GELUT<T>*>(&m)) return std::make_unique<GELUT<U>>(a->approximate());
+  if (dynamic_cast<const SigmoidT<T>*>(&m)) return std::make_unique<SigmoidT<U>>();
+  if (dynamic_cast<const TanhT<T>*>(&m)) return std::make_unique<TanhT<U>>();
+  if (dynamic_cast<const IdentityT<T>*>(&m)) return std::make_unique<IdentityT<U>>();
   if (const auto* f = dynamic_cast<const FlattenT<T>*>(&m))
     return std::make_unique<FlattenT<U>>(f->start_dim(), f->end_dim());
   throw std::invalid_argument("nn::to: cannot convert " + m.repr() +

@@ -1,0 +1,143 @@
+#pragma once
+// Pointwise activations over n contiguous values, as PyTorch 1.13 defines them:
+//   leaky_relu  y = x > 0 ? x : slope x          dx = x > 0 ? dy : slope dy   (from the input)
+//   gelu        y = x Phi(x) = x/2 (1 + erf(x/sqrt2))
+//               dx = dy (Phi(x) + x phi(x)), phi the standard normal density          (from the input)
+//   gelu_tanh   y = x/2 (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi)  (approximate="tanh")
+//   sigmoid     y = 1 / (1 + exp(-x))           dx = dy y (1 - y)           (from the output)
+//   tanh        y = tanh x                      dx = dy (1 - y^2)           (from the output)
+// NaN propagates through every one, as in PyTorch.
+//
+// Naming, as in every kernel: *_forward / *_backward are the fast kernels, *_ref the plain references. Outputs
+// come first. sigmoid and tanh go through Eigen's vectorised exp / tanh (a few ulp from the C library's,
+// as PyTorch's own vectorised kernels are); the others are plain loops the compiler vectorises or, for erf, a
+// call per value.
+#include <Eigen/Core>
+#include <cmath>
+#include <cstdint>
+
+namespace ember::kernels {
+
+template <typename T>
+void leaky_relu_forward(T* out, const T* in, std::int64_t n, T slope) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : in[i] * slope;
+}
+template <typename T>
+void leaky_relu_backward(T* dinp, const T* dout, const T* in, std::int64_t n, T slope) {
+  for (std::int64_t i = 0; i < n; ++i) dinp[i] = in[i] > T(0) ? dout[i] : dout[i] * slope;
+}
+// The loops above are already the plainest form; the references are the same functions, named for the tests.
+template <typename T>
+void leaky_relu_forward_ref(T* out, const T* in, std::int64_t n, T slope) {
+  leaky_relu_forward(out, in, n, slope);
+}
+template <typename T>
+void leaky_relu_backward_ref(T* dinp, const T* dout, const T* in, std::int64_t n, T slope) {
+  leaky_relu_backward(dinp, dout, in, n, slope);
+}
+
+namespace detail {
+constexpr double kSqrt1_2 = 0.70710678118654752440;      // 1/sqrt(2)
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;   // 1/sqrt(2 pi)
+constexpr double kSqrt2OverPi = 0.79788456080286535588;  // sqrt(2/pi)
+constexpr double kGeluKappa = 0.044715;
+}  // namespace detail
+
+template <typename T>
+void gelu_forward_ref(T* out, const T* in, std::int64_t n, bool tanh_approx) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = in[i];
+    out[i] = static_cast<T>(tanh_approx
+                                ? 0.5 * x * (1 + std::tanh(detail::kSqrt2OverPi * (x + detail::kGeluKappa * x * x * x)))
+                                : 0.5 * x * (1 + std::erf(x * detail::kSqrt1_2)));
+  }
+}
+template <typename T>
+void gelu_backward_ref(T* dinp, const T* dout, const T* in, std::int64_t n, bool tanh_approx) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = in[i];
+    double d;
+    if (tanh_approx) {
+      const double t = std::tanh(detail::kSqrt2OverPi * (x + detail::kGeluKappa * x * x * x));
+      d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * detail::kSqrt2OverPi * (1 + 3 * detail::kGeluKappa * x * x);
+    } else {
+      d = 0.5 * (1 + std::erf(x * detail::kSqrt1_2)) + x * detail::kInvSqrt2Pi * std::exp(-0.5 * x * x);
+    }
+    dinp[i] = static_cast<T>(dout[i] * d);
+  }
+}
+
+// Fast: the same formulas in T (PyTorch computes float GELU in float), so no conversions in the loop.
+template <typename T>
+void gelu_forward(T* out, const T* in, std::int64_t n, bool tanh_approx) {
+  const T half(0.5), one(1), s(detail::kSqrt1_2), k(detail::kSqrt2OverPi), kappa(detail::kGeluKappa);
+  if (tanh_approx) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T x = in[i];
+      out[i] = half * x * (one + std::tanh(k * (x + kappa * x * x * x)));
+    }
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = half * in[i] * (one + std::erf(in[i] * s));
+  }
+}
+template <typename T>
+void gelu_backward(T* dinp, const T* dout, const T* in, std::int64_t n, bool tanh_approx) {
+  const T half(0.5), one(1), s(detail::kSqrt1_2), c(detail::kInvSqrt2Pi), k(detail::kSqrt2OverPi),
+      kappa(detail::kGeluKappa);
+  if (tanh_approx) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T x = in[i], t = std::tanh(k * (x + kappa * x * x * x));
+      dinp[i] = dout[i] * (half * (one + t) + half * x * (one - t * t) * k * (one + T(3) * kappa * x * x));
+    }
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T x = in[i];
+      dinp[i] = dout[i] * (half * (one + std::erf(x * s)) + x * c * std::exp(-half * x * x));
+    }
+  }
+}
+
+template <typename T>
+using ConstValues = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using Values = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+template <typename T>
+void sigmoid_forward_ref(T* out, const T* in, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(1.0 / (1.0 + std::exp(-static_cast<double>(in[i]))));
+}
+template <typename T>
+void sigmoid_forward(T* out, const T* in, std::int64_t n) {
+  // 1 / (1 + exp(-x)) as PyTorch writes it, not Eigen's logistic(): exp overflows to inf below -88 and the
+  // result is 0, where logistic() returns a denormal.
+  Values<T>(out, n) = (T(1) + (-ConstValues<T>(in, n)).exp()).inverse();
+}
+template <typename T>
+void sigmoid_backward(T* dinp, const T* dout, const T* out, std::int64_t n) {
+  const ConstValues<T> y(out, n);
+  Values<T>(dinp, n) = ConstValues<T>(dout, n) * (T(1) - y) * y;
+}
+template <typename T>
+void sigmoid_backward_ref(T* dinp, const T* dout, const T* out, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dinp[i] = dout[i] * (T(1) - out[i]) * out[i];
+}
+
+template <typename T>
+void tanh_forward_ref(T* out, const T* in, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = std::tanh(in[i]);
+}
+template <typename T>
+void tanh_forward(T* out, const T* in, std::int64_t n) {
+  Values<T>(out, n) = ConstValues<T>(in, n).tanh();
+}
+template <typename T>
+void tanh_backward(T* dinp, const T* dout, const T* out, std::int64_t n) {
+  const ConstValues<T> y(out, n);
+  Values<T>(dinp, n) = ConstValues<T>(dout, n) * (T(1) - y * y);
+}
+template <typename T>
+void tanh_backward_ref(T* dinp, const T* dout, const T* out, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dinp[i] = dout[i] * (T(1) - out[i] * out[i]);
+}
+
+}  // namespace ember::kernels
