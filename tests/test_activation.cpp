@@ -63,7 +63,9 @@ TEST_CASE("activation kernels: the fast ones equal their references") {
     CHECK(close(a, b));
     kernels::gelu_backward(da.data(), dy.data(), x.data(), n, approx);
     kernels::gelu_backward_ref(db.data(), dy.data(), x.data(), n, approx);
-    CHECK(close(da, db));
+    // The tanh form's gradient has 1 - tanh^2, which float (PyTorch's too) forms by cancellation: at |x| ~ 10
+    // its absolute error times x^3's factor reaches a few 1e-5 of the gradient's scale.
+    CHECK(fixture::max_rel_error(da, db.cast<double>()) < (approx ? 1e-4 : 1e-5));
   }
   kernels::sigmoid_forward(a.data(), x.data(), n);
   kernels::sigmoid_forward_ref(b.data(), x.data(), n);

@@ -27,9 +27,22 @@ namespace {
 
 nn::Sequential mlp(std::int64_t classes, bool softmax) { return models::report_mlp(classes, softmax); }
 nn::Sequential cnn() { return models::report_cnn(24, true); }
+// Dilated depthwise and grouped pointwise convolutions, as in modern small CNNs.
+nn::Sequential grouped_cnn() {
+  const auto depthwise = nn::Conv2dOptions(8, 8, 3).padding(2).dilation(2).groups(8);
+  return nn::Sequential("Grouped", {{"conv1", nn::Conv2d(1, 8, 3, 1, 1)},
+                                    {"relu1", nn::ReLU()},
+                                    {"depthwise", nn::Conv2d(depthwise)},
+                                    {"pointwise", nn::Conv2d(8, 16, 1, 1, 0, 1, 2)},
+                                    {"relu2", nn::ReLU()},
+                                    {"pool", nn::MaxPool2d(4)},
+                                    {"flatten", nn::Flatten()},
+                                    {"fc", nn::Linear(16 * 7 * 7, 10)}});
+}
 
 // Allocations made by one training step after three warm-up steps (the measured step uses another batch).
-long allocations_per_step(nn::Sequential& model, std::int64_t batch, std::int64_t classes, int threads) {
+long allocations_per_step(nn::Sequential& model, std::int64_t batch, std::int64_t classes, int threads,
+                          bool clip = false) {
   const int saved = get_num_threads();
   set_num_threads(threads);
   Generator g(3);
@@ -46,6 +59,8 @@ long allocations_per_step(nn::Sequential& model, std::int64_t batch, std::int64_
   optim::SGD opt(model.parameters(), {1e-3, 0.9});
   nn::CrossEntropyLoss loss;
   train::Step<nn::Sequential, nn::CrossEntropyLoss, optim::SGD> train_step(model, loss, opt);
+  const std::vector<Parameter*> params = model.parameters();
+  if (clip) train_step.before_update([&] { nn::clip_grad_norm_(params, 1.0); });
   auto step = [&](std::size_t b) { train_step(xs[b], ys[b]); };
   for (int i = 0; i < 3; ++i) step(static_cast<std::size_t>(i % 2));
   const long allocated = count_allocations([&] { step(1); });
@@ -134,6 +149,10 @@ TEST_CASE("a warmed-up training step of the report's models allocates nothing" *
     {
       auto m = cnn();
       CHECK(allocations_per_step(m, 32, 24, threads) == 0);
+    }
+    {
+      auto m = grouped_cnn();
+      CHECK(allocations_per_step(m, 16, 10, threads, /*clip=*/true) == 0);
     }
   }
 #endif

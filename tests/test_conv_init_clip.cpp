@@ -206,7 +206,7 @@ TEST_CASE("nn::init: each distribution's bounds, mean and variance from 90000 se
     CHECK(m.max_abs > 3.5 * sd);  // tails: 90000 normal draws reach beyond 3.5 sd
   };
   nn::init::kaiming_uniform_(t, 0.0, "fan_in", "leaky_relu", gen);
-  check_uniform(std::sqrt(2.0 / (1 + 1e-4)) * std::sqrt(3.0 / fan_in), "kaiming_uniform_ defaults");
+  check_uniform(std::sqrt(2.0) * std::sqrt(3.0 / fan_in), "kaiming_uniform_ defaults (a = 0: the gain of relu)");
   nn::init::kaiming_uniform_(t, 0.0, "fan_out", "relu", gen);
   check_uniform(std::sqrt(2.0) * std::sqrt(3.0 / fan_out), "kaiming_uniform_ fan_out relu");
   nn::init::kaiming_normal_(t, 0.0, "fan_in", "relu", gen);

@@ -142,14 +142,15 @@ TEST_CASE(
       {3, 2, 11, 10, 3, 3, 3, 1, 0, true, true, 2, 3},  {4, 3, 12, 9, 2, 3, 2, 2, 2, false, true, 3, 2},
       {5, 6, 9, 8, 4, 3, 3, 1, 1, true, true, 1, 1, 2}, {3, 6, 10, 11, 9, 3, 2, 2, 1, true, true, 2, 1, 3},
       {6, 8, 9, 9, 8, 3, 3, 1, 1, true, true, 1, 1, 8}, {4, 4, 12, 10, 12, 3, 3, 1, 2, false, true, 2, 2, 4},
-      {2, 5, 7, 7, 5, 1, 1, 1, 0, true, false, 1, 1, 5}};
+      {2, 5, 7, 7, 5, 1, 1, 1, 0, true, false, 1, 1, 5},  {3, 4, 9, 11, 8, 3, 3, 2, 3, true, true, 2, 3, 4},
+      {2, 3, 8, 6, 3, 2, 3, 1, 0, false, true, 1, 2, 3}};
   for (const Case& s : cases) {
     CAPTURE(s.c);
     CAPTURE(s.o);
     CAPTURE(s.dh);
     CAPTURE(s.groups);
     const kernels::Conv2dGeometry g{s.c, s.h, s.w, s.kh, s.kw, s.s, s.s, s.p, s.p, s.dh, s.dw, s.groups};
-    const std::int64_t k = g.col_rows(), p = g.col_cols();
+    const std::int64_t p = g.col_cols();
     const auto x = random_values(static_cast<std::size_t>(s.n * s.c * s.h * s.w), 31);
     const auto w = random_values(static_cast<std::size_t>(s.o * g.group_col_rows()), 32);
     const auto b = random_values(static_cast<std::size_t>(s.o), 33);
@@ -168,7 +169,7 @@ TEST_CASE(
       std::vector<float> y1, dx1, dw1, db1;
       for (int repeat = 0; repeat < 2; ++repeat) {
         std::vector<float> y(dy.size()), dx(x.size()), dw = dw0, db = db0,
-                                                       cols(static_cast<std::size_t>(s.n * k * p));
+                                                       cols(static_cast<std::size_t>(s.n * kernels::conv2d_cache_per_image(g)));
         kernels::conv2d_forward(y.data(), cols.data(), x.data(), w.data(), bias, g, s.n, s.o, ws);
         kernels::conv2d_backward(s.input_grad ? dx.data() : nullptr, dw.data(), s.bias ? db.data() : nullptr,
                                  dy.data(), cols.data(), w.data(), g, s.n, s.o, ws);

@@ -3,6 +3,7 @@
 // clone, train/eval, named_modules, nn::to, the gradients-ready hook, allocation-free warmed-up steps.
 #include <doctest/doctest.h>
 
+#include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
 #include <ember/optim/sgd.hpp>
@@ -114,9 +115,9 @@ TEST_CASE("Residual inside Sequential: clone is deep, train/eval reach the child
   net.named_parameters()[0].second->value.fill(3.f);
   CHECK(copy->named_parameters()[0].second->value[0] != 3.f);
   net.eval();
-  for (auto& [n, m] : net.named_modules()) CHECK_MESSAGE(!m->is_training(), n);
+  for (const auto& named : net.named_modules()) CHECK_MESSAGE(!named.second->is_training(), named.first);
   net.train();
-  for (auto& [n, m] : net.named_modules()) CHECK_MESSAGE(m->is_training(), n);
+  for (const auto& named : net.named_modules()) CHECK_MESSAGE(named.second->is_training(), named.first);
 
   const Tensor x = layer_check::random_tensor({40, 3, 5, 5}, 2).cast<float>();
   net.forward(x);  // moves the running statistics
@@ -130,13 +131,15 @@ TEST_CASE("Residual inside Sequential: clone is deep, train/eval reach the child
   CHECK(fixture::max_rel_error(net.forward(x), y.cast<double>()) < 1e-6);  // eval forward equals predict
 }
 
-TEST_CASE("Residual in a training step: hooks report each child, and a warmed-up step allocates nothing" *
-          kAllocSkip) {
-  nn::Sequential net{{"stem", nn::Conv2d(1, 3, 3)},
-                     {"block", conv_block<float>()},
-                     {"pool", nn::AdaptiveAvgPool2d(1)},
-                     {"flatten", nn::Flatten()},
-                     {"fc", nn::Linear(4, 5)}};
+TEST_CASE("Residual and the new layers in a training step: hooks report each child, and a warmed-up step "
+          "allocates nothing" * kAllocSkip) {
+  nn::Sequential net{{"stem", nn::Conv2d(1, 3, 3)},  {"act", nn::LeakyReLU()},
+                     {"block", conv_block<float>()}, {"avg", nn::AvgPool2d(2)},
+                     {"gap", nn::AdaptiveAvgPool2d(1)}, {"flatten", nn::Flatten()},
+                     {"fc1", nn::Linear(4, 6)},      {"bn", nn::BatchNorm1d(6)},
+                     {"gelu", nn::GELU()},           {"sigmoid", nn::Sigmoid()},
+                     {"tanh", nn::Tanh()},           {"id", nn::Identity()},
+                     {"fc2", nn::Linear(6, 5)}};
   optim::SGD opt(net.parameters(), {1e-2, 0.9});
   nn::CrossEntropyLoss loss;
   train::Step<nn::Sequential, nn::CrossEntropyLoss, optim::SGD> step(net, loss, opt);
@@ -145,7 +148,8 @@ TEST_CASE("Residual in a training step: hooks report each child, and a warmed-up
   const Tensor x = layer_check::random_tensor({8, 1, 7, 7}, 4).cast<float>();
   const std::vector<std::int64_t> labels = {0, 1, 2, 3, 4, 0, 1, 2};
   step(x, labels);
-  CHECK(reported == std::vector<std::string>{"fc", "flatten", "pool", "block", "stem"});
+  CHECK(reported == std::vector<std::string>{"fc2", "id", "tanh", "sigmoid", "gelu", "bn", "fc1", "flatten", "gap",
+                                             "avg", "block", "act", "stem"});
   for (int i = 0; i < 2; ++i) step(x, labels);
   reported.reserve(64);
   CHECK(count_allocations([&] { step(x, labels); }) == 0);
@@ -157,6 +161,22 @@ TEST_CASE("Residual in a training step: hooks report each child, and a warmed-up
   const Tensor xb = layer_check::random_tensor({2, 3, 4, 4}, 5).cast<float>();
   block.backward(Tensor::ones(block.forward(xb).shape()));
   CHECK(names == std::vector<std::string>{"body", "shortcut"});
+}
+
+TEST_CASE("Residual: a checkpoint saves and loads by PyTorch's names") {
+  nn::Sequential net{{"block", conv_block<float>()}, {"gap", nn::AdaptiveAvgPool2d(1)}};
+  const Tensor x = layer_check::random_tensor({4, 3, 5, 5}, 6).cast<float>();
+  net.forward(x);
+  net.eval();
+  const std::string path = std::string(EMBER_TEST_TMP_DIR) + "/residual.safetensors";
+  io::save_checkpoint(net, path);
+  nn::Sequential other{{"block", conv_block<float>()}, {"gap", nn::AdaptiveAvgPool2d(1)}};
+  io::load_checkpoint(other, path);
+  other.eval();
+  CHECK(fixture::max_rel_error(other.predict(x), net.predict(x).cast<double>()) == 0);
+  bool found = false;
+  for (const auto& e : io::read_safetensors(path).tensors) found |= e.name == "block.shortcut.1.running_var";
+  CHECK(found);
 }
 
 namespace bad_input {

@@ -1,5 +1,6 @@
 #pragma once
-// Batch normalisation over N x C x HW (PyTorch's BatchNorm2d), per channel c, with M = N * HW values:
+// Batch normalisation over N x C x HW (PyTorch's BatchNorm2d; BatchNorm1d with HW = L, or 1 for [N, C]), per
+// channel c, with M = N * HW values:
 //   train:  mean = sum x / M, var = sum (x - mean)^2 / M (biased, used to normalise),
 //           running_mean = (1 - m) running_mean + m mean, running_var = (1 - m) running_var + m var * M / (M
 //           - 1)
@@ -25,27 +26,6 @@ using ConstPlane = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using Plane = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-// Per-channel mean and biased variance of x [n, c, hw] for one channel (n * hw >= 1).
-template <typename T>
-void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw,
-                     std::int64_t channel) {
-  // Shifted sums: deviations from the channel's first value, whose float partial sums stay small.
-  const T shift = x[channel * hw];
-  double sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - shift).sum();
-  const double count = static_cast<double>(n * hw);
-  mean = static_cast<double>(shift) + sum / count;
-  const T m = static_cast<T>(mean);
-  double sq = 0;
-  for (std::int64_t i = 0; i < n; ++i)
-    sq += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - m).square().sum();
-  // The deviations were taken from mean rounded to T; add back the (tiny) offset's share: E[(x-m)^2] -
-  // (mean-m)^2.
-  const double off = mean - static_cast<double>(m);
-  var = sq / count - off * off;
-  if (var < 0) var = 0;
-}
-
 // The reference: two passes over the values in double.
 template <typename T>
 void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c,
@@ -68,6 +48,30 @@ void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, 
   var = sq / count;
 }
 
+// Per-channel mean and biased variance of x [n, c, hw] for one channel (n * hw >= 1).
+template <typename T>
+void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw,
+                     std::int64_t channel) {
+  // One value per sample ([N, C], BatchNorm1d after a Linear): planes of one value would cost an Eigen
+  // reduction each; the reference's two passes in double are exact enough and faster there.
+  if (hw == 1) return batchnorm_stats_ref(mean, var, x, n, c, hw, channel);
+  // Shifted sums: deviations from the channel's first value, whose float partial sums stay small.
+  const T shift = x[channel * hw];
+  double sum = 0;
+  for (std::int64_t i = 0; i < n; ++i) sum += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - shift).sum();
+  const double count = static_cast<double>(n * hw);
+  mean = static_cast<double>(shift) + sum / count;
+  const T m = static_cast<T>(mean);
+  double sq = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    sq += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - m).square().sum();
+  // The deviations were taken from mean rounded to T; add back the (tiny) offset's share: E[(x-m)^2] -
+  // (mean-m)^2.
+  const double off = mean - static_cast<double>(m);
+  var = sq / count - off * off;
+  if (var < 0) var = 0;
+}
+
 // y = (x - center) * scale + shift for one channel of every image; x, y [n, c, hw]. With center = the mean
 // rounded to T, scale = gamma invstd and shift = beta - (mean - center) scale, this is the normalisation with
 // x - center exact or nearly so: x * scale + (beta - mean scale) would cancel two terms of the mean's size.
@@ -81,41 +85,7 @@ void batchnorm_apply(T* y, const T* x, std::int64_t n, std::int64_t c, std::int6
   }
 }
 
-// Backward for one channel in train mode (batch statistics), from the saved mean and invstd:
-//   xhat = (x - mean) invstd, S = sum dy xhat, k = gamma invstd / M,
-//   dgamma = S, dbeta = sum dy, dx = k (M dy - sum dy - xhat S).
-// x, dy, dx [n, c, hw]; dx may be null (only the parameter gradients are wanted).
-// Fast: per channel dx = a dy + b (x - m) + cst with m = mean rounded to T, a = kM, b = -k invstd S,
-// cst = k (invstd S (mean - m) - sum dy); centring x keeps b (x - m) of the spread's size.
-template <typename T>
-void batchnorm_backward(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,
-                        std::int64_t c, std::int64_t hw, std::int64_t channel, double mean, double invstd,
-                        double gamma) {
-  double sum_dy = 0, sum_dy_xc = 0;
-  const T m = static_cast<T>(mean);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t off = (i * c + channel) * hw;
-    ConstPlane<T> g(dy + off, hw), xp(x + off, hw);
-    sum_dy += g.sum();
-    sum_dy_xc += (g * (xp - m)).sum();
-  }
-  // sum dy (x - mean) = sum dy (x - m) - (mean - m) sum dy
-  sum_dy_xc -= (mean - static_cast<double>(m)) * sum_dy;
-  const double sum_dy_xhat = sum_dy_xc * invstd;
-  dgamma = sum_dy_xhat;
-  dbeta = sum_dy;
-  if (!dx) return;
-  const double cnt = static_cast<double>(n * hw);
-  const double k = gamma * invstd / cnt;
-  const T a = static_cast<T>(k * cnt), b = static_cast<T>(-k * invstd * sum_dy_xhat);
-  const T cst = static_cast<T>(k * (invstd * sum_dy_xhat * (mean - static_cast<double>(m)) - sum_dy));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t off = (i * c + channel) * hw;
-    Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw) - m) + cst;
-  }
-}
-
-// The reference: the formulas above, term by term in double.
+// The reference of batchnorm_backward below: its formulas, term by term in double.
 template <typename T>
 void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,
                             std::int64_t c, std::int64_t hw, std::int64_t channel, double mean, double invstd,
@@ -142,6 +112,41 @@ void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, co
       const double xhat = (xp[j] - mean) * invstd;
       dp[j] = static_cast<T>(k * (m * gp[j] - sum_dy - xhat * sum_dy_xhat));
     }
+  }
+}
+
+// Backward for one channel in train mode (batch statistics), from the saved mean and invstd:
+//   xhat = (x - mean) invstd, S = sum dy xhat, k = gamma invstd / M,
+//   dgamma = S, dbeta = sum dy, dx = k (M dy - sum dy - xhat S).
+// x, dy, dx [n, c, hw]; dx may be null (only the parameter gradients are wanted).
+// Fast: per channel dx = a dy + b (x - m) + cst with m = mean rounded to T, a = kM, b = -k invstd S,
+// cst = k (invstd S (mean - m) - sum dy); centring x keeps b (x - m) of the spread's size.
+template <typename T>
+void batchnorm_backward(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,
+                        std::int64_t c, std::int64_t hw, std::int64_t channel, double mean, double invstd,
+                        double gamma) {
+  if (hw == 1) return batchnorm_backward_ref(dx, dgamma, dbeta, x, dy, n, c, hw, channel, mean, invstd, gamma);
+  double sum_dy = 0, sum_dy_xc = 0;
+  const T m = static_cast<T>(mean);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t off = (i * c + channel) * hw;
+    ConstPlane<T> g(dy + off, hw), xp(x + off, hw);
+    sum_dy += g.sum();
+    sum_dy_xc += (g * (xp - m)).sum();
+  }
+  // sum dy (x - mean) = sum dy (x - m) - (mean - m) sum dy
+  sum_dy_xc -= (mean - static_cast<double>(m)) * sum_dy;
+  const double sum_dy_xhat = sum_dy_xc * invstd;
+  dgamma = sum_dy_xhat;
+  dbeta = sum_dy;
+  if (!dx) return;
+  const double cnt = static_cast<double>(n * hw);
+  const double k = gamma * invstd / cnt;
+  const T a = static_cast<T>(k * cnt), b = static_cast<T>(-k * invstd * sum_dy_xhat);
+  const T cst = static_cast<T>(k * (invstd * sum_dy_xhat * (mean - static_cast<double>(m)) - sum_dy));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t off = (i * c + channel) * hw;
+    Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw) - m) + cst;
   }
 }
 

@@ -19,12 +19,16 @@
 // with packing workspaces kept per thread in a Conv2dWorkspace the caller keeps, so a warmed-up step
 // allocates nothing. Each thread sums its images' weight gradients into its own buffer; the buffers are then
 // added in thread order, so a run repeats bit for bit with the same thread count.
+//
+// A depthwise convolution (groups == C_in > 1) skips im2col: conv2d_depthwise.hpp's direct loops, and what
+// forward keeps for backward is the image itself (conv2d_cache_per_image).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/conv2d_depthwise.hpp"
 #include "ember/kernels/gemm.hpp"
 #include "ember/kernels/im2col.hpp"
 
@@ -51,13 +55,20 @@ struct Conv2dWorkspace {
   }
 };
 
+// What conv2d_forward keeps per image for backward: its column matrix [K x P], or for a depthwise
+// convolution the image [C_in x H x W].
+inline std::int64_t conv2d_cache_per_image(const Conv2dGeometry& g) {
+  return conv2d_is_depthwise(g) ? g.channels * g.height * g.width : g.col_rows() * g.col_cols();
+}
+
 namespace detail {
 inline double conv2d_flops_per_image(const Conv2dGeometry& g, std::int64_t out_channels) {
   return 2.0 * static_cast<double>(out_channels * g.group_col_rows() * g.col_cols());
 }
 }  // namespace detail
 
-// cols: [n, K, P], the column matrices kept for backward, or null (then ws holds one per thread).
+// cols: [n, conv2d_cache_per_image(g)], what backward needs (the column matrices), or null (then ws holds one
+// column matrix per thread).
 template <typename T>
 void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
                     std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
@@ -65,6 +76,13 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
   const std::int64_t groups = g.groups, kg = g.group_col_rows(), og = out_channels / groups;
   const int nt = threads_for(n, detail::conv2d_flops_per_image(g, out_channels));
   ws.ensure_threads(false);
+  if (conv2d_is_depthwise(g)) {
+    parallel_for(nt, n, [&](std::int64_t i) {
+      if (cols) std::copy(x + i * in_image, x + (i + 1) * in_image, cols + i * in_image);
+      conv2d_depthwise_forward_image(y + i * out_channels * p, x + i * in_image, w, b, g, out_channels);
+    });
+    return;
+  }
   if (!cols) {
     ws.cols.resize(static_cast<std::size_t>(nt * k * p));
   }
@@ -84,7 +102,7 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
   });
 }
 
-// cols: [n, K, P] as conv2d_forward kept them.
+// cols: as conv2d_forward kept them.
 template <typename T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w, const Conv2dGeometry& g,
                      std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
@@ -95,18 +113,16 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {
     ws.wgrad[t].assign(static_cast<std::size_t>(kg * out), T(0));
     if (db) ws.bgrad[t].assign(static_cast<std::size_t>(out), T(0));
-    if (dx) ws.dcols[t].resize(static_cast<std::size_t>(k * p));
+    if (dx && !conv2d_is_depthwise(g)) ws.dcols[t].resize(static_cast<std::size_t>(k * p));
   }
+  const bool depthwise = conv2d_is_depthwise(g);
   parallel_for(nt, n, [&](std::int64_t i) {
     const auto t = static_cast<std::size_t>(thread_index());
     const T* dyi = dy + i * out * p;
-    const T* ci = cols + i * k * p;
-    // Transposed: dW_t^T[kg x out] += cols_g[kg x p] dy_g^T[p x og], group g in columns [g*og, (g+1)*og).
-    // Eigen packs the left operand of its column-major product from cols' rows without a transpose, and only
-    // the small dy is packed transposed; dW = dW^T^T once per step below.
-    for (std::int64_t gi = 0; gi < groups; ++gi)
-      gemm(ws.weight_grad[t], false, true, kg, og, p, T(1), ci + gi * kg * p, p, dyi + gi * og * p, p, T(1),
-           ws.wgrad[t].data() + gi * og, out);
+    if (depthwise) {  // cols holds the images
+      conv2d_depthwise_backward_image(dx ? dx + i * in_image : nullptr, ws.wgrad[t].data(), dyi,
+                                      cols + i * in_image, w, g, out);
+    }
     if (db) {
       T* dbt = ws.bgrad[t].data();
       for (std::int64_t o = 0; o < out; ++o) {
@@ -115,6 +131,14 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
         dbt[o] += acc;
       }
     }
+    if (depthwise) return;
+    const T* ci = cols + i * k * p;
+    // Transposed: dW_t^T[kg x out] += cols_g[kg x p] dy_g^T[p x og], group g in columns [g*og, (g+1)*og).
+    // Eigen packs the left operand of its column-major product from cols' rows without a transpose, and only
+    // the small dy is packed transposed; dW = dW^T^T once per step below.
+    for (std::int64_t gi = 0; gi < groups; ++gi)
+      gemm(ws.weight_grad[t], false, true, kg, og, p, T(1), ci + gi * kg * p, p, dyi + gi * og * p, p, T(1),
+           ws.wgrad[t].data() + gi * og, out);
     if (dx) {
       // dcols_g[kg x p] = W_g^T[kg x og] dy_g[og x p], then scattered back onto the image.
       for (std::int64_t gi = 0; gi < groups; ++gi)

@@ -5,7 +5,8 @@
 // weight [C_out, C_in/groups, kh, kw]: output channel o sees the C_in/groups input channels of its group
 // o / (C_out/groups). groups == C_in is a depthwise convolution.
 // The arithmetic (im2col + GEMM, parallel over the batch) is kernels/conv2d.hpp's; the layer keeps the
-// parameters, the column matrices of every image (for backward) and the kernel's workspaces.
+// parameters, what backward needs of every image (its column matrix; a depthwise layer: the image) and the
+// kernel's workspaces.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -109,7 +110,7 @@ class Conv2dT : public ModuleT<T> {
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
     const auto g = geometry(x);
     input_shape_ = x.shape();
-    ensure_shape(cols_, {x.size(0), g.col_rows(), g.col_cols()});
+    ensure_shape(cols_, {x.size(0), kernels::conv2d_cache_per_image(g)});
     ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
     kernels::conv2d_forward(out.data(), cols_.data(), x.data(), weight_.value.data(),
                             has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws_);

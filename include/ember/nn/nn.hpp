@@ -1,5 +1,5 @@
 #pragma once
-// Every layer and the container.
+// Every layer, the containers (Sequential, Residual), conversion and the model summary.
 #include "ember/nn/activation.hpp"
 #include "ember/nn/avgpool2d.hpp"
 #include "ember/nn/batchnorm1d.hpp"
@@ -17,3 +17,4 @@
 #include "ember/nn/module.hpp"
 #include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
+#include "ember/nn/summary.hpp"
