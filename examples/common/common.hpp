@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed.hpp"
 #include "plot.hpp"
 
 namespace examples {
@@ -43,6 +44,7 @@ struct Args {
   std::int64_t limit = 0;  // 0: all training images
   std::string head = "logits";
   std::string progress = "auto";
+  bool global_batch = false;  // under mpirun: --batch-size is the global batch, split among the processes
 };
 
 // Parses the flags every example takes. Returns false when the program should exit (e.g. --help), with the
@@ -63,11 +65,25 @@ inline bool parse_args(int argc, char** argv, const std::string& description, Ar
   app.add_option("--out", a.out, "output directory")->capture_default_str();
   app.add_option("--progress", a.progress, "progress bar: auto (on a terminal), on, off")->capture_default_str()
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  app.add_flag("--global-batch", a.global_batch,
+               "under mpirun -np N: --batch-size is the global batch, split among the N processes (default: per "
+               "process, global batch N x --batch-size)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    code = app.exit(e);
+    code = world().root() ? app.exit(e) : (e.get_exit_code() ? e.get_exit_code() : 0);
     return false;
+  }
+  const World& w = world();
+  if (w.size > 1) {
+    if (a.global_batch && a.batch_size % w.size != 0) {
+      std::cerr << "error: --global-batch " << a.batch_size << " does not split among " << w.size << " processes\n";
+      code = 1;
+      return false;
+    }
+    const std::int64_t per = a.global_batch ? a.batch_size / w.size : a.batch_size;
+    std::cout << "data-parallel training on " << w.size << " processes (MPI): batch " << per
+              << " per process, global batch " << per * w.size << "\n";
   }
   return true;
 }
@@ -77,8 +93,9 @@ inline ember::data::Compose report_normalize() {
   return ember::data::Compose{ember::data::ToUnit(), ember::data::Normalize(0.5f, 0.5f)};
 }
 
+// Only rank 0 writes files in a data-parallel run.
 inline void write_text(const std::string& path, const std::string& text) {
-  ember::write_file_atomic(path, text);
+  if (world().root()) ember::write_file_atomic(path, text);
 }
 
 inline std::string fixed(double v, int digits = 4) {
@@ -116,7 +133,7 @@ inline void describe_data(const std::string& title, const ember::data::Dataset& 
     const std::int64_t per = train.images.numel() / train.size();
     ember::Tensor first({n, train.images.size(1), train.images.size(2), train.images.size(3)});
     std::copy(train.images.data(), train.images.data() + n * per, first.data());
-    ember::io::save_grid_png(out + "/samples.png", first, 8);
+    if (world().root()) ember::io::save_grid_png(out + "/samples.png", first, 8);
     // samples.svg shows samples.png scaled up, with each image's label under it (make_grid: padding 2).
     const int scale = 3, tile = 28 + 2, rows = static_cast<int>((n + 7) / 8), label_h = 16;
     std::ostringstream svg;
@@ -157,7 +174,7 @@ struct Experiment {
 inline int run(const Args& a, Experiment e) {
   namespace data = ember::data;
   namespace train = ember::train;
-  fs::create_directories(a.out);
+  if (world().root()) fs::create_directories(a.out);
   ember::set_num_threads(a.threads);
   ember::manual_seed(a.seed);
   if (a.limit > 0 && a.limit < e.train.size()) e.train = e.train.subset(a.limit);
@@ -169,14 +186,28 @@ inline int run(const Args& a, Experiment e) {
 
   data::Transform normalize = report_normalize();
   data::Transform train_tf = e.train_transform ? data::Transform(data::Compose{e.train_transform, normalize}) : normalize;
-  data::DataLoader train_loader(e.train, {a.batch_size, true, false, a.seed}, train_tf);
-  data::DataLoader val_loader(e.test, {1000, false, false, a.seed}, normalize);
+  const World& w = world();
+  data::DataLoaderOptions train_options{a.batch_size, true, false, a.seed}, val_options{1000, false, false, a.seed};
+#ifdef EMBER_EXAMPLES_MPI
+  // Each process a slice of every global batch, and a share of the validation set (docs/distributed.md).
+  std::unique_ptr<ember::dist::GradientReducer> reducer;
+  if (w.size > 1) {
+    train_options.batch_size = a.global_batch ? a.batch_size / w.size : a.batch_size;
+    train_options.sampler = ember::dist::DistributedSampler(*w.ctx, train_options.batch_size).index_sampler();
+    val_options.sampler =
+        ember::dist::DistributedSampler(*w.ctx, 1000, ember::dist::SamplerMode::evaluation).index_sampler();
+    ember::dist::broadcast_parameters(*w.ctx, model);
+    reducer = std::make_unique<ember::dist::GradientReducer>(*w.ctx, model);
+  }
+#endif
+  data::DataLoader train_loader(e.train, train_options, train_tf);
+  data::DataLoader val_loader(e.test, val_options, normalize);
 
   ember::nn::CrossEntropyLoss loss;
   ember::optim::SGD opt(model.parameters(), {a.lr, a.momentum});
   train::FitOptions fo;
   fo.epochs = a.epochs;
-  fo.checkpoint_path = a.out + "/best.safetensors";
+  fo.checkpoint_path = w.root() ? a.out + "/best.safetensors" : "";
   fo.metadata = {{"experiment", e.name}, {"head", a.head}, {"model", model.repr()},
                  {"classes", [&] {
                     std::string s;
@@ -186,7 +217,16 @@ inline int run(const Args& a, Experiment e) {
   fo.log = &std::cout;
   fo.progress = a.progress == "on" ? train::ProgressMode::on
                 : a.progress == "off" ? train::ProgressMode::off : train::ProgressMode::automatic;
-  std::cout << "training " << e.name << ": " << e.train.size() << " images, batch " << a.batch_size << ", "
+#ifdef EMBER_EXAMPLES_MPI
+  if (reducer) {
+    fo.before_update = reducer->before_update();
+    fo.reduce_epoch = [&](train::EpochStats& s) {
+      ember::dist::reduce(*w.ctx, s, train_loader.num_samples(), val_loader.num_samples());
+    };
+    if (!w.root()) fo.progress = train::ProgressMode::off;
+  }
+#endif
+  std::cout << "training " << e.name << ": " << e.train.size() << " images, batch " << train_options.batch_size * w.size << ", "
             << a.epochs << " epochs, SGD lr " << a.lr << " momentum " << a.momentum << ", head " << a.head << ", "
             << a.threads << " threads, seed " << a.seed << "\n";
   const train::History h = train::fit(model, loss, opt, train_loader, val_loader, fo);
@@ -216,8 +256,14 @@ inline int run(const Args& a, Experiment e) {
   // The best checkpoint, evaluated again: per-class recall and how many classes it ever predicts.
   nlohmann::json summary;
   if (h.best_epoch > 0) {
-    ember::io::load_checkpoint(model, fo.checkpoint_path);
+    if (w.root()) ember::io::load_checkpoint(model, fo.checkpoint_path);
+#ifdef EMBER_EXAMPLES_MPI
+    if (w.size > 1) ember::dist::broadcast_parameters(*w.ctx, model);
+    const auto local = train::evaluate(model, val_loader, 0.0, e.test.num_classes);
+    const auto ev = w.size > 1 ? ember::dist::reduce(*w.ctx, local) : local;
+#else
     const auto ev = train::evaluate(model, val_loader, 0.0, e.test.num_classes);
+#endif
     std::set<std::int64_t> predicted;
     for (std::int64_t p = 0; p < e.test.num_classes; ++p)
       for (std::int64_t t = 0; t < e.test.num_classes; ++t)
@@ -231,7 +277,8 @@ inline int run(const Args& a, Experiment e) {
   summary["experiment"] = e.name;
   summary["head"] = a.head;
   summary["epochs"] = a.epochs;
-  summary["batch_size"] = a.batch_size;
+  summary["batch_size"] = train_options.batch_size * w.size;
+  summary["processes"] = w.size;
   summary["lr"] = a.lr;
   summary["momentum"] = a.momentum;
   summary["seed"] = a.seed;
@@ -256,6 +303,7 @@ inline int guarded(const std::function<int()>& body) {
   try {
     return body();
   } catch (const std::exception& ex) {
+    end_job_on_error(ex.what());
     std::cerr << "error: " << ex.what() << "\n";
     return 1;
   }

@@ -42,6 +42,16 @@ foreach(route find_package add_subdirectory)
   run(${WORK_DIR}/${route}/consumer)
 endforeach()
 
+# ember::dist, installed when ember's configure found MPI: find_package(ember COMPONENTS dist) finds MPI too.
+if(EXISTS ${prefix}/share/cmake/ember/emberDistTargets.cmake)
+  run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR}/tests/consumer/find_package_dist -B ${WORK_DIR}/find_package_dist
+      -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/find_package_dist -j 2)
+  run(${WORK_DIR}/find_package_dist/consumer)
+elseif("$ENV{CI}" STREQUAL "true")
+  message(FATAL_ERROR "the install has no ember::dist (MPI not found), so its consumer cannot be checked (CI=true)")
+endif()
+
 # pkg-config: the command line a Makefile user writes, against the installed .pc only.
 find_program(PKG_CONFIG_EXECUTABLE pkg-config REQUIRED)
 set(pc_env ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${prefix}/share/pkgconfig)

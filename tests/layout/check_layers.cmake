@@ -13,7 +13,7 @@ set(allowed_io core kernels format nn optim io)
 set(allowed_train core kernels format nn loss optim data io train)
 set(allowed_models core nn models)
 set(allowed_testing core kernels nn testing)
-set(allowed_dist core kernels format nn loss optim data io train dist)
+set(allowed_dist core kernels format nn loss optim data io train models testing dist)
 set(max_lines 400)
 
 file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR}/ember ${INCLUDE_DIR}/ember/*.hpp)

@@ -333,11 +333,12 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     stats.train_seconds = train_seconds;
     stats.images_per_second = train_seconds > 0 ? static_cast<double>(sums.seen) / train_seconds : 0.0;
     stats.lr = step_lr;
-    stats.best = val.loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
+    if (options.reduce_epoch) options.reduce_epoch(stats);
+    stats.best = stats.val_loss < history.best_val_loss;  // strictly lower: the earliest of equal losses stays
     if (stats.best) {
       history.best_epoch = epoch;
-      history.best_val_loss = val.loss;
-      history.best_val_accuracy = val.accuracy;
+      history.best_val_loss = stats.val_loss;
+      history.best_val_accuracy = stats.val_accuracy;
     }
     // The schedules step after validation, before the checkpoint, so the saved state is the next epoch's.
     if (options.plateau) options.plateau->step(detail::monitored(options.plateau_monitor, stats, "ReduceLROnPlateau"));

@@ -65,6 +65,9 @@ struct FitOptions {
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const EpochStats&)> on_epoch;
   std::function<void()> before_update;  // the step's hook between backward and the optimiser step
+  // After the epoch's validation, before the best is chosen, logged and saved: e.g. dist::reduce, which makes
+  // the statistics of one process those of all.
+  std::function<void(EpochStats&)> reduce_epoch;
   // A learning-rate schedule built on the optimiser, stepped after each epoch, or after each batch when it
   // asks for it (OneCycleLR) or schedule_every says so. Not owned: it must outlive fit.
   optim::LRScheduler* scheduler = nullptr;
