@@ -3,6 +3,7 @@
 // against their references, printing, conversion and bad input.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <ember/kernels/avgpool.hpp>
 #include <ember/nn/nn.hpp>
 #include <tuple>
@@ -62,6 +63,13 @@ TEST_CASE("AvgPool2d counts padding as zeros; AdaptiveAvgPool2d's bins overlap")
 
 TEST_CASE("average pooling kernels: the fast ones equal their references on many shapes") {
   Generator gen(4);
+  // Absolute: the inputs are of size 1, and a mean that cancels to near 0 has no meaningful relative error
+  // (the fast kernels sum in float, the references in double).
+  auto close = [](const Tensor& got, const Tensor& want) {
+    float worst = 0;
+    for (std::int64_t i = 0; i < got.numel(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    return worst < 2e-6f;
+  };
   // height, width, kernel, stride, padding
   const std::vector<std::tuple<int, int, int, int, int, int, int, int>> cases = {
       {6, 7, 2, 2, 2, 2, 0, 0}, {9, 8, 3, 3, 2, 2, 1, 1}, {5, 9, 2, 3, 1, 2, 0, 1}, {8, 8, 4, 4, 4, 4, 0, 0},
@@ -74,10 +82,10 @@ TEST_CASE("average pooling kernels: the fast ones equal their references on many
     Tensor a(dy.shape()), b(dy.shape()), da(x.shape()), db(x.shape());
     kernels::avgpool2d_forward(g, a.data(), x.data());
     kernels::avgpool2d_forward_ref(g, b.data(), x.data());
-    CHECK(fixture::max_rel_error(a, b.cast<double>()) < 1e-6);
+    CHECK(close(a, b));
     kernels::avgpool2d_backward(g, da.data(), dy.data());
     kernels::avgpool2d_backward_ref(g, db.data(), dy.data());
-    CHECK(fixture::max_rel_error(da, db.cast<double>()) < 1e-6);
+    CHECK(close(da, db));
   }
   for (const auto& [h, w, oh, ow] : std::vector<std::tuple<int, int, int, int>>{
            {7, 7, 1, 1}, {7, 5, 3, 4}, {3, 2, 4, 3}, {10, 10, 3, 3}, {1, 1, 2, 2}}) {
@@ -87,10 +95,10 @@ TEST_CASE("average pooling kernels: the fast ones equal their references on many
     Tensor a(dy.shape()), b(dy.shape()), da(x.shape()), db(x.shape());
     kernels::adaptive_avgpool2d_forward(a.data(), x.data(), h, w, oh, ow);
     kernels::adaptive_avgpool2d_forward_ref(b.data(), x.data(), h, w, oh, ow);
-    CHECK(fixture::max_rel_error(a, b.cast<double>()) < 1e-6);
+    CHECK(close(a, b));
     kernels::adaptive_avgpool2d_backward(da.data(), dy.data(), h, w, oh, ow);
     kernels::adaptive_avgpool2d_backward_ref(db.data(), dy.data(), h, w, oh, ow);
-    CHECK(fixture::max_rel_error(da, db.cast<double>()) < 1e-6);
+    CHECK(close(da, db));
   }
 }
 

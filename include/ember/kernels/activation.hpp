@@ -127,7 +127,9 @@ void gelu_backward(T* dinp, const T* dout, const T* in, std::int64_t n, bool tan
       d = g * (half * (one + d) + half * x * (one - d * d) * k * (one + T(3) * kappa * x * x));
     } else {
       detail::erf_scaled(dinp, in, n, s);
-      d = g * (half * (one + d) + c * x * (-half * x.square()).exp());
+      // Eigen's vectorised exp gives the smallest normal float, not 0, far below -88: taken off (and floored at
+      // 0) so that the density is 0 there, as std::exp's, and x = -inf gives NaN, as PyTorch's -inf * 0.
+      d = g * (half * (one + d) + c * x * ((-half * x.square()).exp() - T(1.2e-38)).max(T(0)));
     }
     return;
   }

@@ -21,7 +21,7 @@ namespace detail {
 inline std::string one_or_pair(const Size2& s) { return s.h == s.w ? std::to_string(s.h) : s.str(); }
 
 // The plane-by-plane loop both layers share: `per_plane(p)` runs one (image, channel) plane.
-template <typename T, typename F>
+template <typename F>
 void for_each_plane(std::int64_t planes, double work_per_plane, F&& per_plane) {
   parallel_for(threads_for(planes, work_per_plane), planes, per_plane);
 }
@@ -55,7 +55,7 @@ class AvgPool2dT : public ModuleT<T> {
     grad_in->resize(input_shape_);
     grad_in->zero();
     const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
-    detail::for_each_plane<T>(input_shape_[0] * input_shape_[1], static_cast<double>(in_plane), [&](std::int64_t p) {
+    detail::for_each_plane(input_shape_[0] * input_shape_[1], static_cast<double>(in_plane), [&](std::int64_t p) {
       kernels::avgpool2d_backward(g, grad_in->data() + p * in_plane, grad_out.data() + p * out_plane);
     });
   }
@@ -68,7 +68,7 @@ class AvgPool2dT : public ModuleT<T> {
                         kernel_.str());
     const std::int64_t oh = g.out_h(), ow = g.out_w(), in_plane = g.height * g.width, out_plane = oh * ow;
     ensure_shape(out, {x.size(0), x.size(1), oh, ow});
-    detail::for_each_plane<T>(x.size(0) * x.size(1), static_cast<double>(out_plane * g.kernel_h * g.kernel_w),
+    detail::for_each_plane(x.size(0) * x.size(1), static_cast<double>(out_plane * g.kernel_h * g.kernel_w),
                               [&](std::int64_t p) {
                                 kernels::avgpool2d_forward(g, out.data() + p * out_plane, x.data() + p * in_plane);
                               });
@@ -123,7 +123,7 @@ class AdaptiveAvgPool2dT : public ModuleT<T> {
     grad_in->resize(s);
     grad_in->zero();
     const std::int64_t in_plane = s[2] * s[3], out_plane = out_.h * out_.w;
-    detail::for_each_plane<T>(s[0] * s[1], static_cast<double>(in_plane), [&](std::int64_t p) {
+    detail::for_each_plane(s[0] * s[1], static_cast<double>(in_plane), [&](std::int64_t p) {
       kernels::adaptive_avgpool2d_backward(grad_in->data() + p * in_plane, grad_out.data() + p * out_plane, s[2],
                                            s[3], out_.h, out_.w);
     });
@@ -137,7 +137,7 @@ class AdaptiveAvgPool2dT : public ModuleT<T> {
     ensure_shape(out, {x.size(0), x.size(1), out_.h, out_.w});
     // Each input value is read about once per bin it falls in.
     const double work = static_cast<double>(in_plane + out_plane);
-    detail::for_each_plane<T>(x.size(0) * x.size(1), work, [&](std::int64_t p) {
+    detail::for_each_plane(x.size(0) * x.size(1), work, [&](std::int64_t p) {
       kernels::adaptive_avgpool2d_forward(out.data() + p * out_plane, x.data() + p * in_plane, h, w, out_.h, out_.w);
     });
   }
