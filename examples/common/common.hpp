@@ -208,12 +208,11 @@ inline int run(const Args& a, Experiment e) {
   train::FitOptions fo;
   fo.epochs = a.epochs;
   fo.checkpoint_path = w.root() ? a.out + "/best.safetensors" : "";
+  // The keys checkpoints share with ONNX files (docs/api.md): JSON arrays, read back by tools and programs.
   fo.metadata = {{"experiment", e.name}, {"head", a.head}, {"model", model.repr()},
-                 {"classes", [&] {
-                    std::string s;
-                    for (const auto& c : e.train.class_names) s += (s.empty() ? "" : ",") + c;
-                    return s;
-                  }()}};
+                 {"classes", nlohmann::json(e.train.class_names).dump()},
+                 {"input_shape", nlohmann::json({e.train.channels(), e.train.height(), e.train.width()}).dump()},
+                 {"normalize_mean", "[0.5]"}, {"normalize_std", "[0.5]"}};
   fo.log = &std::cout;
   fo.progress = a.progress == "on" ? train::ProgressMode::on
                 : a.progress == "off" ? train::ProgressMode::off : train::ProgressMode::automatic;
