@@ -11,6 +11,7 @@
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/pool.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/nn/pool_window.hpp"
 
 namespace ember::nn {
 
@@ -19,11 +20,7 @@ class MaxPool2dT : public ModuleT<T> {
  public:
   explicit MaxPool2dT(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0)
       : kernel_(kernel_size), stride_(stride ? *stride : kernel_size), padding_(padding) {
-    if (kernel_.h <= 0 || kernel_.w <= 0 || stride_.h <= 0 || stride_.w <= 0 || padding_.h < 0 || padding_.w < 0)
-      throw std::invalid_argument("MaxPool2d: kernel_size and stride must be positive and padding non-negative");
-    if (2 * padding_.h > kernel_.h || 2 * padding_.w > kernel_.w)
-      throw std::invalid_argument("MaxPool2d: pad should be at most half of effective kernel size, got padding=" +
-                                  padding_.str() + " and kernel_size=" + kernel_.str());
+    detail::check_pool_window("MaxPool2d", kernel_, stride_, padding_);
   }
 
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {

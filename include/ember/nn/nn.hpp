@@ -15,6 +15,7 @@
 #include "ember/nn/linear.hpp"
 #include "ember/nn/maxpool2d.hpp"
 #include "ember/nn/module.hpp"
+#include "ember/nn/pool_window.hpp"
 #include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
 #include "ember/nn/summary.hpp"
