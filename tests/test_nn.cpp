@@ -436,6 +436,46 @@ TEST_CASE("dropout: inverted scaling in training, identity in eval, seeded masks
   for (float v : all.forward(x)) CHECK(v == 0.0f);
 }
 
+TEST_CASE("dropout's mask is the generator's uniform() < p, element by element, for any p") {
+  // The layer compares the 53-bit integer behind uniform() with ceil(p 2^53); it must decide as the double
+  // comparison does, also for a p that is not a multiple of 2^-53 and near the draws' edges.
+  for (double p : {0.2, 0.3, 0.5, 1.0 / 3.0, 1e-9, 1.0 - 1e-9}) {
+    CAPTURE(p);
+    Generator g(11), replay(11);
+    nn::Dropout d(p, &g);
+    Tensor x = Tensor::full({64, 97}, 2.0f);
+    Tensor y = d.forward(x);
+    const float scale = static_cast<float>(1.0 / (1.0 - p));
+    std::int64_t wrong = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i) wrong += y[i] != (replay.uniform() < p ? 0.0f : 2.0f * scale);
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("BatchNorm after another layer in a Sequential keeps its input by reference, with the same results") {
+  // Inside a Sequential, BatchNorm reads the previous layer's output buffer in backward instead of a copy;
+  // the gradients must be those of a BatchNorm that copied its input (called on its own).
+  manual_seed(5);
+  nn::Sequential seq("Net", {{"conv", nn::Conv2d(2, 3, 3)}, {"bn", nn::BatchNorm2d(3)}, {"relu", nn::ReLU()}});
+  nn::Conv2d conv = seq.get<nn::Conv2d>("conv");
+  nn::BatchNorm2d bn = seq.get<nn::BatchNorm2d>("bn");
+  nn::ReLU relu;
+  Tensor x({4, 2, 9, 9});
+  Generator g(6);
+  for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+  Tensor gy({4, 3, 7, 7});
+  for (float& v : gy) v = static_cast<float>(g.uniform(-1, 1));
+  Tensor y = seq.forward(x);
+  Tensor dx = seq.backward(gy);
+  Tensor y2 = relu.forward(bn.forward(conv.forward(x)));
+  Tensor dx2 = conv.backward(bn.backward(relu.backward(gy)));
+  CHECK(y == y2);
+  CHECK(dx == dx2);
+  CHECK(seq.get<nn::BatchNorm2d>("bn").weight().grad == bn.weight().grad);
+  CHECK(seq.get<nn::BatchNorm2d>("bn").bias().grad == bn.bias().grad);
+  CHECK(seq.get<nn::Conv2d>("conv").weight().grad == conv.weight().grad);
+}
+
 TEST_CASE("predict is eval-mode inference that changes nothing") {
   manual_seed(3);
   auto cnn = report_cnn(24, true);

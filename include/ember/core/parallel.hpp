@@ -71,6 +71,15 @@ inline int threads_for(std::int64_t work_items, double flops_per_item, double mi
   return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({max_threads, by_work, work_items})));
 }
 
+// Threads for memory-bound work (ReLU, pooling, dropout, batch norm): `work_items` items of `elements_per_item`
+// values each. Such a pass costs about a nanosecond per value, so a fork/join (a few microseconds) pays off from
+// a few tens of thousands of values per thread, far below threads_for's flop threshold. Serial passes here
+// left the second core spinning for a fifth of a CNN training step.
+inline int threads_for_elements(std::int64_t work_items, std::int64_t elements_per_item) {
+  constexpr double kMinElementsPerThread = 32768;
+  return threads_for(work_items, static_cast<double>(elements_per_item), kMinElementsPerThread);
+}
+
 }  // namespace ember
 
 // `EMBER_OMP(parallel for num_threads(n))` expands to the OpenMP pragma when OpenMP is on and to nothing

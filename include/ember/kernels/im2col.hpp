@@ -8,10 +8,11 @@
 // (zero outside the image), row-major, so that conv = weight[out_c x (c*kh*kw)] * cols[(c*kh*kw) x (out_h*out_w)].
 // With groups, channel c belongs to group c / (channels / groups): group gi's rows of cols are the contiguous
 // block [gi*K_g, (gi+1)*K_g) with K_g = group_col_rows(), so im2col ignores groups and the GEMMs take slices.
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+
+#include "ember/kernels/window_copy.hpp"
 
 namespace ember::kernels {
 
@@ -35,19 +36,6 @@ struct Conv2dGeometry {
 };
 
 namespace detail {
-// An out_h x out_w window of a plane (row stride = the plane's width), and a dense out_h x out_w block.
-// Eigen copies these with inline vector loads; a memcpy per output row (11 floats for the report's conv2)
-// spends more in the call than in the copy.
-template <typename T>
-using Window = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
-template <typename T>
-using ConstWindow =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
-template <typename T>
-using Block = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <typename T>
-using ConstBlock = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-
 inline bool dense_windows(const Conv2dGeometry& g) {
   return g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 }
@@ -62,10 +50,8 @@ void im2col(const Conv2dGeometry& g, const T* img, T* cols) {
     for (std::int64_t c = 0; c < g.channels; ++c)
       for (std::int64_t ki = 0; ki < g.kernel_h; ++ki)
         for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
-          T* row = cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow;
-          detail::Block<T>(row, oh, ow) = detail::ConstWindow<T>(
-              img + (c * g.height + ki * g.dilation_h) * g.width + kj * g.dilation_w, oh, ow,
-              Eigen::OuterStride<>(g.width));
+          copy_window(cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow,
+                      img + (c * g.height + ki * g.dilation_h) * g.width + kj * g.dilation_w, oh, ow, g.width);
         }
     return;
   }
@@ -112,9 +98,8 @@ void col2im(const Conv2dGeometry& g, const T* cols, T* img) {
     for (std::int64_t c = 0; c < g.channels; ++c)
       for (std::int64_t ki = 0; ki < g.kernel_h; ++ki)
         for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
-          const T* row = cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow;
-          detail::Window<T>(img + (c * g.height + ki * g.dilation_h) * g.width + kj * g.dilation_w, oh, ow,
-                            Eigen::OuterStride<>(g.width)) += detail::ConstBlock<T>(row, oh, ow);
+          add_window(img + (c * g.height + ki * g.dilation_h) * g.width + kj * g.dilation_w, g.width,
+                     cols + ((c * g.kernel_h + ki) * g.kernel_w + kj) * oh * ow, oh, ow);
         }
     return;
   }

@@ -41,9 +41,22 @@ class BatchNormBaseT : public ModuleT<T> {
  public:
   void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
     check(x);
-    const std::int64_t n = x.size(0), hw = plane(x);
-    out.resize(x.shape());
     input_.assign(x);
+    kept_ = nullptr;
+    run_forward(x, out);
+  }
+  // The container keeps x alive and unchanged until our backward: a pointer instead of a copy.
+  void forward_into_kept(const TensorT<T>& x, TensorT<T>& out) override {
+    check(x);
+    kept_ = x.data();
+    run_forward(x, out);
+  }
+
+ private:
+  void run_forward(const TensorT<T>& x, TensorT<T>& out) {
+    const std::int64_t n = x.size(0), hw = plane(x.shape());
+    out.resize(x.shape());
+    shape_ = x.shape();
     has_forward_ = true;
     batch_stats_ = this->training_;
     if (!this->training_) {
@@ -54,7 +67,7 @@ class BatchNormBaseT : public ModuleT<T> {
     if (count <= 1)
       throw shape_error(this->repr() + ": expected more than 1 value per channel when training, got input " +
                         to_string(x.shape()));
-    const int nt = threads_for(c_, static_cast<double>(3 * count));
+    const int nt = threads_for_elements(c_, 3 * count);
     parallel_for(nt, c_, [&](std::int64_t ch) {
       double mean, var;
       kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch);
@@ -72,23 +85,25 @@ class BatchNormBaseT : public ModuleT<T> {
     num_batches_tracked_[0] += T(1);
   }
 
+ public:
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
-    this->require_grad_shape(grad_out, input_.shape());
-    const std::int64_t n = input_.size(0), hw = plane(input_);
-    if (grad_in) grad_in->resize(input_.shape());
-    const int nt = threads_for(c_, static_cast<double>(4 * n * hw));
+    this->require_grad_shape(grad_out, shape_);
+    const std::int64_t n = shape_[0], hw = plane(shape_);
+    const T* input = kept_ ? kept_ : input_.data();
+    if (grad_in) grad_in->resize(shape_);
+    const int nt = threads_for_elements(c_, 4 * n * hw);
     parallel_for(nt, c_, [&](std::int64_t ch) {
       double dgamma = 0, dbeta = 0;
       if (batch_stats_) {
-        kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input_.data(), grad_out.data(),
-                                    n, c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
+        kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input, grad_out.data(), n,
+                                    c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
                                     invstd_[static_cast<std::size_t>(ch)], weight_.value[ch]);
       } else {
         // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
         const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
         for (std::int64_t i = 0; i < n; ++i) {
-          const T* xp = input_.data() + (i * c_ + ch) * hw;
+          const T* xp = input + (i * c_ + ch) * hw;
           const T* gp = grad_out.data() + (i * c_ + ch) * hw;
           T* dp = grad_in ? grad_in->data() + (i * c_ + ch) * hw : nullptr;
           for (std::int64_t j = 0; j < hw; ++j) {
@@ -148,14 +163,14 @@ class BatchNormBaseT : public ModuleT<T> {
     check_input(x);
   }
   // L: the values per channel in one sample.
-  static std::int64_t plane(const TensorT<T>& x) {
+  static std::int64_t plane(const Shape& s) {
     std::int64_t l = 1;
-    for (std::int64_t d = 2; d < x.dim(); ++d) l *= x.size(d);
+    for (std::size_t d = 2; d < s.size(); ++d) l *= s[d];
     return l;
   }
 
   void normalise_with_running(const TensorT<T>& x, TensorT<T>& out) const {
-    const std::int64_t n = x.size(0), hw = plane(x);
+    const std::int64_t n = x.size(0), hw = plane(x.shape());
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
       const double scale = weight_.value[ch] * invstd;
@@ -169,8 +184,10 @@ class BatchNormBaseT : public ModuleT<T> {
   double eps_, momentum_;
   ParameterT<T> weight_, bias_;
   TensorT<T> running_mean_, running_var_, num_batches_tracked_;
-  // Saved for backward: the input and this batch's statistics.
+  // Saved for backward: the input (a copy, or the container's buffer: kept_) and this batch's statistics.
   TensorT<T> input_;
+  const T* kept_ = nullptr;
+  Shape shape_;
   std::vector<double> mean_, invstd_;
   bool batch_stats_ = true;
   bool has_forward_ = false;

@@ -135,7 +135,10 @@ class Conv2dT : public ModuleT<T> {
     ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
     // Inference keeps nothing in the module (concurrent callers never share state): its own workspace, with one
     // column matrix per thread.
-    kernels::Conv2dWorkspace<T> ws;
+    // predict is const and may run on several threads at once: one workspace per calling thread, shared by
+    // every layer on it and kept, so repeated predictions allocate nothing (a fresh one faulted in its pages
+    // on every call, an eighth of CNN inference).
+    static thread_local kernels::Conv2dWorkspace<T> ws;
     kernels::conv2d_forward(out.data(), static_cast<T*>(nullptr), x.data(), weight_.value.data(),
                             has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws);
   }

@@ -2,9 +2,13 @@
 // Dropout(p = 0.5), as torch.nn.Dropout: in training, each element is zeroed with probability p and the
 // survivors are scaled by 1 / (1 - p) (inverted dropout, so eval is the identity). The mask is drawn from the
 // layer's generator (the default one unless another is given) and kept for backward.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
@@ -30,18 +34,20 @@ class DropoutT : public ModuleT<T> {
     } else {
       Generator& g = generator();
       const T scale = static_cast<T>(1.0 / (1.0 - p_));
-      for (T& m : mask_) m = g.uniform() < p_ ? T(0) : scale;
+      // g.uniform() < p, decided on the 53-bit integer it is made of (uniform() = k 2^-53, so u < p exactly
+      // when k < ceil(p 2^53)): the same draws and the same mask as the double comparison, without the
+      // conversion. The draws stay serial so the mask depends on the generator alone, not on the threads.
+      const auto below = static_cast<std::uint64_t>(std::ceil(p_ * 0x1.0p53));
+      for (T& m : mask_) m = (g.next_u64() >> 11) < below ? T(0) : scale;
     }
-    const std::int64_t n = x.numel();
-    for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * mask_[i];
+    multiply(out.data(), x.data(), mask_.data(), x.numel());
   }
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
     this->require_grad_shape(grad_out, mask_.shape());
     if (!grad_in) return;
     grad_in->resize(mask_.shape());
-    const std::int64_t n = mask_.numel();
-    for (std::int64_t i = 0; i < n; ++i) (*grad_in)[i] = grad_out[i] * mask_[i];
+    multiply(grad_in->data(), grad_out.data(), mask_.data(), mask_.numel());
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { out.assign(x); }
 
@@ -59,6 +65,16 @@ class DropoutT : public ModuleT<T> {
   const TensorT<T>& mask() const { return mask_; }
 
  private:
+  // y = a * b elementwise, in chunks over threads when large.
+  static void multiply(T* y, const T* a, const T* b, std::int64_t n) {
+    constexpr std::int64_t kChunk = 16384;
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    parallel_for(threads_for_elements(chunks, kChunk), chunks, [&](std::int64_t c) {
+      const std::int64_t lo = c * kChunk, hi = std::min(n, lo + kChunk);
+      for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
+    });
+  }
+
   double p_;
   Generator* gen_;
   TensorT<T> mask_;

@@ -1,6 +1,7 @@
 #pragma once
 // MaxPool2d(kernel_size, stride = kernel_size, padding = 0), as torch.nn.MaxPool2d with dilation 1 and
 // ceil_mode False. [N, C, H, W] -> [N, C, out_h, out_w]. Keeps the argmax of every window for backward.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,12 +39,12 @@ class MaxPool2dT : public ModuleT<T> {
       this->require_grad_shape(grad_out, {input_shape_[0], input_shape_[1], g.out_h(), g.out_w()});  // throws
     if (!grad_in) return;
     grad_in->resize(input_shape_);
-    grad_in->zero();
     const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
-    const int nt = threads_for(planes, static_cast<double>(out_plane));
+    const int nt = threads_for_elements(planes, in_plane + out_plane);
     parallel_for(nt, planes, [&](std::int64_t p) {
-      kernels::maxpool2d_backward(g, grad_out.data() + p * out_plane, argmax_.data() + p * out_plane,
-                                  grad_in->data() + p * in_plane);
+      T* dx = grad_in->data() + p * in_plane;
+      std::fill(dx, dx + in_plane, T(0));  // per plane, while it is in cache for the scatter below
+      kernels::maxpool2d_backward(g, grad_out.data() + p * out_plane, argmax_.data() + p * out_plane, dx);
     });
   }
 
@@ -80,7 +81,7 @@ class MaxPool2dT : public ModuleT<T> {
     ensure_shape(out, {x.size(0), x.size(1), oh, ow});
     if (argmax) argmax->resize(static_cast<std::size_t>(planes * out_plane));
     std::int32_t* am = argmax ? argmax->data() : nullptr;
-    const int nt = threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w));
+    const int nt = threads_for_elements(planes, in_plane + out_plane);
     parallel_for(nt, planes, [&](std::int64_t p) {
       kernels::maxpool2d_forward(g, x.data() + p * in_plane, out.data() + p * out_plane,
                                  am ? am + p * out_plane : nullptr);

@@ -92,6 +92,10 @@ class ModuleT {
   virtual void forward_into(const TensorT<T>& x, TensorT<T>& out) = 0;
   virtual void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) = 0;
   virtual void predict_into(const TensorT<T>& x, TensorT<T>& out) const = 0;
+  // forward_into, with the caller's promise that x stays alive and unchanged until this module's backward (a
+  // container passing its own activation buffer): a layer that needs its input for backward may then keep a
+  // pointer instead of a copy (BatchNorm). Layers without such a need ignore the promise.
+  virtual void forward_into_kept(const TensorT<T>& x, TensorT<T>& out) { forward_into(x, out); }
 
   // As PyTorch: train(true) / train(false) == eval(). Containers pass it on to their children.
   virtual void train(bool mode = true) { training_ = mode; }

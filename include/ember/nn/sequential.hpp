@@ -142,22 +142,8 @@ class SequentialT : public ModuleT<T> {
     return const_cast<SequentialT*>(this)->template get<M>(name);
   }
 
-  void forward_into(const TensorT<T>& x, TensorT<T>& out) override {
-    if (children_.empty()) {
-      out.assign(x);
-      return;
-    }
-    acts_.resize(children_.size() - 1);
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      const TensorT<T>& in = i == 0 ? x : acts_[i - 1];
-      TensorT<T>& o = i + 1 == children_.size() ? out : acts_[i];
-      try {
-        children_[i].second->forward_into(in, o);
-      } catch (const shape_error& e) {
-        rethrow_naming(i, e, x.shape());
-      }
-    }
-  }
+  void forward_into(const TensorT<T>& x, TensorT<T>& out) override { forward_children(x, out, false); }
+  void forward_into_kept(const TensorT<T>& x, TensorT<T>& out) override { forward_children(x, out, true); }
 
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     if (children_.empty()) {
@@ -267,6 +253,26 @@ class SequentialT : public ModuleT<T> {
   const std::string& display_name() const { return display_name_; }
 
  private:
+  void forward_children(const TensorT<T>& x, TensorT<T>& out, bool x_kept) {
+    if (children_.empty()) {
+      out.assign(x);
+      return;
+    }
+    acts_.resize(children_.size() - 1);
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      const TensorT<T>& in = i == 0 ? x : acts_[i - 1];
+      TensorT<T>& o = i + 1 == children_.size() ? out : acts_[i];
+      try {
+        // acts_ is left alone until the next forward, so every child after the first may keep its input.
+        if (i > 0 || x_kept)
+          children_[i].second->forward_into_kept(in, o);
+        else
+          children_[i].second->forward_into(in, o);
+      } catch (const shape_error& e) {
+        rethrow_naming(i, e, x.shape());
+      }
+    }
+  }
   std::string display() const { return display_name_.empty() ? "Sequential" : display_name_; }
   // Samples lo..hi of x (per values each) into t.
   static void slice(const TensorT<T>& x, std::int64_t lo, std::int64_t hi, std::int64_t per, TensorT<T>& t) {
