@@ -44,8 +44,11 @@ struct SyntheticData {
 // The report's training (SGD, lr 0.001, momentum 0.9) through train::Step, the step fit runs.
 class Trainer {
  public:
-  explicit Trainer(nn::Module& model)
-      : opt_(model.parameters(), optim::SGDOptions{1e-3, 0.9}), step_(model, loss_, opt_) {}
+  // fuse_zero_grad: train::Step's option (gradients zeroed in the optimiser's pass); off as in PyTorch.
+  explicit Trainer(nn::Module& model, bool fuse_zero_grad = false)
+      : opt_(model.parameters(), optim::SGDOptions{1e-3, 0.9}), step_(model, loss_, opt_) {
+    step_.fuse_zero_grad(fuse_zero_grad);
+  }
 
   float step(const Tensor& x, const std::vector<std::int64_t>& y) { return step_(x, y); }
 

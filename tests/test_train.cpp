@@ -627,6 +627,39 @@ TEST_CASE("a warmed-up step with a weighted loss, AdamW groups and a per-batch s
   CHECK(allocating == 0);
 }
 
+TEST_CASE("train::Step with fuse_zero_grad: the same updates as zero_grad + step, gradients zero after each") {
+  // Large enough (> 16384 values) that SGD's update runs in several chunks, over threads when there are two.
+  auto make = [] {
+    ember::manual_seed(21);
+    return nn::Sequential("Net", {{"fc1", nn::Linear(300, 80)}, {"relu", nn::ReLU()}, {"fc2", nn::Linear(80, 5)}});
+  };
+  nn::Sequential a = make(), b = make(), c = make();
+  nn::CrossEntropyLoss loss_a, loss_b, loss_c;
+  ember::optim::SGD opt_a(a.parameters(), {0.05, 0.9, 0.0, 1e-3, true});
+  ember::optim::SGD opt_b(b.parameters(), {0.05, 0.9, 0.0, 1e-3, true});
+  ember::optim::Adam opt_c(c.parameters(), {});
+  train::Step plain(a, loss_a, opt_a), fused(b, loss_b, opt_b);
+  train::Step other(c, loss_c, opt_c);
+  fused.fuse_zero_grad(true);
+  other.fuse_zero_grad(true);  // Adam has no fused pass: the option is ignored
+  ember::Generator g(4);
+  Tensor x({16, 300});
+  std::vector<std::int64_t> y(16);
+  for (int step = 0; step < 4; ++step) {
+    for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+    for (auto& t : y) t = static_cast<std::int64_t>(g.next_u64() % 5);
+    CHECK(plain(x, y) == fused(x, y));
+    other(x, y);
+    for (auto* p : b.parameters()) CHECK(p->grad == Tensor(p->grad.shape()));  // zeroed by the update
+    CHECK(c.parameters()[0]->grad != Tensor(c.parameters()[0]->grad.shape()));  // Adam: still readable
+  }
+  const auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) CHECK(pa[i]->value == pb[i]->value);
+  fused.fuse_zero_grad(false);
+  fused(x, y);
+  CHECK(b.parameters()[0]->grad != Tensor(b.parameters()[0]->grad.shape()));  // readable again
+}
+
 TEST_CASE("a double model trains from float batches") {
   BlobLoader train_data(160, 16, 17, true), val_data(64, 32, 18, false);
   auto net = make_net<double>(19);

@@ -62,17 +62,19 @@ double cpu_seconds() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: ember_workloads WORKLOAD [--seconds S] [--threads N]\n");
+    std::fprintf(stderr, "usage: ember_workloads WORKLOAD [--seconds S] [--threads N] [--batch B] [--fuse-zero-grad 0|1]\n");
     return 2;
   }
   const std::string workload = argv[1];
   double seconds = 3.0;
   int threads = 2;
   std::int64_t batch_override = 0;
+  bool fuse_zero_grad = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--fuse-zero-grad")) fuse_zero_grad = std::atoi(argv[i + 1]) != 0;
   }
   set_num_threads(threads);
   manual_seed(0);
@@ -86,7 +88,7 @@ int main(int argc, char** argv) {
     batch = batch_override > 0 ? batch_override : workload == "mlp_train_4" ? 4 : 32;
     nn::Sequential model = cnn ? bench::report_cnn(24, true) : bench::report_mlp(asl ? 24 : 10, asl);
     bench::SyntheticData data(batch, cnn || asl ? 24 : 10, 16);
-    bench::Trainer trainer(model);
+    bench::Trainer trainer(model, fuse_zero_grad);
     std::size_t b = 0;
     cpu0 = cpu_seconds();
     r = timed(seconds, [&] {

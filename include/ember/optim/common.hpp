@@ -6,6 +6,7 @@
 // records each group's lr, later ones reuse it; optim/scheduler.hpp).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "ember/core/error.hpp"
+#include "ember/core/parallel.hpp"
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
@@ -37,6 +39,16 @@ struct ParamGroupT {
 };
 
 namespace detail {
+
+// f(lo, hi) over [0, n) in chunks, split over threads when n is large: an update is a pass over a few arrays,
+// memory-bound, and each element is computed the same way whatever the split.
+template <typename F>
+void in_chunks(std::int64_t n, F&& f) {
+  constexpr std::int64_t kChunk = 16384;
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  parallel_for(threads_for_elements(chunks, kChunk), chunks,
+               [&](std::int64_t c) { f(c * kChunk, std::min(n, (c + 1) * kChunk)); });
+}
 
 // The parameter groups and the members every optimiser has in the same form. `name` prefixes every message;
 // `validate` is the optimiser's check of one group's options. Parameters are numbered across the groups in

@@ -17,7 +17,9 @@
 // "step"). io::save_checkpoint writes state as "optimizer.<key>.<parameter name>". Schedules
 // (optim/scheduler.hpp) use num_groups(), lr(g), set_lr(g, x), initial_lr(g), set_initial_lr(g, x) and
 // momentum(g)/set_momentum(g, x) (optim/common.hpp).
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -66,7 +68,12 @@ class SGDT : public detail::ParamGroups<T, SGDOptions> {
 
   // One update of every parameter from its current .grad.
   void step() {
-    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g);
+    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g, false);
+  }
+  // step() and zero_grad() in one pass over the gradients (train::Step's fuse_zero_grad option): saves a
+  // pass over every gradient, but the gradients are no longer readable after the step.
+  void step_and_zero_grad() {
+    for (std::size_t g = 0; g < this->num_groups(); ++g) step_group(g, true);
   }
 
   // For learning-rate schedules, set_lr(x) / set_lr(g, x) (optim/common.hpp); the other options are fixed at
@@ -80,41 +87,59 @@ class SGDT : public detail::ParamGroups<T, SGDOptions> {
   void set_momentum(std::size_t g, double momentum) { this->set_option(g, &SGDOptions::momentum, momentum); }
 
  private:
-  void step_group(std::size_t g) {
+  void step_group(std::size_t g, bool zero_grad) {
     const SGDOptions& o = this->options(g);
-    const T lr = static_cast<T>(o.lr);
-    const T momentum = static_cast<T>(o.momentum);
-    const T damp = static_cast<T>(1.0 - o.dampening);
-    const T wd = static_cast<T>(o.weight_decay);
+    const Coeffs c{static_cast<T>(o.lr), static_cast<T>(o.momentum), static_cast<T>(1.0 - o.dampening),
+                   static_cast<T>(o.weight_decay), o.maximize ? T(-1) : T(1)};
     const bool use_momentum = o.momentum != 0.0;
-    const bool nesterov = o.nesterov;
-    const T sign = o.maximize ? T(-1) : T(1);
     for (std::size_t i = this->group_begin(g); i < this->group_end(g); ++i) {
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
-      T* w = p.value.data();
-      const T* g = p.grad.data();
-      const std::int64_t n = p.value.numel();
-      if (!use_momentum) {
-        for (std::int64_t j = 0; j < n; ++j) {
-          T d = sign * g[j];
-          if (wd != T(0)) d += wd * w[j];
-          w[j] -= lr * d;
-        }
-        continue;
+      const bool first = use_momentum && !state_.has_momentum_buffer[i];
+      if (first) state_.momentum_buffers[i].resize(p.value.shape());
+      Slices s{p.value.data(), p.grad.data(), use_momentum ? state_.momentum_buffers[i].data() : nullptr};
+      const int mode = !use_momentum ? 0 : first ? 1 : 2;
+      const bool wd = c.wd != T(0);
+      // The branches chosen once per parameter, so the loop over its elements has none and vectorises.
+      auto run = [&](std::int64_t lo, std::int64_t hi) {
+        if (mode == 0) (wd ? update<true, 0, false> : update<false, 0, false>)(s, c, lo, hi);
+        else if (mode == 1) (wd ? (o.nesterov ? update<true, 1, true> : update<true, 1, false>)
+                                : (o.nesterov ? update<false, 1, true> : update<false, 1, false>))(s, c, lo, hi);
+        else (wd ? (o.nesterov ? update<true, 2, true> : update<true, 2, false>)
+                 : (o.nesterov ? update<false, 2, true> : update<false, 2, false>))(s, c, lo, hi);
+        if (zero_grad) std::fill(s.g + lo, s.g + hi, T(0));  // while the chunk is in cache
+      };
+      detail::in_chunks(p.value.numel(), run);
+      if (use_momentum) state_.has_momentum_buffer[i] = true;
+    }
+  }
+
+  struct Coeffs {
+    T lr, momentum, damp, wd, sign;
+  };
+  struct Slices {
+    T* w;
+    T* g;
+    T* buf;
+  };
+  // Elements [lo, hi) of one parameter. kMode: 0 no momentum, 1 the first step (seeds the buffer), 2 later.
+  template <bool kWd, int kMode, bool kNesterov>
+  static void update(const Slices& s, const Coeffs& c, std::int64_t lo, std::int64_t hi) {
+    T* __restrict w = s.w;
+    const T* __restrict g = s.g;
+    T* __restrict buf = s.buf;
+    for (std::int64_t j = lo; j < hi; ++j) {
+      T d = c.sign * g[j];
+      if constexpr (kWd) d += c.wd * w[j];
+      if constexpr (kMode == 0) {
+        w[j] -= c.lr * d;
+      } else {
+        if constexpr (kMode == 1) buf[j] = d;
+        else buf[j] = c.momentum * buf[j] + c.damp * d;
+        if constexpr (kNesterov) d = d + c.momentum * buf[j];
+        else d = buf[j];
+        w[j] -= c.lr * d;
       }
-      TensorT<T>& buf_tensor = state_.momentum_buffers[i];
-      const bool first = !state_.has_momentum_buffer[i];
-      if (first) buf_tensor.resize(p.value.shape());
-      T* buf = buf_tensor.data();
-      for (std::int64_t j = 0; j < n; ++j) {
-        T d = sign * g[j];
-        if (wd != T(0)) d += wd * w[j];
-        buf[j] = first ? d : momentum * buf[j] + damp * d;
-        d = nesterov ? d + momentum * buf[j] : buf[j];
-        w[j] -= lr * d;
-      }
-      state_.has_momentum_buffer[i] = true;
     }
   }
 

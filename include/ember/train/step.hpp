@@ -41,6 +41,11 @@ const TensorT<T>& as_model_input(const TensorT<U>& input, TensorT<T>& buffer) {
   }
 }
 
+template <class Optimizer, class = void>
+struct has_step_and_zero_grad : std::false_type {};
+template <class Optimizer>
+struct has_step_and_zero_grad<Optimizer, std::void_t<decltype(std::declval<Optimizer&>().step_and_zero_grad())>>
+    : std::true_type {};
 }  // namespace detail
 
 template <class Model, class Loss, class Optimizer>
@@ -61,15 +66,32 @@ class Step {
   template <class U, class Target>
   T operator()(const TensorT<U>& input, const Target& target) {
     const TensorT<T>& x = detail::as_model_input(input, input_buffer_);
-    optimizer_.zero_grad();
+    if (!grads_zeroed_) optimizer_.zero_grad();
+    grads_zeroed_ = false;
     model_.forward_into(x, output_);
     const T l = loss_.forward(output_, target);
     loss_.backward_into(grad_);
     model_.backward_into(grad_, nullptr);
     if (gradients_ready_ && !model_reports_) gradients_ready_("", model_);
     if (before_update_) before_update_();
+    if constexpr (detail::has_step_and_zero_grad<Optimizer>::value) {
+      if (fuse_zero_grad_) {
+        optimizer_.step_and_zero_grad();
+        grads_zeroed_ = true;
+        return l;
+      }
+    }
     optimizer_.step();
     return l;
+  }
+
+  // Zero the gradients in the optimiser's pass (SGD's step_and_zero_grad) instead of in a pass of their own
+  // at the start of the next step: one pass over every gradient less. Off by default, as in PyTorch: when it
+  // is on, the gradients read after a step are zeros, and nothing may add to them between steps. An
+  // optimiser without step_and_zero_grad ignores it.
+  void fuse_zero_grad(bool on) {
+    fuse_zero_grad_ = on;
+    if (!on) grads_zeroed_ = false;
   }
 
   void before_update(std::function<void()> fn) { before_update_ = std::move(fn); }
@@ -92,6 +114,8 @@ class Step {
   std::function<void()> before_update_;
   GradientsReady gradients_ready_;
   bool model_reports_ = false;  // the model calls gradients_ready_ itself, child by child
+  bool fuse_zero_grad_ = false;
+  bool grads_zeroed_ = false;  // the last step's update zeroed the gradients
 };
 
 }  // namespace ember::train
