@@ -396,19 +396,34 @@ TEST_CASE("BatchNorm statistics and backward match the references, also when the
 }
 
 TEST_CASE("branch-free 2x2 max pooling matches the general kernel, ties and NaN included") {
-  for (std::int64_t stride : {1, 2}) {
-    const std::int64_t h = 7, w = 9;
-    auto x = random_values(static_cast<std::size_t>(h * w), 6);
-    x[3] = x[4];  // a tie: the first in scan order wins
-    x[static_cast<std::size_t>(2 * w + 5)] = std::numeric_limits<float>::quiet_NaN();
-    const kernels::Pool2dGeometry g{h, w, 2, 2, stride, stride, 0, 0};
-    const auto outs = static_cast<std::size_t>(g.out_h() * g.out_w());
-    std::vector<float> o1(outs), o2(outs);
-    std::vector<std::int32_t> a1(outs), a2(outs);
-    kernels::maxpool2d_forward_ref(g, x.data(), o1.data(), a1.data());
-    kernels::maxpool2d_forward(g, x.data(), o2.data(), a2.data());
-    CHECK(a1 == a2);
-    for (std::size_t i = 0; i < outs; ++i)
-      CHECK((o1[i] == o2[i] || (std::isnan(o1[i]) && std::isnan(o2[i]))));
-  }
+  // Widths around the AVX-512 path's 16 windows (32 inputs) per step, odd widths, ties and NaN in some rows.
+  for (std::int64_t w : {9, 26, 33, 40, 67})
+    for (std::int64_t stride : {1, 2}) {
+      const std::int64_t h = 7;
+      auto x = random_values(static_cast<std::size_t>(h * w), 6);
+      x[3] = x[4];                                    // a tie in a row: the first in scan order wins
+      x[static_cast<std::size_t>(w + 6)] = x[6];      // a tie across rows
+      x[static_cast<std::size_t>(3 * w + 1)] = -0.0f;  // signed zeros tie
+      x[static_cast<std::size_t>(3 * w + 2)] = 0.0f;
+      x[static_cast<std::size_t>(2 * w + 5)] = std::numeric_limits<float>::quiet_NaN();
+      x[static_cast<std::size_t>(5 * w + w - 2)] = std::numeric_limits<float>::quiet_NaN();
+      const kernels::Pool2dGeometry g{h, w, 2, 2, stride, stride, 0, 0};
+      const auto outs = static_cast<std::size_t>(g.out_h() * g.out_w());
+      std::vector<float> o1(outs);
+      std::vector<std::int32_t> a1(outs);
+      kernels::maxpool2d_forward_ref(g, x.data(), o1.data(), a1.data());
+      for_each_isa([&] {
+        CAPTURE(w);
+        CAPTURE(stride);
+        std::vector<float> o2(outs, 5.0f), o3(outs, 5.0f);
+        std::vector<std::int32_t> a2(outs, -1);
+        kernels::maxpool2d_forward(g, x.data(), o2.data(), a2.data());
+        kernels::maxpool2d_forward(g, x.data(), o3.data(), nullptr);  // inference: no argmax
+        CHECK(a1 == a2);
+        for (std::size_t i = 0; i < outs; ++i) {
+          CHECK(std::memcmp(&o1[i], &o2[i], sizeof(float)) == 0);  // the same bits, NaN and -0 included
+          CHECK(std::memcmp(&o1[i], &o3[i], sizeof(float)) == 0);
+        }
+      });
+    }
 }

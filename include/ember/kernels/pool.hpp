@@ -7,6 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+
+#include "ember/kernels/isa.hpp"
+
+#if EMBER_X86_KERNELS
+#include <immintrin.h>
+#endif
 
 namespace ember::kernels {
 
@@ -96,11 +103,87 @@ void maxpool2d_forward_2x2(const Pool2dGeometry& g, const T* in, T* out, std::in
 
 }  // namespace detail
 
+#if EMBER_X86_KERNELS
+namespace avx512 {
+// One output row of a 2x2, stride-2 pool, 16 windows at a time: the two input rows split into even and odd
+// columns, then the scalar kernel's selects (a later value replaces only when strictly greater) as masked
+// moves, so values and indices are the scalar kernel's. Returns false when the row holds a NaN (the caller
+// redoes the row with the NaN rules).
+EMBER_TARGET_AVX512 inline bool maxpool2x2_s2_row(const float* r0, const float* r1, std::int64_t ow,
+                                                  std::int32_t base, std::int32_t w, float* o, std::int32_t* am) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (std::int64_t ox = 0; ox < ow; ox += 16) {
+    const std::int64_t left = ow - ox, in_left = 2 * left;  // windows, and the input values they cover
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+    const __mmask16 lo_m = in_left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << in_left) - 1u);
+    const __mmask16 hi_m = in_left >= 32   ? __mmask16(0xFFFF)
+                           : in_left <= 16 ? __mmask16(0)
+                                           : __mmask16((1u << (in_left - 16)) - 1u);
+    const float* p0 = r0 + 2 * ox;
+    const float* p1 = r1 + 2 * ox;
+    const __m512 l0 = _mm512_maskz_loadu_ps(lo_m, p0), h0 = _mm512_maskz_loadu_ps(hi_m, p0 + 16);
+    const __m512 l1 = _mm512_maskz_loadu_ps(lo_m, p1), h1 = _mm512_maskz_loadu_ps(hi_m, p1 + 16);
+    const __m512 a = _mm512_permutex2var_ps(l0, even, h0), b = _mm512_permutex2var_ps(l0, odd, h0);
+    const __m512 c = _mm512_permutex2var_ps(l1, even, h1), d = _mm512_permutex2var_ps(l1, odd, h1);
+    if (_mm512_mask_cmp_ps_mask(live, a, b, _CMP_UNORD_Q) | _mm512_mask_cmp_ps_mask(live, c, d, _CMP_UNORD_Q))
+      return false;
+    // Flat index of a: base + 2 (ox + lane).
+    const __m512i ka = _mm512_add_epi32(_mm512_set1_epi32(base + static_cast<std::int32_t>(2 * ox)),
+                                        _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                                            12, 13, 14, 15), 1));
+    __m512 m = a;
+    __m512i k = ka;
+    __mmask16 gt = _mm512_cmp_ps_mask(m, b, _CMP_LT_OQ);
+    m = _mm512_mask_mov_ps(m, gt, b);
+    k = _mm512_mask_add_epi32(k, gt, ka, _mm512_set1_epi32(1));
+    gt = _mm512_cmp_ps_mask(m, c, _CMP_LT_OQ);
+    m = _mm512_mask_mov_ps(m, gt, c);
+    k = _mm512_mask_add_epi32(k, gt, ka, _mm512_set1_epi32(w));
+    gt = _mm512_cmp_ps_mask(m, d, _CMP_LT_OQ);
+    m = _mm512_mask_mov_ps(m, gt, d);
+    k = _mm512_mask_add_epi32(k, gt, ka, _mm512_set1_epi32(w + 1));
+    _mm512_mask_storeu_ps(o + ox, live, m);
+    if (am) _mm512_mask_storeu_epi32(am + ox, live, k);
+  }
+  return true;
+}
+}  // namespace avx512
+#endif
+
+namespace detail {
+// maxpool2d_forward_2x2 with the AVX-512 rows where they apply (float, stride 2 across, the CPU runs them).
+template <typename T>
+void maxpool2d_forward_2x2_fast(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
+#if EMBER_X86_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.stride_w == 2 && active_isa() == Isa::avx512) {
+      const std::int64_t oh = g.out_h(), ow = g.out_w(), w = g.width;
+      for (std::int64_t oy = 0; oy < oh; ++oy) {
+        const float* r0 = in + oy * g.stride_h * w;
+        const auto base = static_cast<std::int32_t>(oy * g.stride_h * w);
+        std::int32_t* am = argmax ? argmax + oy * ow : nullptr;
+        if (avx512::maxpool2x2_s2_row(r0, r0 + w, ow, base, static_cast<std::int32_t>(w), out + oy * ow, am))
+          continue;
+        Pool2dGeometry row = g;  // a NaN: this row through the scalar kernel, which keeps the NaN rules
+        row.height = g.kernel_h;
+        maxpool2d_forward_2x2(row, r0, out + oy * ow, am);
+        if (am)
+          for (std::int64_t ox = 0; ox < ow; ++ox) am[ox] += base;
+      }
+      return;
+    }
+  }
+#endif
+  maxpool2d_forward_2x2(g, in, out, argmax);
+}
+}  // namespace detail
+
 // The fast kernel: the branch-free path for 2x2 windows without padding, the general loop otherwise.
 template <typename T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax) {
   if (g.kernel_h == 2 && g.kernel_w == 2 && g.pad_h == 0 && g.pad_w == 0)
-    detail::maxpool2d_forward_2x2(g, in, out, argmax);
+    detail::maxpool2d_forward_2x2_fast(g, in, out, argmax);
   else
     maxpool2d_forward_ref(g, in, out, argmax);
 }
