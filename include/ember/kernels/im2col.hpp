@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "ember/kernels/window_copy.hpp"
 
@@ -93,6 +94,13 @@ void im2col(const Conv2dGeometry& g, const T* img, T* cols) {
 template <typename T>
 void col2im(const Conv2dGeometry& g, const T* cols, T* img) {
   const std::int64_t oh = g.out_h(), ow = g.out_w();
+#if EMBER_X86_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (detail::dense_windows(g) && active_isa() == Isa::avx512)
+      return avx512::col2im_dense(cols, img, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.dilation_h,
+                                  g.dilation_w, oh, ow);
+  }
+#endif
   if (detail::dense_windows(g)) {
     // Rows added in the same (c, i, j) order as the general loop below: the same sums, the same bits.
     for (std::int64_t c = 0; c < g.channels; ++c)

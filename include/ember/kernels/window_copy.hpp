@@ -6,6 +6,7 @@
 // loop spends more on the tail than on the body, and a default build's Eigen is SSE2. The float versions use
 // masked loads and stores, one or two per row, on the instruction set isa.hpp picks; each element is copied
 // or added once, so every path gives the same bits.
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -48,6 +49,37 @@ EMBER_TARGET_AVX512 inline void add_window(float* dst, std::int64_t dst_stride, 
     for (std::int64_t j = 0; j < cols; j += 16) {
       const __mmask16 m = live16(cols - j);
       _mm512_mask_storeu_ps(dst + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + j), _mm512_maskz_loadu_ps(m, src + j)));
+    }
+}
+// col2im for stride 1 and no padding, one image row at a time: for each 16 columns of a row of the image, every
+// (ki, kj) that lands there is added into one register (a masked load of the column row shifted by kj), and
+// the row is stored once. Adding window by window instead stores and reloads each row kh*kw times, each load
+// waiting on a masked store that cannot forward. The adds run in the window order (ki, kj ascending), so the
+// sums are those of add_window. img is added to, as col2im.
+EMBER_TARGET_AVX512 inline void col2im_dense(const float* cols, float* img, std::int64_t channels, std::int64_t height,
+                                             std::int64_t width, std::int64_t kh, std::int64_t kw, std::int64_t dh,
+                                             std::int64_t dw, std::int64_t oh, std::int64_t ow) {
+  for (std::int64_t c = 0; c < channels; ++c)
+    for (std::int64_t y = 0; y < height; ++y) {
+      float* dst = img + (c * height + y) * width;
+      for (std::int64_t x0 = 0; x0 < width; x0 += 16) {
+        const __mmask16 live = live16(width - x0);
+        __m512 acc = _mm512_maskz_loadu_ps(live, dst + x0);
+        for (std::int64_t ki = 0; ki < kh; ++ki) {
+          const std::int64_t oy = y - ki * dh;
+          if (oy < 0 || oy >= oh) continue;
+          for (std::int64_t kj = 0; kj < kw; ++kj) {
+            // Lanes j with 0 <= x0 + j - kj*dw < ow read column row (c, ki, kj) at output (oy, x0 + j - kj*dw).
+            const std::int64_t shift = kj * dw - x0;
+            const std::int64_t lo = std::max<std::int64_t>(0, shift), hi = std::min<std::int64_t>(16, shift + ow);
+            if (hi <= lo) continue;
+            const auto m = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+            const float* row = cols + ((c * kh + ki) * kw + kj) * oh * ow + oy * ow;
+            acc = _mm512_mask_add_ps(acc, m, acc, _mm512_maskz_loadu_ps(m, row - shift));  // others untouched (-0 stays)
+          }
+        }
+        _mm512_mask_storeu_ps(dst + x0, live, acc);
+      }
     }
 }
 }  // namespace avx512
