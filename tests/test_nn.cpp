@@ -436,19 +436,33 @@ TEST_CASE("dropout: inverted scaling in training, identity in eval, seeded masks
   for (float v : all.forward(x)) CHECK(v == 0.0f);
 }
 
-TEST_CASE("dropout's mask is the generator's uniform() < p, element by element, for any p") {
-  // The layer compares the 53-bit integer behind uniform() with ceil(p 2^53); it must decide as the double
-  // comparison does, also for a p that is not a multiple of 2^-53 and near the draws' edges.
-  for (double p : {0.2, 0.3, 0.5, 1.0 / 3.0, 1e-9, 1.0 - 1e-9}) {
+TEST_CASE("dropout's mask: one draw of the generator keys it, element i dropped by SplitMix64's i-th output, any threads") {
+  // Element i is dropped when splitmix64(key, i) >> 11 < ceil(p 2^53), key = the generator's next draw: the same
+  // decision as a uniform() < p on that output, and the same mask on one thread or two.
+  for (double p : {0.2, 0.5, 1.0 / 3.0, 1e-9, 1.0 - 1e-9}) {
     CAPTURE(p);
     Generator g(11), replay(11);
     nn::Dropout d(p, &g);
-    Tensor x = Tensor::full({64, 97}, 2.0f);
-    Tensor y = d.forward(x);
+    Tensor x = Tensor::full({64, 1000}, 2.0f);  // several chunks, over threads when there are two
+    const int threads = get_num_threads();
+    set_num_threads(1);
+    Tensor y1 = d.forward(x);
+    g.manual_seed(11);
+    set_num_threads(2);
+    Tensor y2 = d.forward(x);
+    set_num_threads(threads);
+    CHECK(y1 == y2);
+    const std::uint64_t key = replay.next_u64();
     const float scale = static_cast<float>(1.0 / (1.0 - p));
-    std::int64_t wrong = 0;
-    for (std::int64_t i = 0; i < x.numel(); ++i) wrong += y[i] != (replay.uniform() < p ? 0.0f : 2.0f * scale);
+    std::int64_t wrong = 0, dropped = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const double u = static_cast<double>(nn::detail::splitmix64(key, static_cast<std::uint64_t>(i)) >> 11) * 0x1.0p-53;
+      wrong += y1[i] != (u < p ? 0.0f : 2.0f * scale);
+      dropped += y1[i] == 0.0f;
+    }
     CHECK(wrong == 0);
+    const double n = static_cast<double>(x.numel());
+    CHECK(std::fabs(static_cast<double>(dropped) / n - p) <= 5.0 * std::sqrt(p * (1 - p) / n) + 1e-9);
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Dropout(p = 0.5), as torch.nn.Dropout: in training, each element is zeroed with probability p and the
-// survivors are scaled by 1 / (1 - p) (inverted dropout, so eval is the identity). The mask is drawn from the
-// layer's generator (the default one unless another is given) and kept for backward.
+// survivors are scaled by 1 / (1 - p) (inverted dropout, so eval is the identity). The mask is keyed by one draw
+// from the layer's generator (the default one unless another is given) and kept for backward. PyTorch's masks
+// come from its own generator, so no seed gives the same mask in both (docs/pytorch-differences.md).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,17 @@
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
+
+namespace detail {
+// Output i of SplitMix64 seeded with `key` (Steele, Lea and Flood 2014): a counter-based stream, so any element
+// can be drawn on its own.
+inline std::uint64_t splitmix64(std::uint64_t key, std::uint64_t i) {
+  std::uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace detail
 
 template <typename T>
 class DropoutT : public ModuleT<T> {
@@ -32,13 +44,19 @@ class DropoutT : public ModuleT<T> {
     } else if (p_ == 1.0) {
       mask_.fill(T(0));
     } else {
-      Generator& g = generator();
-      const T scale = static_cast<T>(1.0 / (1.0 - p_));
-      // g.uniform() < p, decided on the 53-bit integer it is made of (uniform() = k 2^-53, so u < p exactly
-      // when k < ceil(p 2^53)): the same draws and the same mask as the double comparison, without the
-      // conversion. The draws stay serial so the mask depends on the generator alone, not on the threads.
+      // One draw from the layer's generator per forward keys the mask; element i is dropped when the top 53
+      // bits of SplitMix64's i-th output from that key fall below ceil(p 2^53) (so with probability p, as
+      // uniform() < p). Each element's bit depends on (key, i) alone: the mask is split over threads and
+      // repeats for any thread count. Drawing every element from the generator itself was serial, a twentieth
+      // of a CNN training step.
+      const std::uint64_t key = generator().next_u64();
       const auto below = static_cast<std::uint64_t>(std::ceil(p_ * 0x1.0p53));
-      for (T& m : mask_) m = (g.next_u64() >> 11) < below ? T(0) : scale;
+      const T scale = static_cast<T>(1.0 / (1.0 - p_));
+      T* m = mask_.data();
+      in_chunks(mask_.numel(), [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+          m[i] = (detail::splitmix64(key, static_cast<std::uint64_t>(i)) >> 11) < below ? T(0) : scale;
+      });
     }
     multiply(out.data(), x.data(), mask_.data(), x.numel());
   }
@@ -65,12 +83,17 @@ class DropoutT : public ModuleT<T> {
   const TensorT<T>& mask() const { return mask_; }
 
  private:
-  // y = a * b elementwise, in chunks over threads when large.
-  static void multiply(T* y, const T* a, const T* b, std::int64_t n) {
+  // f(lo, hi) over [0, n) in chunks, over threads when large.
+  template <typename F>
+  static void in_chunks(std::int64_t n, F&& f) {
     constexpr std::int64_t kChunk = 16384;
     const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    parallel_for(threads_for_elements(chunks, kChunk), chunks, [&](std::int64_t c) {
-      const std::int64_t lo = c * kChunk, hi = std::min(n, lo + kChunk);
+    parallel_for(threads_for_elements(chunks, kChunk), chunks,
+                 [&](std::int64_t c) { f(c * kChunk, std::min(n, (c + 1) * kChunk)); });
+  }
+  // y = a * b elementwise.
+  static void multiply(T* y, const T* a, const T* b, std::int64_t n) {
+    in_chunks(n, [&](std::int64_t lo, std::int64_t hi) {
       for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
     });
   }
