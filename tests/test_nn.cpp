@@ -600,7 +600,7 @@ TEST_CASE("batches of one and empty Sequential pass through") {
 }
 
 TEST_CASE("threads: chunked parallel predict equals the whole batch at once, and serves several threads") {
-  // Sequential::predict cuts a batch above 2 x kPredictChunk into chunks run on several threads; eval-mode
+  // Sequential::predict cuts a batch above 2 x kPredictChunk into chunks run on several threads (the first of kPredictChunk, the others sized by the largest activation); eval-mode
   // forward runs the whole batch through each layer. The two must agree, on 1 thread and on 2.
   manual_seed(50);
   auto cnn = models::report_cnn(24, true);

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cxxabi.h>
+#include <deque>
 #include <exception>
 #include <typeinfo>
 #include <memory>
@@ -170,10 +171,14 @@ class SequentialT : public ModuleT<T> {
     return true;
   }
 
-  // A large batch whose children all treat samples independently runs in chunks of kPredictChunk images,
-  // several chunks at once (one per thread, each single-threaded inside): the activations of a chunk stay in
-  // cache, and no activation of the whole batch (200 MB after conv1 at batch 1000) is ever allocated.
-  static constexpr std::int64_t kPredictChunk = 16;
+  // A large batch whose children all treat samples independently runs in chunks, several at once (one per
+  // thread, each single-threaded inside), so that no activation of the whole batch (200 MB after conv1 at
+  // batch 1000) is ever allocated. The first chunk, of kPredictChunk images, runs alone and tells the largest
+  // activation per image; the others hold about kChunkValues values in that activation (1 MiB of floats: in
+  // L2 while the next layer reads it), 4 images of the report's CNN, 250 of its MLP (whose Linear layers then
+  // multiply 250 rows at a time, not 4), and at least two chunks per thread.
+  static constexpr std::int64_t kPredictChunk = 4;
+  static constexpr std::int64_t kChunkValues = std::int64_t(1) << 18;
 
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     const std::int64_t n = x.dim() >= 2 ? x.size(0) : 0;
@@ -181,25 +186,29 @@ class SequentialT : public ModuleT<T> {
       predict_whole(x, out);
       return;
     }
-    const std::int64_t per = x.numel() / n, chunks = (n + kPredictChunk - 1) / kPredictChunk;
+    const std::int64_t per = x.numel() / n;
     // The first chunk runs alone: shape errors surface here, outside a parallel region, and its output tells
     // the shape of the whole output.
     TensorT<T> xc, yc;
     slice(x, 0, kPredictChunk, per, xc);
-    predict_whole(xc, yc, &x.shape());
+    const std::int64_t largest = predict_whole(xc, yc, &x.shape()) / kPredictChunk;
     Shape os = yc.shape();
     os[0] = n;
     out.resize(os);
     const std::int64_t out_per = yc.numel() / kPredictChunk;
     std::copy(yc.begin(), yc.end(), out.begin());
-    const int nt = std::max(1, std::min<int>(get_num_threads(), static_cast<int>(chunks - 1)));
+    const std::int64_t rest = n - kPredictChunk, threads = get_num_threads();
+    const std::int64_t size = std::clamp<std::int64_t>(kChunkValues / std::max<std::int64_t>(1, largest), 1,
+                                                       std::max<std::int64_t>(1, rest / (2 * threads)));
+    const std::int64_t chunks = (rest + size - 1) / size;
+    const int nt = static_cast<int>(std::max<std::int64_t>(1, std::min(threads, chunks)));
     std::exception_ptr error;
     EMBER_OMP(parallel num_threads(nt)) {
       TensorT<T> xi, yi;
       EMBER_OMP(for schedule(dynamic, 1))
-      for (std::int64_t c = 1; c < chunks; ++c) {
+      for (std::int64_t c = 0; c < chunks; ++c) {
         try {
-          const std::int64_t lo = c * kPredictChunk, hi = std::min(n, lo + kPredictChunk);
+          const std::int64_t lo = kPredictChunk + c * size, hi = std::min(n, lo + size);
           slice(x, lo, hi, per, xi);
           predict_whole(xi, yi, &x.shape());
           std::copy(yi.begin(), yi.end(), out.begin() + lo * out_per);
@@ -289,22 +298,37 @@ class SequentialT : public ModuleT<T> {
   }
 
   // `input`: the whole batch's shape when x is a chunk of it.
-  void predict_whole(const TensorT<T>& x, TensorT<T>& out, const Shape* input = nullptr) const {
+  // Returns the size of the largest activation (input and output included), in values.
+  std::int64_t predict_whole(const TensorT<T>& x, TensorT<T>& out, const Shape* input = nullptr) const {
     if (children_.empty()) {
       out.assign(x);
-      return;
+      return x.numel();
     }
-    TensorT<T> a, b;
+    // One kept buffer per child output and per nesting depth on the calling thread: each keeps its size from
+    // one chunk to the next, so a warm prediction neither allocates (a fresh buffer faulted in its pages, a
+    // tenth of CNN inference) nor zero-fills a buffer grown back to its size.
+    static thread_local std::deque<std::vector<TensorT<T>>> scratch;
+    static thread_local std::size_t depth = 0;
+    if (scratch.size() <= depth) scratch.emplace_back();
+    std::vector<TensorT<T>>& acts = scratch[depth];
+    if (acts.size() < children_.size() - 1) acts.resize(children_.size() - 1);
+    struct Level {
+      std::size_t& d;
+      ~Level() { --d; }
+    } level{++depth};
     const TensorT<T>* in = &x;
+    std::int64_t largest = x.numel();
     for (std::size_t i = 0; i < children_.size(); ++i) {
-      TensorT<T>& o = i + 1 == children_.size() ? out : (i % 2 == 0 ? a : b);
+      TensorT<T>& o = i + 1 == children_.size() ? out : acts[i];
       try {
         children_[i].second->predict_into(*in, o);
       } catch (const shape_error& e) {
         rethrow_naming(i, e, input ? *input : x.shape());
       }
+      largest = std::max(largest, o.numel());
       in = &o;
     }
+    return largest;
   }
 
   ModuleT<T>* find(const std::string& name) const {
