@@ -137,9 +137,11 @@ bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 }  // namespace detail
 
 // Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
+// packed: op(A) from gemm_pack_a (float only; other types ignore it), the same bits without packing A again.
 template <typename T>
-void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
-          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+          T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const GemmPackedA* packed = nullptr) {
   if (m <= 0 || n <= 0) return;
   if (beta != T(1)) {
     for (std::int64_t i = 0; i < m; ++i) {
@@ -153,9 +155,13 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
   }
   if (k <= 0 || alpha == T(0)) return;
   if constexpr (std::is_same_v<T, float>) {
-    gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    if (packed)
+      gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    else
+      gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
+  (void)packed;  // packs float only
   if (detail::gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
