@@ -9,6 +9,7 @@
 //                           own OpenMP team, which collapses when the machine is oversubscribed.
 //   gemm(ws, ...)           the same kernel with the packing buffers kept in a GemmWorkspace across calls (no
 //                           allocation once warm) and always single-threaded: the caller decides the threads.
+//                           For float, `packed` (gemm_pack_a) gives op(A) packed once for many products.
 //   gemm(wss, ...)          with a vector of workspaces: splits C into column (or row) blocks over
 //                           threads_for(...) threads, one workspace each. Every element of C is computed by one
 //                           thread in a fixed order that does not depend on the split, so results repeat bit
