@@ -1,7 +1,7 @@
 // Every fast kernel against the plain reference beside it (<op> / <op>_ref): GEMM with a kept workspace and
-// split over threads, Linear and Conv2d forward and backward (random and odd shapes, several thread counts),
-// per-plane BatchNorm (also with a mean far larger than the spread), branch-free 2x2 max pooling (NaN rules
-// included); and bit-identical repeats.
+// split over threads (and with op(A) packed once: the bits of packing it per call), Linear and Conv2d forward
+// and backward (random and odd shapes, several thread counts), per-plane BatchNorm (also with a mean far
+// larger than the spread), branch-free 2x2 max pooling (NaN rules included); and bit-identical repeats.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include <ember/kernels/relu.hpp>
 #include <ember/kernels/window_copy.hpp>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 using namespace ember;
@@ -118,6 +119,65 @@ TEST_CASE("gemm on every instruction set the CPU runs matches the triple loop, a
           CHECK(two == c);
         }
   });
+}
+
+TEST_CASE("gemm_packed with op(A) packed once gives the bits of the plain path, and refuses a wrong shape") {
+  // m: tiles of 10 (50), uneven tiles (13, 75), one row, more than one mc block (250); k: one slice, more than
+  // one kc slice (300, 675); n: partial panels and more than one panel per row.
+  const std::int64_t ms[] = {50, 75, 12, 13, 1, 250}, ks[] = {9, 675, 300}, ns[] = {121, 676, 33};
+  const auto a = random_values(250 * 675, 7), b = random_values(675 * 676, 8), c0 = random_values(250 * 676, 9);
+  kernels::GemmPackBuffers ws;
+  kernels::GemmPackedA packed;
+  for_each_isa([&] {
+    for (int ta = 0; ta < 2; ++ta)
+      for (std::int64_t m : ms)
+        for (std::int64_t k : ks) {
+          const std::int64_t lda = ta ? m : k;
+          kernels::gemm_pack_a(packed, ta != 0, m, k, a.data(), lda);
+          for (int tb = 0; tb < 2; ++tb)
+            for (std::int64_t n : ns) {
+              CAPTURE(ta);
+              CAPTURE(tb);
+              CAPTURE(m);
+              CAPTURE(k);
+              CAPTURE(n);
+              const std::int64_t ldb = tb ? k : n;
+              std::vector<float> plain(c0.begin(), c0.begin() + m * n), once = plain;
+              kernels::gemm_packed(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), lda, b.data(), ldb,
+                                   plain.data(), n);
+              kernels::gemm_packed(ws, packed, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), lda, b.data(), ldb,
+                                   once.data(), n);
+              CHECK(std::memcmp(plain.data(), once.data(), plain.size() * sizeof(float)) == 0);
+            }
+        }
+  });
+  // Through gemm(ws, ...), beta included, and after the path changed (packed for one, run on another).
+  const std::int64_t m = 50, n = 121, k = 675;
+  kernels::GemmWorkspace<float> gws;
+  for_each_isa([&] {
+    kernels::gemm_pack_a(packed, false, m, k, a.data(), k);
+    for_each_isa([&] {
+      std::vector<float> plain(c0.begin(), c0.begin() + m * n), once = plain;
+      kernels::gemm(gws, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.5f, plain.data(), n);
+      kernels::gemm(gws, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.5f, once.data(), n, &packed);
+      CHECK(std::memcmp(plain.data(), once.data(), plain.size() * sizeof(float)) == 0);
+    });
+  });
+  // Another shape, transpose, matrix or row stride than the one packed: an error, not a wrong product.
+  kernels::gemm_pack_a(packed, false, m, k, a.data(), k);
+  std::vector<float> c(c0.begin(), c0.begin() + m * n);
+  const auto run = [&](bool ta, std::int64_t rows, std::int64_t depth, const float* pa, std::int64_t lda) {
+    kernels::gemm_packed(ws, packed, ta, false, rows, n, depth, 1.0f, pa, lda, b.data(), n, c.data(), n);
+  };
+  CHECK_NOTHROW(run(false, m, k, a.data(), k));
+  CHECK_THROWS_AS(run(false, m - 1, k, a.data(), k), std::logic_error);
+  CHECK_THROWS_AS(run(false, m, k - 1, a.data(), k), std::logic_error);
+  CHECK_THROWS_AS(run(true, m, k, a.data(), m), std::logic_error);
+  CHECK_THROWS_AS(run(false, m, k, a.data() + 1, k), std::logic_error);
+  CHECK_THROWS_AS(run(false, m, k, a.data(), k + 1), std::logic_error);
+  CHECK_THROWS_AS(kernels::gemm_packed(ws, kernels::GemmPackedA{}, false, false, m, n, k, 1.0f, a.data(), k,
+                                       b.data(), n, c.data(), n),
+                  std::logic_error);
 }
 
 TEST_CASE("ReLU with a byte mask matches its reference on every instruction set, NaN and signed zero included") {

@@ -17,14 +17,17 @@
 // image's column matrix (675 x 121 floats for the report's conv2, 320 KiB) stays in L2 between im2col and its
 // GEMMs, and the batch loop needs one fork/join per layer. The GEMMs run single-threaded inside the region
 // with packing workspaces kept per thread in a Conv2dWorkspace the caller keeps, so a warmed-up step
-// allocates nothing. Each thread sums its images' weight gradients into its own buffer; the buffers are then
-// added in thread order, so a run repeats bit for bit with the same thread count.
+// allocates nothing. For float each group's weight (W_g forward, W_g^T for dx) is packed for the GEMM kernel
+// once per call, before the batch loop, and every image reads it (gemm_pack_a): packing it per image took
+// about 6 % of a batch-32 training step. Each thread sums its images' weight gradients into its own buffer;
+// the buffers are then added in thread order, so a run repeats bit for bit with the same thread count.
 //
 // A depthwise convolution (groups == C_in > 1) skips im2col: conv2d_depthwise.hpp's direct loops, and what
 // forward keeps for backward is the image itself (conv2d_cache_per_image).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "ember/core/parallel.hpp"
@@ -42,6 +45,7 @@ struct Conv2dWorkspace {
   std::vector<GemmWorkspace<T>> forward, weight_grad, input_grad;
   std::vector<Buffer> wgrad, bgrad, dcols;  // backward: dW [C_out x K_g], db [C_out], W^T dy_i [K x P]
   Buffer cols;                              // forward without kept columns (inference): one matrix per thread
+  std::vector<GemmPackedA> packed_w, packed_wt;  // float: W_g, W_g^T packed per group, read by every thread
 
   void ensure_threads(bool backward) {
     const auto nt = static_cast<std::size_t>(std::max(1, get_num_threads()));
@@ -66,6 +70,23 @@ namespace detail {
 inline double conv2d_flops_per_image(const Conv2dGeometry& g, std::int64_t out_channels) {
   return 2.0 * static_cast<double>(out_channels * g.group_col_rows() * g.col_cols());
 }
+
+// Packs op(W_g) of every group (W_g [og x kg] at w + g * og * kg) into `packed`, for float; null otherwise
+// (double runs on Eigen, which packs per product).
+template <typename T>
+const GemmPackedA* conv2d_pack_weight(std::vector<GemmPackedA>& packed, bool trans, const T* w,
+                                      std::int64_t groups, std::int64_t og, std::int64_t kg) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed.size() < static_cast<std::size_t>(groups)) packed.resize(static_cast<std::size_t>(groups));
+    for (std::int64_t gi = 0; gi < groups; ++gi)
+      gemm_pack_a(packed[static_cast<std::size_t>(gi)], trans, trans ? kg : og, trans ? og : kg,
+                  w + gi * og * kg, kg);
+    return packed.data();
+  } else {
+    (void)packed, (void)trans, (void)w, (void)groups, (void)og, (void)kg;
+    return nullptr;
+  }
+}
 }  // namespace detail
 
 // cols: [n, conv2d_cache_per_image(g)], what backward needs (the column matrices), or null (then ws holds one
@@ -89,6 +110,7 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
   }
   T* thread_cols = ws.cols.data();
   GemmWorkspace<T>* gemm_ws = ws.forward.data();
+  const GemmPackedA* packed = detail::conv2d_pack_weight(ws.packed_w, false, w, groups, og, kg);
   parallel_for(nt, n, [&](std::int64_t i) {
     const int t = thread_index();
     T* c = cols ? cols + i * k * p : thread_cols + static_cast<std::int64_t>(t) * k * p;
@@ -98,8 +120,8 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
       for (std::int64_t o = 0; o < out_channels; ++o) std::fill(yi + o * p, yi + (o + 1) * p, b[o]);
     // y_i,g[og x p] = b + W_g[og x kg] cols_g[kg x p]
     for (std::int64_t gi = 0; gi < groups; ++gi)
-      gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p, b ? T(1) : T(0),
-           yi + gi * og * p, p);
+      gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p,
+           b ? T(1) : T(0), yi + gi * og * p, p, packed ? packed + gi : nullptr);
   });
 }
 
@@ -117,6 +139,8 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     if (dx && !conv2d_is_depthwise(g)) ws.dcols[t].resize(static_cast<std::size_t>(k * p));
   }
   const bool depthwise = conv2d_is_depthwise(g);
+  const GemmPackedA* packed_t =
+      dx && !depthwise ? detail::conv2d_pack_weight(ws.packed_wt, true, w, groups, og, kg) : nullptr;
   parallel_for(nt, n, [&](std::int64_t i) {
     const auto t = static_cast<std::size_t>(thread_index());
     const T* dyi = dy + i * out * p;
@@ -140,7 +164,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
       // dcols_g[kg x p] = W_g^T[kg x og] dy_g[og x p], then scattered back onto the image.
       for (std::int64_t gi = 0; gi < groups; ++gi)
         gemm(ws.input_grad[t], true, false, kg, p, og, T(1), w + gi * og * kg, kg, dyi + gi * og * p, p, T(0),
-             ws.dcols[t].data() + gi * kg * p, p);
+             ws.dcols[t].data() + gi * kg * p, p, packed_t ? packed_t + gi : nullptr);
       T* img = dx + i * in_image;
       std::fill(img, img + in_image, T(0));
       col2im(g, ws.dcols[t].data(), img);

@@ -9,6 +9,7 @@
 //                           own OpenMP team, which collapses when the machine is oversubscribed.
 //   gemm(ws, ...)           the same kernel with the packing buffers kept in a GemmWorkspace across calls (no
 //                           allocation once warm) and always single-threaded: the caller decides the threads.
+//                           For float, `packed` (gemm_pack_a) gives op(A) packed once for many products.
 //   gemm(wss, ...)          with a vector of workspaces: splits C into column (or row) blocks over
 //                           threads_for(...) threads, one workspace each. Every element of C is computed by one
 //                           thread in a fixed order that does not depend on the split, so results repeat bit
@@ -137,9 +138,11 @@ bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 }  // namespace detail
 
 // Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
+// packed: op(A) from gemm_pack_a (float only; other types ignore it), the same bits without packing A again.
 template <typename T>
-void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
-          const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+          T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const GemmPackedA* packed = nullptr) {
   if (m <= 0 || n <= 0) return;
   if (beta != T(1)) {
     for (std::int64_t i = 0; i < m; ++i) {
@@ -153,9 +156,13 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
   }
   if (k <= 0 || alpha == T(0)) return;
   if constexpr (std::is_same_v<T, float>) {
-    gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    if (packed)
+      gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    else
+      gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
+  (void)packed;  // packs float only
   if (detail::gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.

@@ -11,12 +11,16 @@
 // tiles from L1); the last, partial panel is still packed, so no kernel reads past a row.
 // A B^T with m <= 8 (a small batch through a Linear layer) runs as dot products over the unpacked operands:
 // packing the weight would cost as much as the product.
+// gemm_pack_a packs op(A) once for many products with the same A (a convolution's weight, one product per
+// image); gemm_packed(ws, packed, ...) then skips pack_a.
 //
 // Results: every element of C is one FMA chain over each kc slice, added to C once per slice; the slices and
 // the kernel depend only on (m, k, transposes, instruction set), not on which columns or tile an element is in,
 // so splitting C's columns over threads changes nothing.
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ember/core/tensor.hpp"
@@ -111,6 +115,61 @@ float* grown(Buffer& buf, std::int64_t size) {
 // only (from L1), and the copy would cost as much as those reads.
 constexpr std::int64_t kDirectRows = 64;
 
+// op(A) packed once for products that share it: per kc slice, per mc block, the tiles pack_a writes (slice pc,
+// block ic at data + pc * m + ic * kb). It records what it was packed from and for, so gemm_packed refuses a
+// mismatch; it cannot see A's values change, so pack again whenever they may have (once per call).
+struct GemmPackedA {
+  std::vector<float, AlignedAllocator<float>> data;  // grown, never shrunk
+  const float* src = nullptr;
+  std::int64_t lda = 0, m = -1, k = -1;
+  bool trans = false;
+  Isa isa = Isa::portable;
+};
+
+namespace detail {
+
+// The blocked product; op(A)'s tiles come from `packed` (laid out as in GemmPackedA) or are packed into ws.a.
+// One loop for both, so a pre-packed product runs the same slices, tiles and kernel calls: the same bits.
+inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans_a, bool trans_b,
+                         std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                         std::int64_t lda, const float* packed, const float* b, std::int64_t ldb, float* c,
+                         std::int64_t ldc) {
+  const std::int64_t nr = kern.nr;
+  const bool direct_b = !trans_b && m <= kDirectRows;
+  for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
+    const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
+    for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
+      const std::int64_t kb = std::min(kern.kc, k - pc);
+      float* pb = grown(ws.b, panels * kb * nr);
+      // Read in place, every panel but a partial last one needs no copy.
+      const std::int64_t first = direct_b ? nb / nr : 0;
+      pack_b(kern, trans_b, b, ldb, pc, kb, jc, nb, nr, first, pb);
+      for (std::int64_t ic = 0; ic < m; ic += kern.mc) {
+        const std::int64_t mb = std::min(kern.mc, m - ic), tiles = (mb + kern.mr - 1) / kern.mr;
+        const float* pa = packed ? packed + pc * m + ic * kb : nullptr;
+        if (!packed) {
+          float* dst = grown(ws.a, mb * kb);
+          pack_a(kern, trans_a, a, lda, ic, mb, pc, kb, tiles, dst);
+          pa = dst;
+        }
+        for (std::int64_t q = 0; q < panels; ++q) {
+          const int cols = static_cast<int>(std::min(nr, nb - q * nr));
+          const bool in_place = q < first;
+          const float* panel = in_place ? b + pc * ldb + jc + q * nr : pb + q * kb * nr;
+          const std::int64_t bstride = in_place ? ldb : nr;
+          for (std::int64_t t = 0; t < tiles; ++t) {
+            const std::int64_t r0 = tile_start(mb, tiles, t);
+            const int rows = static_cast<int>(tile_start(mb, tiles, t + 1) - r0);
+            kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
 // C += alpha op(A) op(B) on the active instruction set (beta is the caller's business).
 inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
                         std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
@@ -121,34 +180,49 @@ inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::in
     kern.dots(static_cast<int>(m), n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
-  const std::int64_t nr = kern.nr;
-  const bool direct_b = !trans_b && m <= kDirectRows;
-  for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
-    const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
-    for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
-      const std::int64_t kb = std::min(kern.kc, k - pc);
-      float* pb = detail::grown(ws.b, panels * kb * nr);
-      // Read in place, every panel but a partial last one needs no copy.
-      const std::int64_t first = direct_b ? nb / nr : 0;
-      detail::pack_b(kern, trans_b, b, ldb, pc, kb, jc, nb, nr, first, pb);
-      for (std::int64_t ic = 0; ic < m; ic += kern.mc) {
-        const std::int64_t mb = std::min(kern.mc, m - ic), tiles = (mb + kern.mr - 1) / kern.mr;
-        float* pa = detail::grown(ws.a, mb * kb);
-        detail::pack_a(kern, trans_a, a, lda, ic, mb, pc, kb, tiles, pa);
-        for (std::int64_t q = 0; q < panels; ++q) {
-          const int cols = static_cast<int>(std::min(nr, nb - q * nr));
-          const bool in_place = q < first;
-          const float* panel = in_place ? b + pc * ldb + jc + q * nr : pb + q * kb * nr;
-          const std::int64_t bstride = in_place ? ldb : nr;
-          for (std::int64_t t = 0; t < tiles; ++t) {
-            const std::int64_t r0 = detail::tile_start(mb, tiles, t);
-            const int rows = static_cast<int>(detail::tile_start(mb, tiles, t + 1) - r0);
-            kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha);
-          }
-        }
-      }
+  detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc);
+}
+
+// Packs op(A) (m x k, A at a with row stride lda) for the active instruction set's kernel.
+inline void gemm_pack_a(GemmPackedA& out, bool trans_a, std::int64_t m, std::int64_t k, const float* a,
+                        std::int64_t lda) {
+  const Isa isa = active_isa();
+  const detail::GemmKernel kern = detail::gemm_kernel(isa);
+  float* d = detail::grown(out.data, std::max<std::int64_t>(m, 0) * std::max<std::int64_t>(k, 0));
+  for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
+    const std::int64_t kb = std::min(kern.kc, k - pc);
+    for (std::int64_t ic = 0; ic < m; ic += kern.mc) {
+      const std::int64_t mb = std::min(kern.mc, m - ic), tiles = (mb + kern.mr - 1) / kern.mr;
+      detail::pack_a(kern, trans_a, a, lda, ic, mb, pc, kb, tiles, d + pc * m + ic * kb);
     }
   }
+  out.src = a;
+  out.lda = lda;
+  out.m = m;
+  out.k = k;
+  out.trans = trans_a;
+  out.isa = isa;
+}
+
+// gemm_packed with op(A) taken from `packed` (gemm_pack_a of the same a, lda, trans_a, m, k), bit for bit the
+// same result. a and lda are still needed: the m <= 8 dot-product shape reads A in place, and after set_isa
+// changed the path the packed tiles no longer fit the kernel, so A is packed again per call (the plain path).
+inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool trans_a, bool trans_b,
+                        std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                        std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  if (packed.src != a || packed.lda != lda || packed.m != m || packed.k != k || packed.trans != trans_a)
+    throw std::logic_error("ember: gemm_packed expected op(A) packed by gemm_pack_a from this A, lda, trans_a, "
+                           "m and k; packed " + std::to_string(packed.m) + " x " + std::to_string(packed.k) +
+                           (packed.trans ? " (A^T)" : "") + ", asked " + std::to_string(m) + " x " +
+                           std::to_string(k) + (trans_a ? " (A^T)" : ""));
+  const Isa isa = active_isa();
+  if (isa != packed.isa || (!trans_a && trans_b && m <= 8)) {
+    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    return;
+  }
+  detail::gemm_blocked(detail::gemm_kernel(isa), ws, trans_a, trans_b, m, n, k, alpha, a, lda,
+                       packed.data.data(), b, ldb, c, ldc);
 }
 
 }  // namespace ember::kernels
