@@ -194,9 +194,13 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
   std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
   if constexpr (std::is_same_v<T, float>) panel = split_n ? detail::gemm_kernel(active_isa()).nr : 16;
   const std::int64_t kAlign = (panel % 16 == 0 || 16 % panel == 0) ? std::max<std::int64_t>(panel, 16) : panel * 16;
+  // A block's cost: its flops, plus its share of op(B) and C at 16 flops a value, so a memory-bound product (a
+  // batch of 4 through a Linear layer streams the whole weight for 2 flops a value) still splits over threads.
+  const std::int64_t other = split_n ? m : n;
+  const double block_cost = 2.0 * static_cast<double>(kAlign * other * k) +
+                            16.0 * static_cast<double>(kAlign * k + kAlign * other);
   const int nt = std::min<int>(static_cast<int>(workspaces.size()),
-                               threads_for((extent + kAlign - 1) / kAlign, 2.0 * static_cast<double>(
-                                                                               kAlign * (split_n ? m : n) * k)));
+                               threads_for((extent + kAlign - 1) / kAlign, block_cost));
   if (nt <= 1) {
     gemm(workspaces.at(0), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;

@@ -91,7 +91,10 @@ class ParamGroups {
 
   // As PyTorch's zero_grad(set_to_none=False): gradients become zeros (their storage is kept).
   void zero_grad() {
-    for (auto* p : params_) p->grad.zero();
+    for (auto* p : params_) {
+      T* g = p->grad.data();
+      in_chunks(p->grad.numel(), [&](std::int64_t lo, std::int64_t hi) { std::fill(g + lo, g + hi, T(0)); });
+    }
   }
 
   // The first group's options (the only group's, for an optimiser built from one parameter list).
