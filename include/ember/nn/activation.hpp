@@ -140,7 +140,15 @@ class PointwiseT : public ModuleT<T> {
     grad_in->resize(saved_.shape());
     T* d = grad_in->data();
     const T *g = grad_out.data(), *s = saved_.data();
-    in_chunks(saved_.numel(), [&](std::int64_t lo, std::int64_t n) { derive(d + lo, g + lo, s + lo, n); });
+    const std::int64_t n = saved_.numel(), body = n / kPacket * kPacket;
+    in_chunks(body, [&](std::int64_t lo, std::int64_t len) { derive(d + lo, g + lo, s + lo, len); });
+    if (body < n) {
+      alignas(64) T tg[kPacket] = {}, ts[kPacket] = {}, td[kPacket];
+      std::copy(g + body, g + n, tg);
+      std::copy(s + body, s + n, ts);
+      derive(td, tg, ts, kPacket);
+      std::copy(td, td + (n - body), d + body);
+    }
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());
@@ -163,8 +171,19 @@ class PointwiseT : public ModuleT<T> {
     parallel_for(threads_for(chunks, 20.0 * kChunk), chunks,
                  [&](std::int64_t c) { f(c * kChunk, std::min(kChunk, n - c * kChunk)); });
   }
+  // The kernels' vectorised expressions and their scalar tails differ in the last bits; every value goes
+  // through the vector code (the tail padded to a whole packet), so a value's result does not depend on where
+  // it sits: a batch predicted in chunks gives the bits of the whole batch.
+  static constexpr std::int64_t kPacket = 16;
   void apply_all(T* out, const T* in, std::int64_t n) const {
-    in_chunks(n, [&](std::int64_t lo, std::int64_t len) { apply(out + lo, in + lo, len); });
+    const std::int64_t body = n / kPacket * kPacket;
+    in_chunks(body, [&](std::int64_t lo, std::int64_t len) { apply(out + lo, in + lo, len); });
+    if (body < n) {
+      alignas(64) T tin[kPacket] = {}, tout[kPacket];
+      std::copy(in + body, in + n, tin);
+      apply(tout, tin, kPacket);
+      std::copy(tout, tout + (n - body), out + body);
+    }
   }
 
   TensorT<T> saved_;
