@@ -180,6 +180,33 @@ TEST_CASE("gemm_packed with op(A) packed once gives the bits of the plain path, 
                   std::logic_error);
 }
 
+TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), the bits of zeroing C first") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for_each_isa([&] {
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (std::int64_t m : {3, 50, 300})      // 3 with B^T: the dot-product path
+          for (std::int64_t k : {9, 300}) {      // 300: two 256-deep slices, only the first may overwrite
+            const std::int64_t n = 45;
+            CAPTURE(ta);
+            CAPTURE(tb);
+            CAPTURE(m);
+            CAPTURE(k);
+            const auto a = random_values(static_cast<std::size_t>(m * k), 7);
+            const auto b = random_values(static_cast<std::size_t>(k * n), 8);
+            std::vector<float> c(static_cast<std::size_t>(m * n), nan), zeroed(c.size(), 0.0f), ref(c.size());
+            kernels::GemmWorkspace<float> ws;
+            kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 0.0f,
+                          c.data(), n);
+            kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 1.0f,
+                          zeroed.data(), n);
+            kernels::gemm_ref(ta != 0, tb != 0, m, n, k, 0.5f, a.data(), b.data(), 0.0f, ref.data());
+            CHECK(c == zeroed);  // no NaN left, and the same sums
+            CHECK(worst_diff(c, ref) < 1e-5 * static_cast<double>(k));
+          }
+  });
+}
+
 TEST_CASE("ReLU with a byte mask matches its reference on every instruction set, NaN and signed zero included") {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   for (std::int64_t n : {0, 1, 7, 8, 15, 16, 17, 33, 100}) {
@@ -383,6 +410,9 @@ TEST_CASE("im2col and col2im of the report's layers match their references on ev
       kernels::col2im(g, cols_in.data(), back.data());
       CHECK(cols == cols_ref);
       CHECK(back == back_ref);  // rows added in the reference's (c, i, j) order: the same sums
+      std::vector<float> fresh(img.size(), std::numeric_limits<float>::quiet_NaN());
+      kernels::col2im(g, cols_in.data(), fresh.data(), /*accumulate=*/false);  // writes, never reads img
+      CHECK(fresh == back_ref);
     });
   }
 }

@@ -166,8 +166,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
         gemm(ws.input_grad[t], true, false, kg, p, og, T(1), w + gi * og * kg, kg, dyi + gi * og * p, p, T(0),
              ws.dcols[t].data() + gi * kg * p, p, packed_t ? packed_t + gi : nullptr);
       T* img = dx + i * in_image;
-      std::fill(img, img + in_image, T(0));
-      col2im(g, ws.dcols[t].data(), img);
+      col2im(g, ws.dcols[t].data(), img, /*accumulate=*/false);
     }
   });
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {

@@ -144,6 +144,16 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
           T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
           const GemmPackedA* packed = nullptr) {
   if (m <= 0 || n <= 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    // beta 0: the kernels write C instead of reading it back zeroed (a memset of C saved).
+    if (beta == T(0) && k > 0 && alpha != T(0)) {
+      if (packed)
+        gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true);
+      else
+        gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true);
+      return;
+    }
+  }
   if (beta != T(1)) {
     for (std::int64_t i = 0; i < m; ++i) {
       T* row = c + i * ldc;

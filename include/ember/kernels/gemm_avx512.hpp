@@ -31,7 +31,7 @@ EMBER_TARGET_AVX512 inline float hsum(__m512 v) {
 
 template <int R>
 EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                              std::int64_t ldc, int cols, float alpha) {
+                              std::int64_t ldc, int cols, float alpha, bool add) {
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -52,26 +52,32 @@ EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb,
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(va, acc0[r], _mm512_maskz_loadu_ps(m0, cr)));
-    if (m1) _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(va, acc1[r], _mm512_maskz_loadu_ps(m1, cr + 16)));
+    // add = false: C is written, not read (the product's first slice with beta 0; fma with +0 as before).
+    const __m512 c0 = add ? _mm512_maskz_loadu_ps(m0, cr) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(va, acc0[r], c0));
+    if (m1) {
+      const __m512 c1 = add ? _mm512_maskz_loadu_ps(m1, cr + 16) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(va, acc1[r], c1));
+    }
   }
 }
 
 EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
-                                          std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha) {
+                                          std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
+                                          bool add) {
   switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
-    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha); break;
+    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
   }
 }
 

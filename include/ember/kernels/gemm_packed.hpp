@@ -42,7 +42,7 @@ struct GemmKernel {
   int mr, nr;
   std::int64_t kc, mc, nc;
   void (*tile)(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-               std::int64_t ldc, int cols, float alpha);
+               std::int64_t ldc, int cols, float alpha, bool add);
   void (*dots)(int m, std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
                std::int64_t ldb, float* c, std::int64_t ldc);
   void (*transpose)(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols, float* dst,
@@ -133,7 +133,7 @@ namespace detail {
 inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans_a, bool trans_b,
                          std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                          std::int64_t lda, const float* packed, const float* b, std::int64_t ldb, float* c,
-                         std::int64_t ldc) {
+                         std::int64_t ldc, bool overwrite) {
   const std::int64_t nr = kern.nr;
   const bool direct_b = !trans_b && m <= kDirectRows;
   for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
@@ -160,7 +160,8 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
           for (std::int64_t t = 0; t < tiles; ++t) {
             const std::int64_t r0 = tile_start(mb, tiles, t);
             const int rows = static_cast<int>(tile_start(mb, tiles, t + 1) - r0);
-            kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha);
+            kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha,
+                      !(overwrite && pc == 0));
           }
         }
       }
@@ -170,17 +171,25 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
 
 }  // namespace detail
 
-// C += alpha op(A) op(B) on the active instruction set (beta is the caller's business).
+namespace detail {
+inline void zero_rows(float* c, std::int64_t ldc, std::int64_t m, std::int64_t n) {
+  for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+}
+}  // namespace detail
+
+// C += alpha op(A) op(B) on the active instruction set, or C = alpha op(A) op(B) with overwrite (beta 0: the
+// kernels then write C on the first slice instead of reading a zeroed C; k >= 1).
 inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
                         std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
-                        std::int64_t ldb, float* c, std::int64_t ldc) {
+                        std::int64_t ldb, float* c, std::int64_t ldc, bool overwrite = false) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   const detail::GemmKernel kern = detail::gemm_kernel(active_isa());
   if (!trans_a && trans_b && m <= 8) {
+    if (overwrite) detail::zero_rows(c, ldc, m, n);
     kern.dots(static_cast<int>(m), n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
-  detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc);
+  detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc, overwrite);
 }
 
 // Packs op(A) (m x k, A at a with row stride lda) for the active instruction set's kernel.
@@ -209,7 +218,8 @@ inline void gemm_pack_a(GemmPackedA& out, bool trans_a, std::int64_t m, std::int
 // changed the path the packed tiles no longer fit the kernel, so A is packed again per call (the plain path).
 inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool trans_a, bool trans_b,
                         std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-                        std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+                        std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                        bool overwrite = false) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   if (packed.src != a || packed.lda != lda || packed.m != m || packed.k != k || packed.trans != trans_a)
     throw std::logic_error("ember: gemm_packed expected op(A) packed by gemm_pack_a from this A, lda, trans_a, "
@@ -218,11 +228,11 @@ inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool tra
                            std::to_string(k) + (trans_a ? " (A^T)" : ""));
   const Isa isa = active_isa();
   if (isa != packed.isa || (!trans_a && trans_b && m <= 8)) {
-    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite);
     return;
   }
   detail::gemm_blocked(detail::gemm_kernel(isa), ws, trans_a, trans_b, m, n, k, alpha, a, lda,
-                       packed.data.data(), b, ldb, c, ldc);
+                       packed.data.data(), b, ldb, c, ldc, overwrite);
 }
 
 }  // namespace ember::kernels

@@ -89,18 +89,19 @@ void im2col(const Conv2dGeometry& g, const T* img, T* cols) {
   }
 }
 
-// The adjoint of im2col: adds every column entry back into the image position it came from. img must be
-// zeroed (or hold what should be added to) by the caller.
+// The adjoint of im2col: adds every column entry back into the image position it came from, into what img
+// holds (accumulate), or into zeros (img is then only written).
 template <typename T>
-void col2im(const Conv2dGeometry& g, const T* cols, T* img) {
+void col2im(const Conv2dGeometry& g, const T* cols, T* img, bool accumulate = true) {
   const std::int64_t oh = g.out_h(), ow = g.out_w();
 #if EMBER_X86_KERNELS
   if constexpr (std::is_same_v<T, float>) {
     if (detail::dense_windows(g) && active_isa() == Isa::avx512)
       return avx512::col2im_dense(cols, img, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.dilation_h,
-                                  g.dilation_w, oh, ow);
+                                  g.dilation_w, oh, ow, accumulate);
   }
 #endif
+  if (!accumulate) std::fill(img, img + g.channels * g.height * g.width, T(0));
   if (detail::dense_windows(g)) {
     // Rows added in the same (c, i, j) order as the general loop below: the same sums, the same bits.
     for (std::int64_t c = 0; c < g.channels; ++c)

@@ -55,16 +55,16 @@ EMBER_TARGET_AVX512 inline void add_window(float* dst, std::int64_t dst_stride, 
 // (ki, kj) that lands there is added into one register (a masked load of the column row shifted by kj), and
 // the row is stored once. Adding window by window instead stores and reloads each row kh*kw times, each load
 // waiting on a masked store that cannot forward. The adds run in the window order (ki, kj ascending), so the
-// sums are those of add_window. img is added to, as col2im.
+// sums are those of add_window. img is added to (accumulate) or written, as col2im.
 EMBER_TARGET_AVX512 inline void col2im_dense(const float* cols, float* img, std::int64_t channels, std::int64_t height,
                                              std::int64_t width, std::int64_t kh, std::int64_t kw, std::int64_t dh,
-                                             std::int64_t dw, std::int64_t oh, std::int64_t ow) {
+                                             std::int64_t dw, std::int64_t oh, std::int64_t ow, bool accumulate) {
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t y = 0; y < height; ++y) {
       float* dst = img + (c * height + y) * width;
       for (std::int64_t x0 = 0; x0 < width; x0 += 16) {
         const __mmask16 live = live16(width - x0);
-        __m512 acc = _mm512_maskz_loadu_ps(live, dst + x0);
+        __m512 acc = accumulate ? _mm512_maskz_loadu_ps(live, dst + x0) : _mm512_setzero_ps();
         for (std::int64_t ki = 0; ki < kh; ++ki) {
           const std::int64_t oy = y - ki * dh;
           if (oy < 0 || oy >= oh) continue;
