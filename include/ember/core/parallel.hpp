@@ -122,4 +122,17 @@ void parallel_for(int nt, std::int64_t n, F&& body) {
   for (std::int64_t i = 0; i < n; ++i) body(i);
 }
 
+// f(lo, hi) over [0, n) in chunks of kElementChunk values (whole cache lines), over threads when the pass is
+// large: threads_for_elements for a memory-bound pass, or threads_for when each value costs
+// `flops_per_value` (erf, exp). Every value is computed the same way whatever the split, so results do not
+// depend on the thread count.
+constexpr std::int64_t kElementChunk = 16384;
+template <class F>
+void parallel_chunks(std::int64_t n, F&& f, double flops_per_value = 0) {
+  const std::int64_t chunks = (n + kElementChunk - 1) / kElementChunk;
+  const int nt = flops_per_value > 0 ? threads_for(chunks, flops_per_value * kElementChunk)
+                                     : threads_for_elements(chunks, kElementChunk);
+  parallel_for(nt, chunks, [&](std::int64_t c) { f(c * kElementChunk, std::min(n, (c + 1) * kElementChunk)); });
+}
+
 }  // namespace ember

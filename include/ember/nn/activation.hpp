@@ -31,7 +31,9 @@ class ReLUT : public ModuleT<T> {
     T* y = out.data();
     std::uint8_t* m = mask_.data();
     // NaN passes through, as torch.relu (and its gradient, as threshold_backward).
-    in_chunks(x.numel(), [&](std::int64_t lo, std::int64_t len) { kernels::relu_mask_forward(in + lo, y + lo, m + lo, len); });
+    parallel_chunks(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      kernels::relu_mask_forward(in + lo, y + lo, m + lo, hi - lo);
+    });
     has_forward_ = true;
   }
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
@@ -42,14 +44,16 @@ class ReLUT : public ModuleT<T> {
     const std::uint8_t* m = mask_.data();
     const T* g = grad_out.data();
     T* d = grad_in->data();
-    in_chunks(grad_out.numel(), [&](std::int64_t lo, std::int64_t len) { kernels::relu_mask_backward(g + lo, m + lo, d + lo, len); });
+    parallel_chunks(grad_out.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      kernels::relu_mask_backward(g + lo, m + lo, d + lo, hi - lo);
+    });
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());
     const T* in = x.data();
     T* y = out.data();
-    in_chunks(x.numel(), [&](std::int64_t lo, std::int64_t len) {
-      std::transform(in + lo, in + lo + len, y + lo, [](T v) { return v <= T(0) ? T(0) : v; });
+    parallel_chunks(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      std::transform(in + lo, in + hi, y + lo, [](T v) { return v <= T(0) ? T(0) : v; });
     });
   }
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<ReLUT>(*this); }
@@ -57,16 +61,6 @@ class ReLUT : public ModuleT<T> {
   std::string type_name() const override { return "ReLU"; }
 
  private:
-  // Chunks of whole cache lines of the mask, split over threads when large (a batch of the report's conv1 is
-  // 1.6 M values); every value is computed the same way whatever the split.
-  static constexpr std::int64_t kChunk = 16384;
-  template <typename F>
-  static void in_chunks(std::int64_t n, F&& f) {
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    parallel_for(threads_for_elements(chunks, kChunk), chunks,
-                 [&](std::int64_t c) { f(c * kChunk, std::min(kChunk, n - c * kChunk)); });
-  }
-
   Shape shape_;
   std::vector<std::uint8_t> mask_;
   bool has_forward_ = false;
@@ -141,7 +135,7 @@ class PointwiseT : public ModuleT<T> {
     T* d = grad_in->data();
     const T *g = grad_out.data(), *s = saved_.data();
     const std::int64_t n = saved_.numel(), body = n / kPacket * kPacket;
-    in_chunks(body, [&](std::int64_t lo, std::int64_t len) { derive(d + lo, g + lo, s + lo, len); });
+    parallel_chunks(body, [&](std::int64_t lo, std::int64_t hi) { derive(d + lo, g + lo, s + lo, hi - lo); }, kFlops);
     if (body < n) {
       alignas(64) T tg[kPacket] = {}, ts[kPacket] = {}, td[kPacket];
       std::copy(g + body, g + n, tg);
@@ -162,22 +156,15 @@ class PointwiseT : public ModuleT<T> {
   virtual void derive(T* dinp, const T* dout, const T* saved, std::int64_t n) const = 0;
 
  private:
-  // Pointwise work splits into independent chunks across threads (erf and exp cost tens of cycles a value);
-  // each value is computed the same way whatever the split, so results do not depend on the thread count.
-  static constexpr std::int64_t kChunk = 16384;
-  template <typename F>
-  static void in_chunks(std::int64_t n, F&& f) {
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    parallel_for(threads_for(chunks, 20.0 * kChunk), chunks,
-                 [&](std::int64_t c) { f(c * kChunk, std::min(kChunk, n - c * kChunk)); });
-  }
+  // Pointwise work is split over threads by its flops (parallel_chunks): erf and exp cost tens of cycles a value.
+  static constexpr double kFlops = 20;
   // The kernels' vectorised expressions and their scalar tails differ in the last bits; every value goes
   // through the vector code (the tail padded to a whole packet), so a value's result does not depend on where
   // it sits: a batch predicted in chunks gives the bits of the whole batch.
   static constexpr std::int64_t kPacket = 16;
   void apply_all(T* out, const T* in, std::int64_t n) const {
     const std::int64_t body = n / kPacket * kPacket;
-    in_chunks(body, [&](std::int64_t lo, std::int64_t len) { apply(out + lo, in + lo, len); });
+    parallel_chunks(body, [&](std::int64_t lo, std::int64_t hi) { apply(out + lo, in + lo, hi - lo); }, kFlops);
     if (body < n) {
       alignas(64) T tin[kPacket] = {}, tout[kPacket];
       std::copy(in + body, in + n, tin);

@@ -53,7 +53,7 @@ class DropoutT : public ModuleT<T> {
       const auto below = static_cast<std::uint64_t>(std::ceil(p_ * 0x1.0p53));
       const T scale = static_cast<T>(1.0 / (1.0 - p_));
       T* m = mask_.data();
-      in_chunks(mask_.numel(), [&](std::int64_t lo, std::int64_t hi) {
+      parallel_chunks(mask_.numel(), [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i)
           m[i] = (detail::splitmix64(key, static_cast<std::uint64_t>(i)) >> 11) < below ? T(0) : scale;
       });
@@ -83,17 +83,9 @@ class DropoutT : public ModuleT<T> {
   const TensorT<T>& mask() const { return mask_; }
 
  private:
-  // f(lo, hi) over [0, n) in chunks, over threads when large.
-  template <typename F>
-  static void in_chunks(std::int64_t n, F&& f) {
-    constexpr std::int64_t kChunk = 16384;
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    parallel_for(threads_for_elements(chunks, kChunk), chunks,
-                 [&](std::int64_t c) { f(c * kChunk, std::min(n, (c + 1) * kChunk)); });
-  }
   // y = a * b elementwise.
   static void multiply(T* y, const T* a, const T* b, std::int64_t n) {
-    in_chunks(n, [&](std::int64_t lo, std::int64_t hi) {
+    parallel_chunks(n, [&](std::int64_t lo, std::int64_t hi) {
       for (std::int64_t i = lo; i < hi; ++i) y[i] = a[i] * b[i];
     });
   }

@@ -40,16 +40,6 @@ struct ParamGroupT {
 
 namespace detail {
 
-// f(lo, hi) over [0, n) in chunks, split over threads when n is large: an update is a pass over a few arrays,
-// memory-bound, and each element is computed the same way whatever the split.
-template <typename F>
-void in_chunks(std::int64_t n, F&& f) {
-  constexpr std::int64_t kChunk = 16384;
-  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-  parallel_for(threads_for_elements(chunks, kChunk), chunks,
-               [&](std::int64_t c) { f(c * kChunk, std::min(n, (c + 1) * kChunk)); });
-}
-
 // The parameter groups and the members every optimiser has in the same form. `name` prefixes every message;
 // `validate` is the optimiser's check of one group's options. Parameters are numbered across the groups in
 // order (params()): state and checkpoints use that index, so one group or several, a parameter's state has
@@ -93,7 +83,7 @@ class ParamGroups {
   void zero_grad() {
     for (auto* p : params_) {
       T* g = p->grad.data();
-      in_chunks(p->grad.numel(), [&](std::int64_t lo, std::int64_t hi) { std::fill(g + lo, g + hi, T(0)); });
+      parallel_chunks(p->grad.numel(), [&](std::int64_t lo, std::int64_t hi) { std::fill(g + lo, g + hi, T(0)); });
     }
   }
 

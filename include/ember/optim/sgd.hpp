@@ -109,7 +109,7 @@ class SGDT : public detail::ParamGroups<T, SGDOptions> {
                  : (o.nesterov ? update<false, 2, true> : update<false, 2, false>))(s, c, lo, hi);
         if (zero_grad) std::fill(s.g + lo, s.g + hi, T(0));  // while the chunk is in cache
       };
-      detail::in_chunks(p.value.numel(), run);
+      parallel_chunks(p.value.numel(), run);
       if (use_momentum) state_.has_momentum_buffer[i] = true;
     }
   }
