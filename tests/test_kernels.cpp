@@ -87,13 +87,15 @@ void for_each_isa(F&& body) {
 
 TEST_CASE("gemm on every instruction set the CPU runs matches the triple loop, and repeats bit for bit") {
   ThreadsGuard guard;
-  // Shapes across every edge of the blocking: one-row and dot-product paths (m <= 8), rows cut into tiles,
+  // Shapes across every edge of the blocking: one-row and dot-product paths (m <= 8 or n <= 16), rows cut into tiles,
   // more rows than one block (240), k over one slice (256), partial panels, and n over one packed slice (2048).
   struct Shape {
     std::int64_t m, n, k;
   };
   const Shape shapes[] = {{1, 1, 1},  {3, 37, 5},  {4, 512, 33}, {8, 17, 300}, {13, 33, 17}, {50, 121, 75},
-                          {75, 9, 9}, {251, 5, 3}, {2, 2100, 3}, {30, 70, 513}};
+                          {75, 9, 9}, {251, 5, 3}, {2, 2100, 3}, {30, 70, 513},
+                          // cuts over two threads whose last block would be a dot-product shape on its own
+                          {75, 9, 676}, {40, 20, 2000}, {20, 48, 2000}, {9, 200, 1000}};
   for_each_isa([&] {
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
@@ -320,7 +322,9 @@ TEST_CASE(
       {5, 6, 9, 8, 4, 3, 3, 1, 1, true, true, 1, 1, 2}, {3, 6, 10, 11, 9, 3, 2, 2, 1, true, true, 2, 1, 3},
       {6, 8, 9, 9, 8, 3, 3, 1, 1, true, true, 1, 1, 8}, {4, 4, 12, 10, 12, 3, 3, 1, 2, false, true, 2, 2, 4},
       {2, 5, 7, 7, 5, 1, 1, 1, 0, true, false, 1, 1, 5},  {3, 4, 9, 11, 8, 3, 3, 2, 3, true, true, 2, 3, 4},
-      {2, 3, 8, 6, 3, 2, 3, 1, 0, false, true, 1, 2, 3}};
+      {2, 3, 8, 6, 3, 2, 3, 1, 0, false, true, 1, 2, 3},
+      // a grouped weight gradient of 9 columns (the dot-product path, per group)
+      {3, 2, 9, 9, 24, 3, 3, 1, 1, true, true, 1, 1, 2}};
   for (const Case& s : cases) {
     CAPTURE(s.c);
     CAPTURE(s.o);

@@ -202,24 +202,25 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
   // the active micro-kernel, or 16 rows: the same split in a default and a -march=native build.
   using Traits = Eigen::internal::gebp_traits<T, T>;
   std::int64_t panel = split_n ? static_cast<std::int64_t>(Traits::mr) : static_cast<std::int64_t>(Traits::nr);
-  if constexpr (std::is_same_v<T, float>) panel = split_n ? detail::gemm_kernel(active_isa()).nr : 16;
+  // Blocks of at least 32 columns or 16 rows, the last taking the remainder, so a block is a dot-product shape
+  // (gemm_packed.hpp: m <= 8 or n <= 16) exactly when the whole product is one.
+  if constexpr (std::is_same_v<T, float>) panel = split_n ? std::max(detail::gemm_kernel(active_isa()).nr, 32) : 16;
   const std::int64_t kAlign = (panel % 16 == 0 || 16 % panel == 0) ? std::max<std::int64_t>(panel, 16) : panel * 16;
   // A block's cost: its flops, plus its share of op(B) and C at 16 flops a value, so a memory-bound product (a
   // batch of 4 through a Linear layer streams the whole weight for 2 flops a value) still splits over threads.
   const std::int64_t other = split_n ? m : n;
   const double block_cost = 2.0 * static_cast<double>(kAlign * other * k) +
                             16.0 * static_cast<double>(kAlign * k + kAlign * other);
-  const int nt = std::min<int>(static_cast<int>(workspaces.size()),
-                               threads_for((extent + kAlign - 1) / kAlign, block_cost));
+  const std::int64_t blocks = std::max<std::int64_t>(1, extent / kAlign);
+  const int nt = std::min<int>(static_cast<int>(workspaces.size()), threads_for(blocks, block_cost));
   if (nt <= 1) {
     gemm(workspaces.at(0), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   EMBER_OMP(parallel num_threads(nt)) {
     const int t = thread_index(), threads = nt;
-    const std::int64_t blocks = (extent + kAlign - 1) / kAlign;
     const std::int64_t lo = std::min(extent, blocks * t / threads * kAlign);
-    const std::int64_t hi = std::min(extent, blocks * (t + 1) / threads * kAlign);
+    const std::int64_t hi = t + 1 == threads ? extent : std::min(extent, blocks * (t + 1) / threads * kAlign);
     if (hi > lo) {
       auto& ws = workspaces[static_cast<std::size_t>(t)];
       if (split_n) {

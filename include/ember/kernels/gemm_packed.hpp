@@ -9,8 +9,10 @@
 // cut into equal tiles (50 rows into 5 of 10 with mr = 12), so no tile runs nearly empty.
 // When m is small (kDirectRows) and op(B) is B itself, B's rows are read in place (each panel serves a few
 // tiles from L1); the last, partial panel is still packed, so no kernel reads past a row.
-// A B^T with m <= 8 (a small batch through a Linear layer) runs as dot products over the unpacked operands:
-// packing the weight would cost as much as the product.
+// A B^T with m <= 8 (a small batch through a Linear layer) or n <= 16 (conv1's weight gradient, 75 x 9 over
+// 676 positions; a 10-class output layer) runs as dot products over the unpacked operands, 8 rows of C at a
+// time: packing the large operand (a transpose) would cost as much as the product, and n <= 16 columns would
+// leave most of a 32-wide panel empty.
 // gemm_pack_a packs op(A) once for many products with the same A (a convolution's weight, one product per
 // image); gemm_packed(ws, packed, ...) then skips pack_a.
 //
@@ -172,6 +174,11 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
 }  // namespace detail
 
 namespace detail {
+// The shapes that run as dot products (see the top of this file).
+inline bool dot_product_shape(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n) {
+  return !trans_a && trans_b && (m <= 8 || n <= 16);
+}
+
 inline void zero_rows(float* c, std::int64_t ldc, std::int64_t m, std::int64_t n) {
   for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
 }
@@ -184,9 +191,11 @@ inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::in
                         std::int64_t ldb, float* c, std::int64_t ldc, bool overwrite = false) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   const detail::GemmKernel kern = detail::gemm_kernel(active_isa());
-  if (!trans_a && trans_b && m <= 8) {
+  if (detail::dot_product_shape(trans_a, trans_b, m, n)) {
     if (overwrite) detail::zero_rows(c, ldc, m, n);
-    kern.dots(static_cast<int>(m), n, k, alpha, a, lda, b, ldb, c, ldc);
+    for (std::int64_t i0 = 0; i0 < m; i0 += 8)
+      kern.dots(static_cast<int>(std::min<std::int64_t>(8, m - i0)), n, k, alpha, a + i0 * lda, lda, b, ldb,
+                c + i0 * ldc, ldc);
     return;
   }
   detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc, overwrite);
@@ -214,7 +223,7 @@ inline void gemm_pack_a(GemmPackedA& out, bool trans_a, std::int64_t m, std::int
 }
 
 // gemm_packed with op(A) taken from `packed` (gemm_pack_a of the same a, lda, trans_a, m, k), bit for bit the
-// same result. a and lda are still needed: the m <= 8 dot-product shape reads A in place, and after set_isa
+// same result. a and lda are still needed: the dot-product shapes read A in place, and after set_isa
 // changed the path the packed tiles no longer fit the kernel, so A is packed again per call (the plain path).
 inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool trans_a, bool trans_b,
                         std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
@@ -227,7 +236,7 @@ inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool tra
                            (packed.trans ? " (A^T)" : "") + ", asked " + std::to_string(m) + " x " +
                            std::to_string(k) + (trans_a ? " (A^T)" : ""));
   const Isa isa = active_isa();
-  if (isa != packed.isa || (!trans_a && trans_b && m <= 8)) {
+  if (isa != packed.isa || detail::dot_product_shape(trans_a, trans_b, m, n)) {
     gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite);
     return;
   }
