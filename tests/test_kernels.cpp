@@ -182,7 +182,7 @@ TEST_CASE("gemm_packed with op(A) packed once gives the bits of the plain path, 
                   std::logic_error);
 }
 
-TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), the bits of zeroing C first") {
+TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), the bits of zeroing C first, or of a row bias") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for_each_isa([&] {
     for (int ta = 0; ta < 2; ++ta)
@@ -205,6 +205,17 @@ TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), 
             kernels::gemm_ref(ta != 0, tb != 0, m, n, k, 0.5f, a.data(), b.data(), 0.0f, ref.data());
             CHECK(c == zeroed);  // no NaN left, and the same sums
             CHECK(worst_diff(c, ref) < 1e-5 * static_cast<double>(k));
+            // A bias per row (a convolution's), written by the first slice: the bits of filling C with it
+            // and adding the product.
+            const auto bias = random_values(static_cast<std::size_t>(m), 9);
+            std::vector<float> biased(c.size(), nan), filled(c.size());
+            for (std::int64_t i = 0; i < m; ++i)
+              std::fill(filled.begin() + i * n, filled.begin() + (i + 1) * n, bias[static_cast<std::size_t>(i)]);
+            kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 0.0f,
+                          biased.data(), n, nullptr, bias.data());
+            kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 1.0f,
+                          filled.data(), n);
+            CHECK(biased == filled);
           }
   });
 }

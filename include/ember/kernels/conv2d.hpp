@@ -116,12 +116,10 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
     T* c = cols ? cols + i * k * p : thread_cols + static_cast<std::int64_t>(t) * k * p;
     im2col(g, x + i * in_image, c);
     T* yi = y + i * out_channels * p;
-    if (b)
-      for (std::int64_t o = 0; o < out_channels; ++o) std::fill(yi + o * p, yi + (o + 1) * p, b[o]);
-    // y_i,g[og x p] = b + W_g[og x kg] cols_g[kg x p]
+    // y_i,g[og x p] = b_g + W_g[og x kg] cols_g[kg x p], the bias written by the GEMM's first slice
     for (std::int64_t gi = 0; gi < groups; ++gi)
-      gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p,
-           b ? T(1) : T(0), yi + gi * og * p, p, packed ? packed + gi : nullptr);
+      gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p, T(0),
+           yi + gi * og * p, p, packed ? packed + gi : nullptr, b ? b + gi * og : nullptr);
   });
 }
 

@@ -139,20 +139,26 @@ bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
 
 // Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
 // packed: op(A) from gemm_pack_a (float only; other types ignore it), the same bits without packing A again.
+// row_bias (with beta 0 only): C = alpha op(A) op(B) + row_bias[i] on row i, the bits of filling C's rows with
+// it and adding the product (beta 1), without the pass over C.
 template <typename T>
 void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
           T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
-          const GemmPackedA* packed = nullptr) {
+          const GemmPackedA* packed = nullptr, const T* row_bias = nullptr) {
   if (m <= 0 || n <= 0) return;
   if constexpr (std::is_same_v<T, float>) {
     // beta 0: the kernels write C instead of reading it back zeroed (a memset of C saved).
     if (beta == T(0) && k > 0 && alpha != T(0)) {
       if (packed)
-        gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true);
+        gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias);
       else
-        gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true);
+        gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias);
       return;
     }
+  }
+  if (row_bias && beta == T(0)) {
+    for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias[i]);
+    beta = T(1);
   }
   if (beta != T(1)) {
     for (std::int64_t i = 0; i < m; ++i) {

@@ -26,7 +26,7 @@ EMBER_TARGET_AVX2 inline float hsum(__m256 v) {
 
 template <int R>
 EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                            std::int64_t ldc, int cols, float alpha, bool add) {
+                            std::int64_t ldc, int cols, float alpha, const float* init) {
   __m256 acc0[R], acc1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -46,8 +46,8 @@ EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, s
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float* cr = c + r * ldc;
-      _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc0[r], add ? _mm256_loadu_ps(cr) : _mm256_setzero_ps()));
-      _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc1[r], add ? _mm256_loadu_ps(cr + 8) : _mm256_setzero_ps()));
+      _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr)));
+      _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr + 8)));
     }
     return;
   }
@@ -55,23 +55,23 @@ EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, s
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    _mm256_maskstore_ps(cr, m0, _mm256_fmadd_ps(va, acc0[r], add ? _mm256_maskload_ps(cr, m0) : _mm256_setzero_ps()));
+    _mm256_maskstore_ps(cr, m0, _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr, m0)));
     if (cols > 8)
       _mm256_maskstore_ps(cr + 8, m1,
-                          _mm256_fmadd_ps(va, acc1[r], add ? _mm256_maskload_ps(cr + 8, m1) : _mm256_setzero_ps()));
+                          _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr + 8, m1)));
   }
 }
 
 EMBER_TARGET_AVX2 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                         std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
-                                        bool add) {
+                                        const float* init) {
   switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    default: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    default: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
   }
 }
 

@@ -6,7 +6,9 @@
 // 32 floats, readable in full). 24 accumulators, two B vectors and the broadcast A value fill 27 of the 32 zmm
 // registers, and each step issues 24 FMAs against 2 loads plus 12 broadcasts, so the FMA pipes are the limit.
 // Every C element is one chain of FMAs over p from zero, added to C once (times alpha): the same arithmetic
-// whatever the tile's row count, so results do not depend on how C is cut.
+// whatever the tile's row count, so results do not depend on how C is cut. init null adds to C; otherwise C is
+// written, not read, as init[r] + alpha acc on row r (a product's first slice with beta 0, or a bias per row:
+// the bits of filling C with init first).
 #include <cstdint>
 
 #include "ember/kernels/isa.hpp"
@@ -31,7 +33,7 @@ EMBER_TARGET_AVX512 inline float hsum(__m512 v) {
 
 template <int R>
 EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                              std::int64_t ldc, int cols, float alpha, bool add) {
+                              std::int64_t ldc, int cols, float alpha, const float* init) {
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -52,11 +54,10 @@ EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb,
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    // add = false: C is written, not read (the product's first slice with beta 0; fma with +0 as before).
-    const __m512 c0 = add ? _mm512_maskz_loadu_ps(m0, cr) : _mm512_setzero_ps();
+    const __m512 c0 = init ? _mm512_set1_ps(init[r]) : _mm512_maskz_loadu_ps(m0, cr);
     _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(va, acc0[r], c0));
     if (m1) {
-      const __m512 c1 = add ? _mm512_maskz_loadu_ps(m1, cr + 16) : _mm512_setzero_ps();
+      const __m512 c1 = init ? _mm512_set1_ps(init[r]) : _mm512_maskz_loadu_ps(m1, cr + 16);
       _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(va, acc1[r], c1));
     }
   }
@@ -64,20 +65,20 @@ EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb,
 
 EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                           std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
-                                          bool add) {
+                                          const float* init) {
   switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
   }
 }
 

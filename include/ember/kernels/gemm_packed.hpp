@@ -44,7 +44,7 @@ struct GemmKernel {
   int mr, nr;
   std::int64_t kc, mc, nc;
   void (*tile)(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-               std::int64_t ldc, int cols, float alpha, bool add);
+               std::int64_t ldc, int cols, float alpha, const float* init);
   void (*dots)(int m, std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
                std::int64_t ldb, float* c, std::int64_t ldc);
   void (*transpose)(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols, float* dst,
@@ -135,7 +135,8 @@ namespace detail {
 inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans_a, bool trans_b,
                          std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                          std::int64_t lda, const float* packed, const float* b, std::int64_t ldb, float* c,
-                         std::int64_t ldc, bool overwrite) {
+                         std::int64_t ldc, bool overwrite, const float* row_init) {
+  static constexpr float kZeros[16] = {};  // row_init of a plain overwrite: at least mr zeros
   const std::int64_t nr = kern.nr;
   const bool direct_b = !trans_b && m <= kDirectRows;
   for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
@@ -162,8 +163,9 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
           for (std::int64_t t = 0; t < tiles; ++t) {
             const std::int64_t r0 = tile_start(mb, tiles, t);
             const int rows = static_cast<int>(tile_start(mb, tiles, t + 1) - r0);
+            const float* init = !overwrite || pc > 0 ? nullptr : row_init ? row_init + ic + r0 : kZeros;
             kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha,
-                      !(overwrite && pc == 0));
+                      init);
           }
         }
       }
@@ -179,26 +181,30 @@ inline bool dot_product_shape(bool trans_a, bool trans_b, std::int64_t m, std::i
   return !trans_a && trans_b && (m <= 8 || n <= 16);
 }
 
-inline void zero_rows(float* c, std::int64_t ldc, std::int64_t m, std::int64_t n) {
-  for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+// C's rows set to row_init[i], or to zero without it.
+inline void fill_rows(float* c, std::int64_t ldc, std::int64_t m, std::int64_t n, const float* row_init) {
+  for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_init ? row_init[i] : 0.0f);
 }
 }  // namespace detail
 
-// C += alpha op(A) op(B) on the active instruction set, or C = alpha op(A) op(B) with overwrite (beta 0: the
-// kernels then write C on the first slice instead of reading a zeroed C; k >= 1).
+// C += alpha op(A) op(B) on the active instruction set, or C = alpha op(A) op(B) + row_init[i] on row i with
+// overwrite (beta 0, row_init null for zeros: the kernels then write C on the first slice instead of reading a
+// C filled first, with the same bits; k >= 1).
 inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
                         std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
-                        std::int64_t ldb, float* c, std::int64_t ldc, bool overwrite = false) {
+                        std::int64_t ldb, float* c, std::int64_t ldc, bool overwrite = false,
+                        const float* row_init = nullptr) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   const detail::GemmKernel kern = detail::gemm_kernel(active_isa());
   if (detail::dot_product_shape(trans_a, trans_b, m, n)) {
-    if (overwrite) detail::zero_rows(c, ldc, m, n);
+    if (overwrite) detail::fill_rows(c, ldc, m, n, row_init);
     for (std::int64_t i0 = 0; i0 < m; i0 += 8)
       kern.dots(static_cast<int>(std::min<std::int64_t>(8, m - i0)), n, k, alpha, a + i0 * lda, lda, b, ldb,
                 c + i0 * ldc, ldc);
     return;
   }
-  detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc, overwrite);
+  detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc, overwrite,
+                       row_init);
 }
 
 // Packs op(A) (m x k, A at a with row stride lda) for the active instruction set's kernel.
@@ -228,7 +234,7 @@ inline void gemm_pack_a(GemmPackedA& out, bool trans_a, std::int64_t m, std::int
 inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool trans_a, bool trans_b,
                         std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                         std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-                        bool overwrite = false) {
+                        bool overwrite = false, const float* row_init = nullptr) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   if (packed.src != a || packed.lda != lda || packed.m != m || packed.k != k || packed.trans != trans_a)
     throw std::logic_error("ember: gemm_packed expected op(A) packed by gemm_pack_a from this A, lda, trans_a, "
@@ -237,11 +243,11 @@ inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool tra
                            std::to_string(k) + (trans_a ? " (A^T)" : ""));
   const Isa isa = active_isa();
   if (isa != packed.isa || detail::dot_product_shape(trans_a, trans_b, m, n)) {
-    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite);
+    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite, row_init);
     return;
   }
   detail::gemm_blocked(detail::gemm_kernel(isa), ws, trans_a, trans_b, m, n, k, alpha, a, lda,
-                       packed.data.data(), b, ldb, c, ldc, overwrite);
+                       packed.data.data(), b, ldb, c, ldc, overwrite, row_init);
 }
 
 }  // namespace ember::kernels

@@ -9,7 +9,7 @@ constexpr int kMr = 4, kNr = 8;
 
 template <int R>
 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c, std::int64_t ldc,
-          int cols, float alpha, bool add) {
+          int cols, float alpha, const float* init) {
   float acc[R][kNr] = {};
   for (std::int64_t p = 0; p < kc; ++p) {
     for (int r = 0; r < R; ++r)
@@ -18,16 +18,16 @@ void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstrid
     pb += bstride;
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < cols; ++j) c[r * ldc + j] = (add ? c[r * ldc + j] : 0.0f) + alpha * acc[r][j];
+    for (int j = 0; j < cols; ++j) c[r * ldc + j] = (init ? init[r] : c[r * ldc + j]) + alpha * acc[r][j];
 }
 
 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                      std::int64_t ldc, int cols, float alpha, bool add) {
+                      std::int64_t ldc, int cols, float alpha, const float* init) {
   switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
-    default: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, add); break;
+    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
+    default: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
   }
 }
 
