@@ -123,6 +123,26 @@ TEST_CASE("gemm on every instruction set the CPU runs matches the triple loop, a
   });
 }
 
+TEST_CASE("the packing's transposing copy of every instruction set moves every element, and nothing else") {
+  // Blocks of 16 and 8 columns, tails of every width, rows under 8, and strides wider than the block.
+  for_each_isa([&] {
+    const auto transpose = kernels::detail::gemm_kernel(kernels::active_isa()).transpose;
+    for (std::int64_t rows : {1, 7, 8, 13, 32})
+      for (std::int64_t cols : {1, 8, 15, 16, 17, 121, 256}) {
+        CAPTURE(rows);
+        CAPTURE(cols);
+        const std::int64_t ss = cols + 3, ds = rows + 5;
+        const auto src = random_values(static_cast<std::size_t>(rows * ss), 12);
+        std::vector<float> dst(static_cast<std::size_t>(cols * ds), -7.0f), want = dst;
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < cols; ++j)
+            want[static_cast<std::size_t>(j * ds + i)] = src[static_cast<std::size_t>(i * ss + j)];
+        transpose(src.data(), ss, rows, cols, dst.data(), ds);
+        CHECK(dst == want);  // the padding between rows of dst untouched
+      }
+  });
+}
+
 TEST_CASE("gemm_packed with op(A) packed once gives the bits of the plain path, and refuses a wrong shape") {
   // m: tiles of 10 (50), uneven tiles (13, 75), one row, more than one mc block (250); k: one slice, more than
   // one kc slice (300, 675); n: partial panels and more than one panel per row.
