@@ -236,6 +236,9 @@ TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), 
             kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(), tb ? k : n, 1.0f,
                           filled.data(), n);
             CHECK(biased == filled);
+            CHECK_THROWS_AS(kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(),
+                                          tb ? k : n, 1.0f, biased.data(), n, nullptr, bias.data()),
+                            std::invalid_argument);  // a bias with beta 1 would be dropped
           }
   });
 }

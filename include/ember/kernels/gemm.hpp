@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -146,6 +147,7 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
           T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
           const GemmPackedA* packed = nullptr, const T* row_bias = nullptr) {
   if (m <= 0 || n <= 0) return;
+  if (row_bias && beta != T(0)) throw std::invalid_argument("ember: gemm with a row bias needs beta 0");
   if constexpr (std::is_same_v<T, float>) {
     // beta 0: the kernels write C instead of reading it back zeroed (a memset of C saved).
     if (beta == T(0) && k > 0 && alpha != T(0)) {

@@ -65,14 +65,7 @@ EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, s
 EMBER_TARGET_AVX2 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                         std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
                                         const float* init) {
-  switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    default: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-  }
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
 }
 
 // C[M x n] += alpha A B^T for M <= 4 (see avx512::dots); the k tail runs in scalar after the vector sum.
@@ -132,12 +125,7 @@ EMBER_TARGET_AVX2 inline void dots_rows(int m, std::int64_t n, std::int64_t k, f
   for (int i0 = 0; i0 < m; i0 += 4) {
     const float* ai = a + i0 * lda;
     float* ci = c + i0 * ldc;
-    switch (m - i0 < 4 ? m - i0 : 4) {
-      case 1: dots<1>(n, k, alpha, ai, lda, b, ldb, ci, ldc); break;
-      case 2: dots<2>(n, k, alpha, ai, lda, b, ldb, ci, ldc); break;
-      case 3: dots<3>(n, k, alpha, ai, lda, b, ldb, ci, ldc); break;
-      default: dots<4>(n, k, alpha, ai, lda, b, ldb, ci, ldc); break;
-    }
+    with_rows<4>(m - i0, [&](auto r) { dots<decltype(r)::value>(n, k, alpha, ai, lda, b, ldb, ci, ldc); });
   }
 }
 

@@ -66,20 +66,7 @@ EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb,
 EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                           std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
                                           const float* init) {
-  switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 4: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 5: tile<5>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 6: tile<6>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 7: tile<7>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 8: tile<8>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 9: tile<9>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 10: tile<10>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 11: tile<11>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    default: tile<12>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-  }
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
 }
 
 // C[M x n] += alpha A B^T for M <= 8 rows, A [M x k] and B [n x k] row-major: dot products along k, two columns
@@ -144,16 +131,7 @@ EMBER_TARGET_AVX512 void dots(std::int64_t n, std::int64_t k, float alpha, const
 EMBER_TARGET_AVX512 inline void dots_rows(int m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                                           std::int64_t lda, const float* b, std::int64_t ldb, float* c,
                                           std::int64_t ldc) {
-  switch (m) {
-    case 1: dots<1>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 2: dots<2>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 3: dots<3>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 4: dots<4>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 5: dots<5>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 6: dots<6>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    case 7: dots<7>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-    default: dots<8>(n, k, alpha, a, lda, b, ldb, c, ldc); break;
-  }
+  with_rows<8>(m, [&](auto r) { dots<decltype(r)::value>(n, k, alpha, a, lda, b, ldb, c, ldc); });
 }
 
 }  // namespace ember::kernels::avx512

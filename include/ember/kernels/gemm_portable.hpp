@@ -3,6 +3,8 @@
 // by default). The same contract as gemm_avx512.hpp, with rows x 8 tiles (rows <= 4).
 #include <cstdint>
 
+#include "ember/kernels/isa.hpp"
+
 namespace ember::kernels::portable {
 
 constexpr int kMr = 4, kNr = 8;
@@ -23,12 +25,7 @@ void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstrid
 
 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
                       std::int64_t ldc, int cols, float alpha, const float* init) {
-  switch (rows) {
-    case 1: tile<1>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 2: tile<2>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    case 3: tile<3>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-    default: tile<4>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); break;
-  }
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
 }
 
 // C[m x n] += alpha A B^T for small m: one dot product per element, in 8 partial sums added in a fixed order.

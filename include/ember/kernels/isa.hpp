@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define EMBER_X86_KERNELS 1
@@ -26,6 +28,16 @@
 namespace ember::kernels {
 
 enum class Isa : int { portable = 0, avx2 = 1, avx512 = 2 };
+
+// f(std::integral_constant<int, R>{}) with R = rows clamped to [1, Max]: a run-time row count to a kernel's
+// template argument (tile<R>, dots<R>), one helper instead of a switch per kernel and instruction set.
+template <int Max, class F>
+inline void with_rows(int rows, F&& f) {
+  if constexpr (Max > 1) {
+    if (rows < Max) return with_rows<Max - 1>(rows, std::forward<F>(f));
+  }
+  f(std::integral_constant<int, Max>{});
+}
 
 inline const char* isa_name(Isa isa) {
   switch (isa) {

@@ -47,10 +47,9 @@ class DropoutT : public ModuleT<T> {
       // One draw from the layer's generator per forward keys the mask; element i is dropped when the top 53
       // bits of SplitMix64's i-th output from that key fall below ceil(p 2^53) (so with probability p, as
       // uniform() < p). Each element's bit depends on (key, i) alone: the mask is split over threads and
-      // repeats for any thread count. Drawing every element from the generator itself was serial, a twentieth
-      // of a CNN training step.
-      // The mask and the output in one pass, without a branch: one on a random bit mispredicted every few
-      // elements (3 % of a CNN step).
+      // repeats for any thread count (drawing every element from the generator was serial, a twentieth of a
+      // CNN training step). Mask and output are written in one pass, without a branch: one on a random bit
+      // mispredicted every few elements (3 % of a CNN step).
       const std::uint64_t key = generator().next_u64();
       const auto below = static_cast<std::uint64_t>(std::ceil(p_ * 0x1.0p53));
       const T scale = static_cast<T>(1.0 / (1.0 - p_));
