@@ -9,6 +9,7 @@
 #include <ember/core/random.hpp>
 #include <ember/kernels/batchnorm.hpp>
 #include <ember/kernels/conv2d.hpp>
+#include <ember/kernels/epilogue.hpp>
 #include <ember/kernels/gemm.hpp>
 #include <ember/kernels/isa.hpp>
 #include <ember/kernels/linear.hpp>
@@ -239,6 +240,69 @@ TEST_CASE("gemm with beta 0 writes C without reading it (NaN there is ignored), 
             CHECK_THROWS_AS(kernels::gemm(ws, ta != 0, tb != 0, m, n, k, 0.5f, a.data(), ta ? m : k, b.data(),
                                           tb ? k : n, 1.0f, biased.data(), n, nullptr, bias.data()),
                             std::invalid_argument);  // a bias with beta 1 would be dropped
+          }
+  });
+}
+
+TEST_CASE("a GEMM epilogue (ReLU, then an affine map per row) gives the stored product mapped, on every instruction set") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for_each_isa([&] {
+    const bool fused_multiply_add = kernels::active_isa() != kernels::Isa::portable;
+    for (int tb = 0; tb < 2; ++tb)
+      for (std::int64_t m : {3, 50, 300})  // 3 with B^T: the dot-product path, mapped after
+        for (std::int64_t k : {9, 300})    // 300: two slices, only the last maps
+          for (int kind = 0; kind < 3; ++kind) {  // ReLU alone, the affine map alone, both
+            const std::int64_t n = 45;
+            CAPTURE(tb);
+            CAPTURE(m);
+            CAPTURE(k);
+            CAPTURE(kind);
+            auto a = random_values(static_cast<std::size_t>(m * k), 11);
+            a[0] = nan;  // row 0 of C is NaN, which ReLU passes through
+            const auto b = random_values(static_cast<std::size_t>(k * n), 12);
+            const auto bias = random_values(static_cast<std::size_t>(m), 13);
+            const auto center = random_values(static_cast<std::size_t>(m), 14);
+            const auto scale = random_values(static_cast<std::size_t>(m), 15);
+            const auto shift = random_values(static_cast<std::size_t>(m), 16);
+            kernels::RowEpilogue<float> epi;
+            epi.relu = kind != 1;
+            if (kind != 0) {
+              epi.center = center.data();
+              epi.scale = scale.data();
+              epi.shift = shift.data();
+            }
+            kernels::GemmWorkspace<float> ws;
+            std::vector<float> plain(static_cast<std::size_t>(m * n)), mapped(plain.size(), nan);
+            kernels::gemm(ws, false, tb != 0, m, n, k, 0.5f, a.data(), k, b.data(), tb ? k : n, 0.0f, plain.data(),
+                          n, nullptr, bias.data());
+            kernels::gemm(ws, false, tb != 0, m, n, k, 0.5f, a.data(), k, b.data(), tb ? k : n, 0.0f,
+                          mapped.data(), n, nullptr, bias.data(), &epi);
+            std::int64_t zeros = 0, wrong = 0;
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t j = 0; j < n; ++j) {
+                float v = plain[static_cast<std::size_t>(i * n + j)];
+                if (epi.relu) v = v <= 0.0f ? 0.0f : v;
+                zeros += v == 0.0f;
+                const auto r = static_cast<std::size_t>(i);
+                // AVX-512 and AVX2 map with one FMA; the portable kernel and the dot-product path write the
+                // expression, which the build may contract: one rounding apart at most.
+                float want = v, other = v;
+                if (epi.scale) {
+                  want = std::fma(v - center[r], scale[r], shift[r]);
+                  other = (v - center[r]) * scale[r] + shift[r];
+                }
+                const float got = mapped[static_cast<std::size_t>(i * n + j)];
+                const bool exact_path = fused_multiply_add && !(tb && m <= 8);
+                if (std::isnan(want)) {
+                  wrong += !std::isnan(got);
+                } else if (exact_path) {
+                  wrong += got != want;
+                } else {
+                  wrong += got != want && got != other;
+                }
+              }
+            CHECK(wrong == 0);
+            if (epi.relu) CHECK(zeros > 0);  // the map did something
           }
   });
 }

@@ -599,6 +599,74 @@ TEST_CASE("batches of one and empty Sequential pass through") {
   CHECK(y.shape() == Shape{1, 2, 1, 1});
 }
 
+TEST_CASE("predict applies the ReLU, Dropout and BatchNorm2d after a Conv2d inside its output, with their values") {
+  // Sequential's predict hands a Conv2d the channel maps that follow it (module.hpp's ChannelMap). The result
+  // must be the children's own predict_into, one after the other, within an FMA's rounding; a ReLU after the
+  // BatchNorm cannot be folded and runs on its own; NaN still passes through.
+  Generator g(61);
+  auto randomise = [&](auto& model) {
+    for (auto& [name, b] : model.named_buffers()) {
+      if (name.find("running_var") != std::string::npos)
+        for (auto& v : *b) v = static_cast<std::decay_t<decltype(v)>>(g.uniform(0.5, 2.0));
+      if (name.find("running_mean") != std::string::npos)
+        for (auto& v : *b) v = static_cast<std::decay_t<decltype(v)>>(g.uniform(-0.5, 0.5));
+    }
+    for (auto& [name, p] : model.named_parameters())
+      if (name.find("bn") != std::string::npos)
+        for (auto& v : p->value) v = static_cast<std::decay_t<decltype(v)>>(g.uniform(-1.5, 1.5));
+  };
+  auto one_by_one = [](const auto& model, const auto& x) {
+    std::decay_t<decltype(x)> cur = x, next;
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      model[i].predict_into(cur, next);
+      std::swap(cur, next);
+    }
+    return cur;
+  };
+  auto check_model = [&](auto model, std::int64_t batch, double tolerance) {
+    using Tn = std::decay_t<decltype(model.parameters()[0]->value)>;
+    randomise(model);
+    model.eval();
+    Tn x({batch, 3, 9, 9});
+    for (auto& v : x) v = static_cast<std::decay_t<decltype(v)>>(g.uniform(-1, 1));
+    x[5] = std::numeric_limits<float>::quiet_NaN();
+    const Tn fused = model.predict(x), plain = one_by_one(model, x);
+    REQUIRE(fused.shape() == plain.shape());
+    std::int64_t nans = 0, wrong = 0;
+    for (std::int64_t i = 0; i < fused.numel(); ++i) {
+      if (std::isnan(double(plain[i]))) {
+        ++nans;
+        wrong += !std::isnan(double(fused[i]));
+      } else {
+        wrong += !(std::fabs(double(fused[i]) - double(plain[i])) <= tolerance * (1 + std::fabs(double(plain[i]))));
+      }
+    }
+    CHECK(nans > 0);
+    CHECK(wrong == 0);
+  };
+  for (std::int64_t batch : {2, 40}) {  // whole, and in chunks over threads
+    CAPTURE(batch);
+    check_model(nn::Sequential({{"conv", nn::Conv2d(3, 8, 3)}, {"relu", nn::ReLU()}, {"drop", nn::Dropout(0.3)},
+                                {"bn", nn::BatchNorm2d(8)}, {"pool", nn::MaxPool2d(2, 2)}}),
+                batch, 1e-6);
+    check_model(nn::Sequential({{"conv", nn::Conv2d(3, 8, 3)}, {"bn", nn::BatchNorm2d(8)}, {"relu", nn::ReLU()}}),
+                batch, 1e-6);
+    check_model(nn::Sequential({{"conv", nn::Conv2d(nn::Conv2dOptions(3, 6, 3).groups(3).padding(1))},
+                                {"relu", nn::ReLU()}, {"bn", nn::BatchNorm2d(6)}, {"relu2", nn::ReLU()}}),
+                batch, 1e-6);
+    check_model(nn::Sequential({{"conv", nn::Conv2d(nn::Conv2dOptions(3, 3, 3).groups(3))},
+                                {"bn", nn::BatchNorm2d(3)}}),
+                batch, 1e-6);
+    check_model(nn::to<double>(nn::Sequential({{"conv", nn::Conv2d(3, 8, 3)}, {"relu", nn::ReLU()},
+                                               {"bn", nn::BatchNorm2d(8)}})),
+                batch, 1e-14);
+  }
+  // A BatchNorm that cannot take the convolution's output is not folded: its own error, naming it.
+  nn::Sequential bad({{"conv", nn::Conv2d(3, 8, 3)}, {"relu", nn::ReLU()}, {"bn", nn::BatchNorm2d(7)}});
+  bad.eval();
+  CHECK_THROWS_WITH_AS(bad.predict(Tensor({2, 3, 9, 9})), doctest::Contains("(bn): BatchNorm2d(7"), shape_error);
+}
+
 TEST_CASE("threads: chunked parallel predict equals the whole batch at once, and serves several threads") {
   // Sequential::predict cuts a batch above 2 x kPredictChunk into chunks run on several threads (the first of kPredictChunk, the others sized by the largest activation); eval-mode
   // forward runs the whole batch through each layer. The two must agree, on 1 thread and on 2.

@@ -90,10 +90,12 @@ const GemmPackedA* conv2d_pack_weight(std::vector<GemmPackedA>& packed, bool tra
 }  // namespace detail
 
 // cols: [n, conv2d_cache_per_image(g)], what backward needs (the column matrices), or null (then ws holds one
-// column matrix per thread).
+// column matrix per thread). epi (epilogue.hpp, one row per output channel), if given, maps y as it is written:
+// the ReLU and eval-mode BatchNorm that follow a convolution at inference, without a pass of their own.
 template <typename T>
 void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
-                    std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws) {
+                    std::int64_t n, std::int64_t out_channels, Conv2dWorkspace<T>& ws,
+                    const RowEpilogue<T>* epi = nullptr) {
   const std::int64_t k = g.col_rows(), p = g.col_cols(), in_image = g.channels * g.height * g.width;
   const std::int64_t groups = g.groups, kg = g.group_col_rows(), og = out_channels / groups;
   const int nt = threads_for(n, detail::conv2d_flops_per_image(g, out_channels));
@@ -102,6 +104,7 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
     parallel_for(nt, n, [&](std::int64_t i) {
       if (cols) std::copy(x + i * in_image, x + (i + 1) * in_image, cols + i * in_image);
       conv2d_depthwise_forward_image(y + i * out_channels * p, x + i * in_image, w, b, g, out_channels);
+      if (epi) apply_rows(y + i * out_channels * p, p, out_channels, p, *epi);
     });
     return;
   }
@@ -117,9 +120,11 @@ void conv2d_forward(T* y, T* cols, const T* x, const T* w, const T* b, const Con
     im2col(g, x + i * in_image, c);
     T* yi = y + i * out_channels * p;
     // y_i,g[og x p] = b_g + W_g[og x kg] cols_g[kg x p], the bias written by the GEMM's first slice
-    for (std::int64_t gi = 0; gi < groups; ++gi)
+    for (std::int64_t gi = 0; gi < groups; ++gi) {
+      const RowEpilogue<T> group_epi = epi ? epi->from_row(gi * og) : RowEpilogue<T>{};
       gemm(gemm_ws[t], false, false, og, p, kg, T(1), w + gi * og * kg, kg, c + gi * kg * p, p, T(0),
-           yi + gi * og * p, p, packed ? packed + gi : nullptr, b ? b + gi * og : nullptr);
+           yi + gi * og * p, p, packed ? packed + gi : nullptr, b ? b + gi * og : nullptr, epi ? &group_epi : nullptr);
+    }
   });
 }
 

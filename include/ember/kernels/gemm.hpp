@@ -136,28 +136,11 @@ bool gemm_small(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std:
   return false;
 }
 
-}  // namespace detail
-
-// Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
-// packed: op(A) from gemm_pack_a (float only; other types ignore it), the same bits without packing A again.
-// row_bias (with beta 0 only): C = alpha op(A) op(B) + row_bias[i] on row i, the bits of filling C's rows with
-// it and adding the product (beta 1), without the pass over C.
+// gemm(ws, ...) below without its epilogue: C filled or scaled first, then accumulated onto.
 template <typename T>
-void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
-          T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
-          const GemmPackedA* packed = nullptr, const T* row_bias = nullptr) {
-  if (m <= 0 || n <= 0) return;
-  if (row_bias && beta != T(0)) throw std::invalid_argument("ember: gemm with a row bias needs beta 0");
-  if constexpr (std::is_same_v<T, float>) {
-    // beta 0: the kernels write C instead of reading it back zeroed (a memset of C saved).
-    if (beta == T(0) && k > 0 && alpha != T(0)) {
-      if (packed)
-        gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias);
-      else
-        gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias);
-      return;
-    }
-  }
+void gemm_unfused(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
+                  std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+                  std::int64_t ldc, const GemmPackedA* packed, const T* row_bias) {
   if (row_bias && beta == T(0)) {
     for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, row_bias[i]);
     beta = T(1);
@@ -181,18 +164,46 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
     return;
   }
   (void)packed;  // packs float only
-  if (detail::gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
+  if (gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc)) return;
   // Row-major C = op(A) op(B) is col-major C^T = op(B)^T op(A)^T. A row-major X (r x s, stride ld) read as
   // col-major is X^T (s x r); so op(B)^T is B in col-major order when B is not transposed, row-major otherwise.
   using namespace Eigen;
   if (!trans_b && !trans_a)
-    detail::gemm_colmajor<T, ColMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+    gemm_colmajor<T, ColMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
   else if (!trans_b && trans_a)
-    detail::gemm_colmajor<T, ColMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+    gemm_colmajor<T, ColMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
   else if (trans_b && !trans_a)
-    detail::gemm_colmajor<T, RowMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+    gemm_colmajor<T, RowMajor, ColMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
   else
-    detail::gemm_colmajor<T, RowMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+    gemm_colmajor<T, RowMajor, RowMajor>(ws, n, m, k, alpha, b, ldb, a, lda, c, ldc);
+}
+
+}  // namespace detail
+
+// Single-threaded C = alpha op(A) op(B) + beta C with leading dimensions (row strides) lda, ldb, ldc.
+// packed: op(A) from gemm_pack_a (float only; other types ignore it), the same bits without packing A again.
+// row_bias (with beta 0 only): C = alpha op(A) op(B) + row_bias[i] on row i, the bits of filling C's rows with
+// it and adding the product (beta 1), without the pass over C.
+// epi (epilogue.hpp): C ends as epi(the result), mapped as the kernels store it (float) or in a pass after.
+template <typename T>
+void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+          T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+          const GemmPackedA* packed = nullptr, const T* row_bias = nullptr, const RowEpilogue<T>* epi = nullptr) {
+  if (m <= 0 || n <= 0) return;
+  if (row_bias && beta != T(0)) throw std::invalid_argument("ember: gemm with a row bias needs beta 0");
+  if constexpr (std::is_same_v<T, float>) {
+    // beta 0: the kernels write C instead of reading it back zeroed (a memset of C saved).
+    if (beta == T(0) && k > 0 && alpha != T(0)) {
+      if (packed)
+        gemm_packed(ws.pack(), *packed, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias,
+                    epi);
+      else
+        gemm_packed(ws.pack(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, true, row_bias, epi);
+      return;
+    }
+  }
+  detail::gemm_unfused(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, packed, row_bias);
+  if (epi) apply_rows(c, ldc, m, n, *epi);
 }
 
 // gemm over up to workspaces.size() threads (fewer when the product is small, see threads_for): the larger of

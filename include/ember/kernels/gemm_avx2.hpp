@@ -4,6 +4,7 @@
 // rows <= 6 (12 accumulators, two B vectors, one broadcast).
 #include <cstdint>
 
+#include "ember/kernels/epilogue.hpp"
 #include "ember/kernels/isa.hpp"
 
 #if EMBER_X86_KERNELS
@@ -24,9 +25,19 @@ EMBER_TARGET_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// epilogue.hpp's map of one row's values (see avx512::finish).
+EMBER_TARGET_AVX2 inline __m256 finish(__m256 v, const RowEpilogue<float>& e, int r) {
+  if (e.relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NLE_UQ));
+  if (e.scale)
+    v = _mm256_fmadd_ps(_mm256_sub_ps(v, _mm256_set1_ps(e.center[r])), _mm256_set1_ps(e.scale[r]),
+                        _mm256_set1_ps(e.shift[r]));
+  return v;
+}
+
 template <int R>
 EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                            std::int64_t ldc, int cols, float alpha, const float* init) {
+                            std::int64_t ldc, int cols, float alpha, const float* init,
+                            const RowEpilogue<float>* epi) {
   __m256 acc0[R], acc1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -46,8 +57,14 @@ EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, s
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       float* cr = c + r * ldc;
-      _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr)));
-      _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr + 8)));
+      __m256 v0 = _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr));
+      __m256 v1 = _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_loadu_ps(cr + 8));
+      if (epi) {
+        v0 = finish(v0, *epi, r);
+        v1 = finish(v1, *epi, r);
+      }
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
     }
     return;
   }
@@ -55,17 +72,21 @@ EMBER_TARGET_AVX2 void tile(std::int64_t kc, const float* pa, const float* pb, s
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
-    _mm256_maskstore_ps(cr, m0, _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr, m0)));
-    if (cols > 8)
-      _mm256_maskstore_ps(cr + 8, m1,
-                          _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr + 8, m1)));
+    __m256 v0 = _mm256_fmadd_ps(va, acc0[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr, m0));
+    if (epi) v0 = finish(v0, *epi, r);
+    _mm256_maskstore_ps(cr, m0, v0);
+    if (cols > 8) {
+      __m256 v1 = _mm256_fmadd_ps(va, acc1[r], init ? _mm256_set1_ps(init[r]) : _mm256_maskload_ps(cr + 8, m1));
+      if (epi) v1 = finish(v1, *epi, r);
+      _mm256_maskstore_ps(cr + 8, m1, v1);
+    }
   }
 }
 
 EMBER_TARGET_AVX2 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                         std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
-                                        const float* init) {
-  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
+                                        const float* init, const RowEpilogue<float>* epi) {
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init, epi); });
 }
 
 // C[M x n] += alpha A B^T for M <= 4 (see avx512::dots); the k tail runs in scalar after the vector sum.

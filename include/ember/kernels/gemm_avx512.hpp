@@ -8,9 +8,11 @@
 // Every C element is one chain of FMAs over p from zero, added to C once (times alpha): the same arithmetic
 // whatever the tile's row count, so results do not depend on how C is cut. init null adds to C; otherwise C is
 // written, not read, as init[r] + alpha acc on row r (a product's first slice with beta 0, or a bias per row:
-// the bits of filling C with init first).
+// the bits of filling C with init first). epi (a product's last slice, null otherwise) is applied to each value
+// before it is stored (epilogue.hpp).
 #include <cstdint>
 
+#include "ember/kernels/epilogue.hpp"
 #include "ember/kernels/isa.hpp"
 
 #if EMBER_X86_KERNELS
@@ -31,9 +33,19 @@ EMBER_TARGET_AVX512 inline float hsum(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
+// epilogue.hpp's map of one row's values; the relu mask keeps v where !(v <= 0), so NaN passes as in ReLU.
+EMBER_TARGET_AVX512 inline __m512 finish(__m512 v, const RowEpilogue<float>& e, int r) {
+  if (e.relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
+  if (e.scale)
+    v = _mm512_fmadd_ps(_mm512_sub_ps(v, _mm512_set1_ps(e.center[r])), _mm512_set1_ps(e.scale[r]),
+                        _mm512_set1_ps(e.shift[r]));
+  return v;
+}
+
 template <int R>
 EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                              std::int64_t ldc, int cols, float alpha, const float* init) {
+                              std::int64_t ldc, int cols, float alpha, const float* init,
+                              const RowEpilogue<float>* epi) {
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -55,18 +67,22 @@ EMBER_TARGET_AVX512 void tile(std::int64_t kc, const float* pa, const float* pb,
   for (int r = 0; r < R; ++r) {
     float* cr = c + r * ldc;
     const __m512 c0 = init ? _mm512_set1_ps(init[r]) : _mm512_maskz_loadu_ps(m0, cr);
-    _mm512_mask_storeu_ps(cr, m0, _mm512_fmadd_ps(va, acc0[r], c0));
+    __m512 v0 = _mm512_fmadd_ps(va, acc0[r], c0);
+    if (epi) v0 = finish(v0, *epi, r);
+    _mm512_mask_storeu_ps(cr, m0, v0);
     if (m1) {
       const __m512 c1 = init ? _mm512_set1_ps(init[r]) : _mm512_maskz_loadu_ps(m1, cr + 16);
-      _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(va, acc1[r], c1));
+      __m512 v1 = _mm512_fmadd_ps(va, acc1[r], c1);
+      if (epi) v1 = finish(v1, *epi, r);
+      _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
   }
 }
 
 EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb,
                                           std::int64_t bstride, float* c, std::int64_t ldc, int cols, float alpha,
-                                          const float* init) {
-  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
+                                          const float* init, const RowEpilogue<float>* epi) {
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init, epi); });
 }
 
 // C[M x n] += alpha A B^T for M <= 8 rows, A [M x k] and B [n x k] row-major: dot products along k, two columns

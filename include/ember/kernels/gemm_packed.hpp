@@ -29,6 +29,7 @@
 #include "ember/kernels/gemm_avx2.hpp"
 #include "ember/kernels/gemm_avx512.hpp"
 #include "ember/kernels/gemm_portable.hpp"
+#include "ember/kernels/epilogue.hpp"
 #include "ember/kernels/isa.hpp"
 
 namespace ember::kernels {
@@ -44,7 +45,7 @@ struct GemmKernel {
   int mr, nr;
   std::int64_t kc, mc, nc;
   void (*tile)(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-               std::int64_t ldc, int cols, float alpha, const float* init);
+               std::int64_t ldc, int cols, float alpha, const float* init, const RowEpilogue<float>* epi);
   void (*dots)(int m, std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
                std::int64_t ldb, float* c, std::int64_t ldc);
   void (*transpose)(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols, float* dst,
@@ -135,7 +136,7 @@ namespace detail {
 inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans_a, bool trans_b,
                          std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                          std::int64_t lda, const float* packed, const float* b, std::int64_t ldb, float* c,
-                         std::int64_t ldc, bool overwrite, const float* row_init) {
+                         std::int64_t ldc, bool overwrite, const float* row_init, const RowEpilogue<float>* epi) {
   static constexpr float kZeros[16] = {};  // row_init of a plain overwrite: at least mr zeros
   const std::int64_t nr = kern.nr;
   const bool direct_b = !trans_b && m <= kDirectRows;
@@ -143,6 +144,7 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
     const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
     for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
       const std::int64_t kb = std::min(kern.kc, k - pc);
+      const bool last = pc + kb >= k;
       float* pb = grown(ws.b, panels * kb * nr);
       // Read in place, every panel but a partial last one needs no copy.
       const std::int64_t first = direct_b ? nb / nr : 0;
@@ -155,6 +157,8 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
           pack_a(kern, trans_a, a, lda, ic, mb, pc, kb, tiles, dst);
           pa = dst;
         }
+        // The epilogue's rows of this block, applied by the last slice.
+        const RowEpilogue<float> block_epi = epi && last ? epi->from_row(ic) : RowEpilogue<float>{};
         for (std::int64_t q = 0; q < panels; ++q) {
           const int cols = static_cast<int>(std::min(nr, nb - q * nr));
           const bool in_place = q < first;
@@ -164,8 +168,9 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
             const std::int64_t r0 = tile_start(mb, tiles, t);
             const int rows = static_cast<int>(tile_start(mb, tiles, t + 1) - r0);
             const float* init = !overwrite || pc > 0 ? nullptr : row_init ? row_init + ic + r0 : kZeros;
+            const RowEpilogue<float> tile_epi = block_epi.from_row(r0);
             kern.tile(rows, kb, pa + r0 * kb, panel, bstride, c + (ic + r0) * ldc + jc + q * nr, ldc, cols, alpha,
-                      init);
+                      init, epi && last ? &tile_epi : nullptr);
           }
         }
       }
@@ -189,11 +194,12 @@ inline void fill_rows(float* c, std::int64_t ldc, std::int64_t m, std::int64_t n
 
 // C += alpha op(A) op(B) on the active instruction set, or C = alpha op(A) op(B) + row_init[i] on row i with
 // overwrite (beta 0, row_init null for zeros: the kernels then write C on the first slice instead of reading a
-// C filled first, with the same bits; k >= 1).
+// C filled first, with the same bits; k >= 1). epi, if given, maps every value of C as it is stored
+// (epilogue.hpp), so C ends as epi(what it would have been).
 inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
                         std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
                         std::int64_t ldb, float* c, std::int64_t ldc, bool overwrite = false,
-                        const float* row_init = nullptr) {
+                        const float* row_init = nullptr, const RowEpilogue<float>* epi = nullptr) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   const detail::GemmKernel kern = detail::gemm_kernel(active_isa());
   if (detail::dot_product_shape(trans_a, trans_b, m, n)) {
@@ -201,10 +207,11 @@ inline void gemm_packed(GemmPackBuffers& ws, bool trans_a, bool trans_b, std::in
     for (std::int64_t i0 = 0; i0 < m; i0 += 8)
       kern.dots(static_cast<int>(std::min<std::int64_t>(8, m - i0)), n, k, alpha, a + i0 * lda, lda, b, ldb,
                 c + i0 * ldc, ldc);
+    if (epi) apply_rows(c, ldc, m, n, *epi);
     return;
   }
   detail::gemm_blocked(kern, ws, trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, c, ldc, overwrite,
-                       row_init);
+                       row_init, epi);
 }
 
 // Packs op(A) (m x k, A at a with row stride lda) for the active instruction set's kernel.
@@ -234,7 +241,8 @@ inline void gemm_pack_a(GemmPackedA& out, bool trans_a, std::int64_t m, std::int
 inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool trans_a, bool trans_b,
                         std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                         std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-                        bool overwrite = false, const float* row_init = nullptr) {
+                        bool overwrite = false, const float* row_init = nullptr,
+                        const RowEpilogue<float>* epi = nullptr) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   if (packed.src != a || packed.lda != lda || packed.m != m || packed.k != k || packed.trans != trans_a)
     throw std::logic_error("ember: gemm_packed expected op(A) packed by gemm_pack_a from this A, lda, trans_a, "
@@ -243,11 +251,11 @@ inline void gemm_packed(GemmPackBuffers& ws, const GemmPackedA& packed, bool tra
                            std::to_string(k) + (trans_a ? " (A^T)" : ""));
   const Isa isa = active_isa();
   if (isa != packed.isa || detail::dot_product_shape(trans_a, trans_b, m, n)) {
-    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite, row_init);
+    gemm_packed(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, c, ldc, overwrite, row_init, epi);
     return;
   }
   detail::gemm_blocked(detail::gemm_kernel(isa), ws, trans_a, trans_b, m, n, k, alpha, a, lda,
-                       packed.data.data(), b, ldb, c, ldc, overwrite, row_init);
+                       packed.data.data(), b, ldb, c, ldc, overwrite, row_init, epi);
 }
 
 }  // namespace ember::kernels

@@ -3,6 +3,7 @@
 // by default). The same contract as gemm_avx512.hpp, with rows x 8 tiles (rows <= 4).
 #include <cstdint>
 
+#include "ember/kernels/epilogue.hpp"
 #include "ember/kernels/isa.hpp"
 
 namespace ember::kernels::portable {
@@ -11,7 +12,7 @@ constexpr int kMr = 4, kNr = 8;
 
 template <int R>
 void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c, std::int64_t ldc,
-          int cols, float alpha, const float* init) {
+          int cols, float alpha, const float* init, const RowEpilogue<float>* epi) {
   float acc[R][kNr] = {};
   for (std::int64_t p = 0; p < kc; ++p) {
     for (int r = 0; r < R; ++r)
@@ -20,12 +21,15 @@ void tile(std::int64_t kc, const float* pa, const float* pb, std::int64_t bstrid
     pb += bstride;
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < cols; ++j) c[r * ldc + j] = (init ? init[r] : c[r * ldc + j]) + alpha * acc[r][j];
+    for (int j = 0; j < cols; ++j) {
+      const float v = (init ? init[r] : c[r * ldc + j]) + alpha * acc[r][j];
+      c[r * ldc + j] = epi ? apply_row(v, *epi, r) : v;
+    }
 }
 
 inline void tile_rows(int rows, std::int64_t kc, const float* pa, const float* pb, std::int64_t bstride, float* c,
-                      std::int64_t ldc, int cols, float alpha, const float* init) {
-  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init); });
+                      std::int64_t ldc, int cols, float alpha, const float* init, const RowEpilogue<float>* epi) {
+  with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init, epi); });
 }
 
 // C[m x n] += alpha A B^T for small m: one dot product per element, in 8 partial sums added in a fixed order.

@@ -56,6 +56,13 @@ class ReLUT : public ModuleT<T> {
       std::transform(in + lo, in + hi, y + lo, [](T v) { return v <= T(0) ? T(0) : v; });
     });
   }
+  // The map applies ReLU before its affine part, so not after one.
+  bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {
+    (void)in;
+    if (map.affine()) return false;
+    map.relu = true;
+    return true;
+  }
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<ReLUT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "ReLU"; }

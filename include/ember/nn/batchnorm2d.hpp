@@ -19,6 +19,9 @@ class BatchNorm2dT : public BatchNormBaseT<T> {
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<BatchNorm2dT>(*this); }
   std::string type_name() const override { return "BatchNorm2d"; }
+  bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {
+    return in.size() == 4 && in[1] == this->num_features() && this->append_running_map(map);
+  }
 
  protected:
   void check_input(const TensorT<T>& x) const override {

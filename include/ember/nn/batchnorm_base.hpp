@@ -154,6 +154,24 @@ class BatchNormBaseT : public ModuleT<T> {
   std::int64_t num_batches_tracked() const { return static_cast<std::int64_t>(num_batches_tracked_[0]); }
 
  protected:
+  // The eval-mode normalisation as a ChannelMap's affine part, with normalise_with_running's numbers; false if
+  // the map has one already.
+  bool append_running_map(ChannelMap<T>& map) const {
+    if (map.affine()) return false;
+    this->require_parameters();
+    map.center.resize(static_cast<std::size_t>(c_));
+    map.scale.resize(static_cast<std::size_t>(c_));
+    map.shift.resize(static_cast<std::size_t>(c_));
+    for (std::int64_t ch = 0; ch < c_; ++ch) {
+      const auto i = static_cast<std::size_t>(ch);
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
+      map.center[i] = running_mean_[ch];
+      map.scale[i] = static_cast<T>(weight_.value[ch] * invstd);
+      map.shift[i] = bias_.value[ch];
+    }
+    return true;
+  }
+
   // Throws shape_error unless x is an input this layer takes (its rank, C = num_features).
   virtual void check_input(const TensorT<T>& x) const = 0;
 

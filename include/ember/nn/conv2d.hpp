@@ -130,17 +130,21 @@ class Conv2dT : public ModuleT<T> {
                              weight_.value.data(), g, n, out_, ws_);
   }
 
-  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
-    const auto g = geometry(x);
-    ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
-    // Inference keeps nothing in the module (concurrent callers never share state): its own workspace, with one
-    // column matrix per thread.
-    // predict is const and may run on several threads at once: one workspace per calling thread, shared by
-    // every layer on it and kept, so repeated predictions allocate nothing (a fresh one faulted in its pages
-    // on every call, an eighth of CNN inference).
-    static thread_local kernels::Conv2dWorkspace<T> ws;
-    kernels::conv2d_forward(out.data(), static_cast<T*>(nullptr), x.data(), weight_.value.data(),
-                            has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws);
+  void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { predict_with(x, out, nullptr); }
+
+  // The ReLU and eval-mode BatchNorm2d that follow (Sequential's predict), applied as the GEMM stores the
+  // output: at inference they would otherwise each read and write all of it.
+  bool mapped_output_shape(const Shape& in, Shape& out) const override {
+    if (in.size() != 4 || in[1] != in_ || in[2] + 2 * padding_.h < dilation_.h * (kernel_.h - 1) + 1 ||
+        in[3] + 2 * padding_.w < dilation_.w * (kernel_.w - 1) + 1)
+      return false;
+    const auto g = geometry_for(in);
+    out.assign({in[0], out_, g.out_h(), g.out_w()});
+    return true;
+  }
+  void predict_into_mapped(const TensorT<T>& x, TensorT<T>& out, const ChannelMap<T>& map) const override {
+    const kernels::RowEpilogue<T> epi = map.rows();
+    predict_with(x, out, &epi);
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<Conv2dT>(*this); }
@@ -184,6 +188,17 @@ class Conv2dT : public ModuleT<T> {
     if (groups_ != 1) s += ", groups=" + std::to_string(groups_);
     if (!has_bias_) s += ", bias=False";
     return s;
+  }
+
+  void predict_with(const TensorT<T>& x, TensorT<T>& out, const kernels::RowEpilogue<T>* epi) const {
+    const auto g = geometry(x);
+    ensure_shape(out, {x.size(0), out_, g.out_h(), g.out_w()});
+    // predict is const and may run on several threads at once: one workspace per calling thread, shared by
+    // every layer on it and kept, so repeated predictions allocate nothing (a fresh one faulted in its pages
+    // on every call, an eighth of CNN inference).
+    static thread_local kernels::Conv2dWorkspace<T> ws;
+    kernels::conv2d_forward(out.data(), static_cast<T*>(nullptr), x.data(), weight_.value.data(),
+                            has_bias_ ? bias_.value.data() : nullptr, g, x.size(0), out_, ws, epi);
   }
 
   kernels::Conv2dGeometry geometry_for(const Shape& s) const {

@@ -76,6 +76,11 @@ class DropoutT : public ModuleT<T> {
     multiply(grad_in->data(), grad_out.data(), mask_.data(), mask_.numel());
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override { out.assign(x); }
+  // The identity at inference: nothing to add.
+  bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {
+    (void)in, (void)map;
+    return true;
+  }
 
   // A copy draws from the same generator as the original.
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<DropoutT>(*this); }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "ember/core/parameter.hpp"
+#include "ember/kernels/epilogue.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
 
@@ -46,6 +47,29 @@ struct Scratch : V {
   Scratch(Scratch&&) noexcept = default;
   Scratch& operator=(Scratch&&) noexcept = default;
   ~Scratch() = default;
+};
+
+// A map of each channel c of a [N, C, ...] activation on its own: ReLU if relu, then
+// (v - center[c]) * scale[c] + shift[c] if scale is not empty (an eval-mode BatchNorm). A layer that writes
+// channels (Conv2d) can apply it as it stores its output, in place of the layers that follow it: Sequential's
+// predict gathers it from them (ModuleT::append_channel_map) and hands it over (predict_into_mapped).
+template <typename T>
+struct ChannelMap {
+  bool relu = false;
+  std::vector<T> center, scale, shift;
+
+  void clear() {
+    relu = false;
+    center.clear();
+    scale.clear();
+    shift.clear();
+  }
+  bool affine() const { return !scale.empty(); }
+  // As the GEMM epilogue of a product whose rows are the channels.
+  kernels::RowEpilogue<T> rows() const {
+    if (!affine()) return {relu, nullptr, nullptr, nullptr};
+    return {relu, center.data(), scale.data(), shift.data()};
+  }
 };
 
 template <typename T>
@@ -141,6 +165,27 @@ class ModuleT {
   }
   void zero_grad() {
     for (auto* p : parameters()) p->grad.zero();
+  }
+
+  // Inference fusion, as Sequential's predict uses it. A layer that can apply a ChannelMap to its output as it
+  // writes it (Conv2d) sets `out` to the output shape for an input of shape `in` and returns true; when `in` is
+  // not one it takes, it returns false and its predict_into reports the error.
+  virtual bool mapped_output_shape(const Shape& in, Shape& out) const {
+    (void)in, (void)out;
+    return false;
+  }
+  // predict_into, then `map` on the output: the same values as running the layers the map stands for, within
+  // the rounding of a fused multiply-add. Only for layers whose mapped_output_shape returns true.
+  virtual void predict_into_mapped(const TensorT<T>& x, TensorT<T>& out, const ChannelMap<T>& map) const {
+    (void)x, (void)out, (void)map;
+    throw std::logic_error(type_name() + ": cannot apply a channel map to its output");
+  }
+  // A layer whose predict is such a map for an input of shape `in` (ReLU; BatchNorm2d; Dropout, the identity)
+  // appends itself to `map` and returns true; false when it cannot (`in` not one it takes, or a ReLU after the
+  // affine part, which the map cannot express).
+  virtual bool append_channel_map(const Shape& in, ChannelMap<T>& map) const {
+    (void)in, (void)map;
+    return false;
   }
 
   // True when predict() treats every sample of the batch on its own (no statistic across the batch), so a

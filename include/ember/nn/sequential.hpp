@@ -316,17 +316,30 @@ class SequentialT : public ModuleT<T> {
       std::size_t& d;
       ~Level() { --d; }
     } level{++depth};
+    // The channel maps that follow a layer able to apply them (a Conv2d's ReLU, Dropout and BatchNorm2d) run
+    // inside its output's store: module.hpp's ChannelMap. Kept per thread, so a warm prediction allocates nothing.
+    static thread_local ChannelMap<T> map;
+    static thread_local Shape mapped_shape;
     const TensorT<T>* in = &x;
     std::int64_t largest = x.numel();
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      TensorT<T>& o = i + 1 == children_.size() ? out : acts[i];
+    const std::size_t count = children_.size();
+    for (std::size_t i = 0; i < count;) {
+      std::size_t last = i;  // the last child whose work this step does
+      map.clear();
+      if (children_[i].second->mapped_output_shape(in->shape(), mapped_shape))
+        while (last + 1 < count && children_[last + 1].second->append_channel_map(mapped_shape, map)) ++last;
+      TensorT<T>& o = last + 1 == count ? out : acts[last];
       try {
-        children_[i].second->predict_into(*in, o);
+        if (last > i)
+          children_[i].second->predict_into_mapped(*in, o, map);
+        else
+          children_[i].second->predict_into(*in, o);
       } catch (const shape_error& e) {
         rethrow_naming(i, e, input ? *input : x.shape());
       }
       largest = std::max(largest, o.numel());
       in = &o;
+      i = last + 1;
     }
     return largest;
   }
