@@ -599,6 +599,72 @@ TEST_CASE("batches of one and empty Sequential pass through") {
   CHECK(y.shape() == Shape{1, 2, 1, 1});
 }
 
+TEST_CASE("in training, a ReLU then BatchNorm runs as the BatchNorm alone, with the values and gradients of the two") {
+  // Sequential's forward hands the ReLU's input to a BatchNorm in training (forward_into_relu), which reads it
+  // through the ReLU, and its backward (backward_into_relu) masks the input gradient as the ReLU's would. The
+  // children run one by one must give the same bits: outputs, input gradient, parameter gradients, running
+  // statistics. NaN passes as through a ReLU.
+  Generator g(71);
+  auto run = [&](nn::Sequential fused, const Shape& shape) {
+    nn::Sequential plain = fused;  // the same parameters
+    Tensor x(shape);
+    for (float& v : x) v = static_cast<float>(g.uniform(-1, 1));
+    x[3] = std::numeric_limits<float>::quiet_NaN();
+    Tensor dy;
+    std::vector<std::string> ready;
+    fused.set_gradients_ready_hook([&](const std::string& name, nn::Module&) { ready.push_back(name); });
+    fused.zero_grad();
+    plain.zero_grad();
+    const Tensor y = fused.forward(x);
+    dy = Tensor(y.shape());
+    for (float& v : dy) v = static_cast<float>(g.uniform(-1, 1));
+    const Tensor dx = fused.backward(dy);
+    // One by one, each child with its own forward_into (it copies its input) and backward_into.
+    std::vector<Tensor> acts(plain.size() + 1);
+    acts[0] = x;
+    for (std::size_t i = 0; i < plain.size(); ++i) plain[i].forward_into(acts[i], acts[i + 1]);
+    Tensor gcur = dy, gnext;
+    for (std::size_t i = plain.size(); i-- > 0;) {
+      plain[i].backward_into(gcur, &gnext);
+      std::swap(gcur, gnext);
+    }
+    auto same = [](const Tensor& a, const Tensor& b) {
+      if (a.shape() != b.shape()) return false;
+      for (std::int64_t i = 0; i < a.numel(); ++i)
+        if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+      return true;
+    };
+    CHECK(same(y, acts.back()));
+    CHECK(same(dx, gcur));
+    const auto fp = fused.named_parameters(), pp = plain.named_parameters();
+    for (std::size_t i = 0; i < fp.size(); ++i) {
+      CAPTURE(fp[i].first);
+      CHECK(same(fp[i].second->grad, pp[i].second->grad));
+    }
+    const auto fb = fused.named_buffers(), pb = plain.named_buffers();
+    for (std::size_t i = 0; i < fb.size(); ++i) {
+      CAPTURE(fb[i].first);
+      CHECK(same(*fb[i].second, *pb[i].second));
+    }
+    CHECK(ready.size() == fused.size());  // the hook still hears of every child, the ReLU included
+    return y;
+  };
+  // conv -> relu -> bn -> pool, then linear -> relu -> BatchNorm1d (one value per channel and sample)
+  const Tensor y = run(nn::Sequential({{"conv", nn::Conv2d(3, 8, 3)}, {"relu", nn::ReLU()}, {"bn", nn::BatchNorm2d(8)},
+                                       {"pool", nn::MaxPool2d(2, 2)}, {"flat", nn::Flatten()},
+                                       {"fc", nn::Linear(72, 16)}, {"relu2", nn::ReLU()},
+                                       {"bn2", nn::BatchNorm1d(16)}, {"out", nn::Linear(16, 4)}}),
+                       {6, 3, 8, 8});
+  std::int64_t nans = 0;
+  for (float v : y) nans += std::isnan(v);
+  CHECK(nans > 0);  // sample 0's NaN reached the output: the check above compared NaN positions too
+  // A ReLU as the first child (its input is the caller's, not kept): not fused, the same values.
+  run(nn::Sequential({{"relu", nn::ReLU()}, {"bn", nn::BatchNorm2d(3)}}), {4, 3, 5, 5});
+  // A BatchNorm that does not take the shape still reports it, naming itself.
+  nn::Sequential bad({{"conv", nn::Conv2d(3, 8, 3)}, {"relu", nn::ReLU()}, {"bn", nn::BatchNorm2d(7)}});
+  CHECK_THROWS_WITH_AS(bad.forward(Tensor({2, 3, 9, 9})), doctest::Contains("(bn): BatchNorm2d(7"), shape_error);
+}
+
 TEST_CASE("predict applies the ReLU, Dropout and BatchNorm2d after a Conv2d inside its output, with their values") {
   // Sequential's predict hands a Conv2d the channel maps that follow it (module.hpp's ChannelMap). The result
   // must be the children's own predict_into, one after the other, within an FMA's rounding; a ReLU after the

@@ -9,6 +9,11 @@
 //
 // Naming, as in every kernel: batchnorm_stats / batchnorm_backward are the fast kernels, *_ref their plain
 // references. Outputs come first.
+//
+// relu_input: x is what a ReLU before the layer takes, not what it gives: every kernel reads relu(x) (v <= 0 ?
+// 0 : v, NaN passing, as ReLU), and backward's dx is the gradient at the ReLU's input (zero where x <= 0, as
+// ReLU's backward). The values of a ReLU then BatchNorm, without the ReLU's passes over the activation
+// (Sequential fuses the pair in training).
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
@@ -26,14 +31,28 @@ using ConstPlane = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using Plane = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 
+// What a ReLU gives for v when relu is set (NaN passes).
+template <typename T>
+inline T relu_if(T v, bool relu) {
+  return relu && v <= T(0) ? T(0) : v;
+}
+
+// Sum over one plane of f(x) or f(relu(x)): relu(x) as Eigen's max with 0, which keeps a NaN x (the ReLU's
+// v <= 0 ? 0 : v but for the sign of zero, which no sum or product below can tell).
+template <typename T, class F>
+double plane_sum(const T* x, std::int64_t hw, bool relu, F&& f) {
+  if (relu) return static_cast<double>(f(ConstPlane<T>(x, hw).max(T(0))).sum());
+  return static_cast<double>(f(ConstPlane<T>(x, hw)).sum());
+}
+
 // The reference: two passes over the values in double.
 template <typename T>
 void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c,
-                         std::int64_t hw, std::int64_t channel) {
+                         std::int64_t hw, std::int64_t channel, bool relu_input = false) {
   double sum = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const T* p = x + (i * c + channel) * hw;
-    for (std::int64_t j = 0; j < hw; ++j) sum += p[j];
+    for (std::int64_t j = 0; j < hw; ++j) sum += relu_if(p[j], relu_input);
   }
   const double count = static_cast<double>(n * hw);
   mean = sum / count;
@@ -41,7 +60,7 @@ void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, 
   for (std::int64_t i = 0; i < n; ++i) {
     const T* p = x + (i * c + channel) * hw;
     for (std::int64_t j = 0; j < hw; ++j) {
-      const double d = p[j] - mean;
+      const double d = relu_if(p[j], relu_input) - mean;
       sq += d * d;
     }
   }
@@ -51,20 +70,21 @@ void batchnorm_stats_ref(double& mean, double& var, const T* x, std::int64_t n, 
 // Per-channel mean and biased variance of x [n, c, hw] for one channel (n * hw >= 1).
 template <typename T>
 void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw,
-                     std::int64_t channel) {
+                     std::int64_t channel, bool relu_input = false) {
   // One value per sample ([N, C], BatchNorm1d after a Linear): planes of one value would cost an Eigen
   // reduction each; the reference's two passes in double are exact enough and faster there.
-  if (hw == 1) return batchnorm_stats_ref(mean, var, x, n, c, hw, channel);
+  if (hw == 1) return batchnorm_stats_ref(mean, var, x, n, c, hw, channel, relu_input);
   // Shifted sums: deviations from the channel's first value, whose float partial sums stay small.
-  const T shift = x[channel * hw];
+  const T shift = relu_if(x[channel * hw], relu_input);
   double sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - shift).sum();
+  for (std::int64_t i = 0; i < n; ++i)
+    sum += plane_sum(x + (i * c + channel) * hw, hw, relu_input, [&](const auto& v) { return v - shift; });
   const double count = static_cast<double>(n * hw);
   mean = static_cast<double>(shift) + sum / count;
   const T m = static_cast<T>(mean);
   double sq = 0;
   for (std::int64_t i = 0; i < n; ++i)
-    sq += (ConstPlane<T>(x + (i * c + channel) * hw, hw) - m).square().sum();
+    sq += plane_sum(x + (i * c + channel) * hw, hw, relu_input, [&](const auto& v) { return (v - m).square(); });
   // The deviations were taken from mean rounded to T; add back the (tiny) offset's share: E[(x-m)^2] -
   // (mean-m)^2.
   const double off = mean - static_cast<double>(m);
@@ -77,11 +97,15 @@ void batchnorm_stats(double& mean, double& var, const T* x, std::int64_t n, std:
 // x - center exact or nearly so: x * scale + (beta - mean scale) would cancel two terms of the mean's size.
 template <typename T>
 void batchnorm_apply(T* y, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t channel,
-                     T center, T scale, T shift) {
+                     T center, T scale, T shift, bool relu_input = false) {
   for (std::int64_t i = 0; i < n; ++i) {
     const T* p = x + (i * c + channel) * hw;
     T* q = y + (i * c + channel) * hw;
-    for (std::int64_t j = 0; j < hw; ++j) q[j] = (p[j] - center) * scale + shift;
+    if (relu_input) {
+      for (std::int64_t j = 0; j < hw; ++j) q[j] = (relu_if(p[j], true) - center) * scale + shift;
+    } else {
+      for (std::int64_t j = 0; j < hw; ++j) q[j] = (p[j] - center) * scale + shift;
+    }
   }
 }
 
@@ -89,14 +113,14 @@ void batchnorm_apply(T* y, const T* x, std::int64_t n, std::int64_t c, std::int6
 template <typename T>
 void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,
                             std::int64_t c, std::int64_t hw, std::int64_t channel, double mean, double invstd,
-                            double gamma) {
+                            double gamma, bool relu_input = false) {
   double sum_dy = 0, sum_dy_xhat = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const T* xp = x + (i * c + channel) * hw;
     const T* gp = dy + (i * c + channel) * hw;
     for (std::int64_t j = 0; j < hw; ++j) {
       sum_dy += gp[j];
-      sum_dy_xhat += gp[j] * ((xp[j] - mean) * invstd);
+      sum_dy_xhat += gp[j] * ((relu_if(xp[j], relu_input) - mean) * invstd);
     }
   }
   dgamma = sum_dy_xhat;
@@ -109,8 +133,8 @@ void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, co
     const T* gp = dy + (i * c + channel) * hw;
     T* dp = dx + (i * c + channel) * hw;
     for (std::int64_t j = 0; j < hw; ++j) {
-      const double xhat = (xp[j] - mean) * invstd;
-      dp[j] = static_cast<T>(k * (m * gp[j] - sum_dy - xhat * sum_dy_xhat));
+      const double xhat = (relu_if(xp[j], relu_input) - mean) * invstd;
+      dp[j] = relu_input && xp[j] <= T(0) ? T(0) : static_cast<T>(k * (m * gp[j] - sum_dy - xhat * sum_dy_xhat));
     }
   }
 }
@@ -124,15 +148,16 @@ void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, co
 template <typename T>
 void batchnorm_backward(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,
                         std::int64_t c, std::int64_t hw, std::int64_t channel, double mean, double invstd,
-                        double gamma) {
-  if (hw == 1) return batchnorm_backward_ref(dx, dgamma, dbeta, x, dy, n, c, hw, channel, mean, invstd, gamma);
+                        double gamma, bool relu_input = false) {
+  if (hw == 1)
+    return batchnorm_backward_ref(dx, dgamma, dbeta, x, dy, n, c, hw, channel, mean, invstd, gamma, relu_input);
   double sum_dy = 0, sum_dy_xc = 0;
   const T m = static_cast<T>(mean);
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + channel) * hw;
-    ConstPlane<T> g(dy + off, hw), xp(x + off, hw);
+    ConstPlane<T> g(dy + off, hw);
     sum_dy += g.sum();
-    sum_dy_xc += (g * (xp - m)).sum();
+    sum_dy_xc += plane_sum(x + off, hw, relu_input, [&](const auto& v) { return g * (v - m); });
   }
   // sum dy (x - mean) = sum dy (x - m) - (mean - m) sum dy
   sum_dy_xc -= (mean - static_cast<double>(m)) * sum_dy;
@@ -146,7 +171,15 @@ void batchnorm_backward(T* dx, double& dgamma, double& dbeta, const T* x, const 
   const T cst = static_cast<T>(k * (invstd * sum_dy_xhat * (mean - static_cast<double>(m)) - sum_dy));
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + channel) * hw;
-    Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw) - m) + cst;
+    if (!relu_input) {
+      Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw) - m) + cst;
+      continue;
+    }
+    Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw).max(T(0)) - m) + cst;
+    // The ReLU's backward on the plane just written (in L1): zero where its input was <= 0.
+    T* d = dx + off;
+    const T* xp = x + off;
+    for (std::int64_t j = 0; j < hw; ++j) d[j] = xp[j] <= T(0) ? T(0) : d[j];
   }
 }
 

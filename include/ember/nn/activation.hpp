@@ -56,6 +56,7 @@ class ReLUT : public ModuleT<T> {
       std::transform(in + lo, in + hi, y + lo, [](T v) { return v <= T(0) ? T(0) : v; });
     });
   }
+  bool is_relu() const override { return true; }
   // The map applies ReLU before its affine part, so not after one.
   bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {
     (void)in;

@@ -43,21 +43,37 @@ class BatchNormBaseT : public ModuleT<T> {
     check(x);
     input_.assign(x);
     kept_ = nullptr;
-    run_forward(x, out);
+    run_forward(x, out, false);
   }
   // The container keeps x alive and unchanged until our backward: a pointer instead of a copy.
   void forward_into_kept(const TensorT<T>& x, TensorT<T>& out) override {
     check(x);
     kept_ = x.data();
-    run_forward(x, out);
+    run_forward(x, out, false);
+  }
+  // In training, a ReLU before this layer runs inside it (kernels/batchnorm.hpp's relu_input): the batch's
+  // statistics and normalisation read relu(x), and backward_into_relu masks the input gradient.
+  bool absorbs_relu() const override { return this->training_; }
+  void forward_into_relu(const TensorT<T>& x, TensorT<T>& out) override {
+    check(x);
+    if (!this->training_) throw std::logic_error(this->repr() + ": takes a ReLU's input only in training");
+    kept_ = x.data();
+    run_forward(x, out, true);
+  }
+  void backward_into_relu(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
+    this->require_forward(has_forward_);
+    if (!relu_input_)
+      throw std::logic_error(this->repr() + ": backward_into_relu after a forward that took no ReLU's input");
+    run_backward(grad_out, grad_in);
   }
 
  private:
-  void run_forward(const TensorT<T>& x, TensorT<T>& out) {
+  void run_forward(const TensorT<T>& x, TensorT<T>& out, bool relu_input) {
     const std::int64_t n = x.size(0), hw = plane(x.shape());
     out.resize(x.shape());
     shape_ = x.shape();
     has_forward_ = true;
+    relu_input_ = relu_input;
     batch_stats_ = this->training_;
     if (!this->training_) {
       normalise_with_running(x, out);
@@ -70,14 +86,15 @@ class BatchNormBaseT : public ModuleT<T> {
     const int nt = threads_for_elements(c_, 3 * count);
     parallel_for(nt, c_, [&](std::int64_t ch) {
       double mean, var;
-      kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch);
+      kernels::batchnorm_stats(mean, var, x.data(), n, c_, hw, ch, relu_input);
       const double invstd = 1.0 / std::sqrt(var + eps_);
       mean_[static_cast<std::size_t>(ch)] = mean;
       invstd_[static_cast<std::size_t>(ch)] = invstd;
       const double scale = weight_.value[ch] * invstd;
       const T center = static_cast<T>(mean);
       kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, center, static_cast<T>(scale),
-                               static_cast<T>(bias_.value[ch] - (mean - static_cast<double>(center)) * scale));
+                               static_cast<T>(bias_.value[ch] - (mean - static_cast<double>(center)) * scale),
+                               relu_input);
       const double unbiased = var * static_cast<double>(count) / static_cast<double>(count - 1);
       running_mean_[ch] = static_cast<T>((1.0 - momentum_) * running_mean_[ch] + momentum_ * mean);
       running_var_[ch] = static_cast<T>((1.0 - momentum_) * running_var_[ch] + momentum_ * unbiased);
@@ -88,6 +105,13 @@ class BatchNormBaseT : public ModuleT<T> {
  public:
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     this->require_forward(has_forward_);
+    if (relu_input_)
+      throw std::logic_error(this->repr() + ": the last forward took a ReLU's input; its backward is backward_into_relu");
+    run_backward(grad_out, grad_in);
+  }
+
+ private:
+  void run_backward(const TensorT<T>& grad_out, TensorT<T>* grad_in) {
     this->require_grad_shape(grad_out, shape_);
     const std::int64_t n = shape_[0], hw = plane(shape_);
     const T* input = kept_ ? kept_ : input_.data();
@@ -98,7 +122,7 @@ class BatchNormBaseT : public ModuleT<T> {
       if (batch_stats_) {
         kernels::batchnorm_backward(grad_in ? grad_in->data() : nullptr, dgamma, dbeta, input, grad_out.data(), n,
                                     c_, hw, ch, mean_[static_cast<std::size_t>(ch)],
-                                    invstd_[static_cast<std::size_t>(ch)], weight_.value[ch]);
+                                    invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], relu_input_);
       } else {
         // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
         const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
@@ -118,6 +142,7 @@ class BatchNormBaseT : public ModuleT<T> {
     });
   }
 
+ public:
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     check(x);
     out.resize(x.shape());
@@ -208,6 +233,7 @@ class BatchNormBaseT : public ModuleT<T> {
   Shape shape_;
   std::vector<double> mean_, invstd_;
   bool batch_stats_ = true;
+  bool relu_input_ = false;  // the last forward read its input through a ReLU
   bool has_forward_ = false;
 };
 

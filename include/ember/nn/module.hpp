@@ -167,6 +167,22 @@ class ModuleT {
     for (auto* p : parameters()) p->grad.zero();
   }
 
+  // Training fusion, as Sequential's forward and backward use it: a ReLU (is_relu) followed by a layer that can
+  // read its input through one (absorbs_relu, as it is now: BatchNorm in training) runs as that layer alone.
+  // forward_into_relu(x, out) is forward_into_kept(relu(x), out), and backward_into_relu(g, gi) its backward
+  // followed by the ReLU's (gi: the gradient at the ReLU's input), with the same values; the ReLU's own passes
+  // over the activation are saved.
+  virtual bool is_relu() const { return false; }
+  virtual bool absorbs_relu() const { return false; }
+  virtual void forward_into_relu(const TensorT<T>& x, TensorT<T>& out) {
+    (void)x, (void)out;
+    throw std::logic_error(type_name() + ": cannot take a ReLU's input");
+  }
+  virtual void backward_into_relu(const TensorT<T>& grad_out, TensorT<T>* grad_in) {
+    (void)grad_out, (void)grad_in;
+    throw std::logic_error(type_name() + ": cannot take a ReLU's input");
+  }
+
   // Inference fusion, as Sequential's predict uses it. A layer that can apply a ChannelMap to its output as it
   // writes it (Conv2d) sets `out` to the output shape for an input of shape `in` and returns true; when `in` is
   // not one it takes, it returns false and its predict_into reports the error.

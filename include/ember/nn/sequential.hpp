@@ -93,7 +93,8 @@ class SequentialT : public ModuleT<T> {
   }
 
   // Copies: each child cloned, the buffers of the original left behind.
-  SequentialT(const SequentialT& other) : ModuleT<T>(other), display_name_(other.display_name_) {
+  SequentialT(const SequentialT& other)
+      : ModuleT<T>(other), display_name_(other.display_name_), absorbed_relu_(other.absorbed_relu_) {
     children_.reserve(other.children_.size());
     for (const auto& [name, child] : other.children_) children_.emplace_back(name, child->clone());
   }
@@ -154,15 +155,26 @@ class SequentialT : public ModuleT<T> {
     // Two gradient buffers, used in turn: a child's grad_out is dead once its backward has written grad_in,
     // so the whole chain needs only two (peak memory: the two largest activations' worth, not the sum).
     grads_.resize(2);
+    const TensorT<T>* g = &grad_out;
+    std::size_t next = 0;
     for (std::size_t i = children_.size(); i-- > 0;) {
-      const TensorT<T>& g = i + 1 == children_.size() ? grad_out : grads_[i % 2];
-      TensorT<T>* gi = i == 0 ? grad_in : &grads_[(i - 1) % 2];
+      // A child that took the ReLU before it (forward_children) also does the ReLU's backward.
+      const bool with_relu = absorbed_relu_.size() == children_.size() && absorbed_relu_[i];
+      const std::size_t first = with_relu ? i - 1 : i;
+      TensorT<T>* gi = first == 0 ? grad_in : &grads_[next];
       try {
-        children_[i].second->backward_into(g, gi);
+        if (with_relu)
+          children_[i].second->backward_into_relu(*g, gi);
+        else
+          children_[i].second->backward_into(*g, gi);
       } catch (const shape_error& e) {
         throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
       }
       if (gradients_ready_) gradients_ready_(children_[i].first, *children_[i].second);
+      if (with_relu && gradients_ready_) gradients_ready_(children_[first].first, *children_[first].second);
+      g = gi;
+      next ^= 1;
+      i = first;
     }
   }
 
@@ -268,18 +280,28 @@ class SequentialT : public ModuleT<T> {
       return;
     }
     acts_.resize(children_.size() - 1);
+    absorbed_relu_.assign(children_.size(), 0);
     for (std::size_t i = 0; i < children_.size(); ++i) {
       const TensorT<T>& in = i == 0 ? x : acts_[i - 1];
-      TensorT<T>& o = i + 1 == children_.size() ? out : acts_[i];
+      // A ReLU whose input stays alive, followed by a layer that can read through it (BatchNorm in training):
+      // that layer runs the pair, and the ReLU's output buffer is not written.
+      const bool fuse = i + 1 < children_.size() && (i > 0 || x_kept) && children_[i].second->is_relu() &&
+                        children_[i + 1].second->absorbs_relu();
+      const std::size_t last = fuse ? i + 1 : i;
+      TensorT<T>& o = last + 1 == children_.size() ? out : acts_[last];
       try {
         // acts_ is left alone until the next forward, so every child after the first may keep its input.
-        if (i > 0 || x_kept)
+        if (fuse)
+          children_[last].second->forward_into_relu(in, o);
+        else if (i > 0 || x_kept)
           children_[i].second->forward_into_kept(in, o);
         else
           children_[i].second->forward_into(in, o);
       } catch (const shape_error& e) {
-        rethrow_naming(i, e, x.shape());
+        rethrow_naming(last, e, x.shape());
       }
+      absorbed_relu_[last] = fuse;
+      i = last;
     }
   }
   std::string display() const { return display_name_.empty() ? "Sequential" : display_name_; }
@@ -353,6 +375,7 @@ class SequentialT : public ModuleT<T> {
   std::string display_name_;
   std::vector<std::pair<std::string, std::unique_ptr<ModuleT<T>>>> children_;
   std::vector<TensorT<T>> acts_, grads_;
+  std::vector<char> absorbed_relu_;  // per child: its last forward also ran the ReLU before it
   typename ModuleT<T>::GradientsReadyHook gradients_ready_;
 };
 
