@@ -7,7 +7,7 @@
 // rows ([kc][rows]); the micro-kernel (gemm_avx512.hpp, gemm_avx2.hpp, gemm_portable.hpp) computes one tile of C
 // against one panel, panels outer so a panel stays in L1 while the tiles stream past. The rows of a block are
 // cut into equal tiles (50 rows into 5 of 10 with mr = 12), so no tile runs nearly empty.
-// When m is small (kDirectRows) and op(B) is B itself, B's rows are read in place (each panel serves a few
+// When m is small (kDirectRows) or k is (kDirectDepth) and op(B) is B itself, B's rows are read in place (each panel serves a few
 // tiles from L1); the last, partial panel is still packed, so no kernel reads past a row.
 // A B^T with m <= 8 (a small batch through a Linear layer) or n <= 16 (conv1's weight gradient, 75 x 9 over
 // 676 positions; a 10-class output layer) runs as dot products over the unpacked operands, 8 rows of C at a
@@ -115,8 +115,9 @@ float* grown(Buffer& buf, std::int64_t size) {
 }  // namespace detail
 
 // Up to this many rows, B's panels are read in place when op(B) = B: each panel is then reused by a few tiles
-// only (from L1), and the copy would cost as much as those reads.
-constexpr std::int64_t kDirectRows = 64;
+// only (from L1), and the copy would cost as much as those reads. So are those of a product at most
+// kDirectDepth deep, for any m: such a panel (conv1's 9 x 32) stays in L1 for every tile.
+constexpr std::int64_t kDirectRows = 64, kDirectDepth = 32;
 
 // op(A) packed once for products that share it: per kc slice, per mc block, the tiles pack_a writes (slice pc,
 // block ic at data + pc * m + ic * kb). It records what it was packed from and for, so gemm_packed refuses a
@@ -139,7 +140,7 @@ inline void gemm_blocked(const GemmKernel& kern, GemmPackBuffers& ws, bool trans
                          std::int64_t ldc, bool overwrite, const float* row_init, const RowEpilogue<float>* epi) {
   static constexpr float kZeros[16] = {};  // row_init of a plain overwrite: at least mr zeros
   const std::int64_t nr = kern.nr;
-  const bool direct_b = !trans_b && m <= kDirectRows;
+  const bool direct_b = !trans_b && (m <= kDirectRows || k <= kDirectDepth);
   for (std::int64_t jc = 0; jc < n; jc += kern.nc) {
     const std::int64_t nb = std::min(kern.nc, n - jc), panels = (nb + nr - 1) / nr;
     for (std::int64_t pc = 0; pc < k; pc += kern.kc) {
