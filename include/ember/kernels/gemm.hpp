@@ -207,12 +207,13 @@ void gemm(GemmWorkspace<T>& ws, bool trans_a, bool trans_b, std::int64_t m, std:
 }
 
 // gemm over up to workspaces.size() threads (fewer when the product is small, see threads_for): the larger of
-// m and n is cut into blocks of whole micro-kernel panels, one per thread.
+// m and n is cut into blocks of whole micro-kernel panels, one per thread; with split_rows, m whatever the
+// shape (a weight gradient whose rows each thread then updates itself: see linear.hpp).
 template <typename T>
 void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n,
           std::int64_t k, T alpha, const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
-          std::int64_t ldc) {
-  const bool split_n = n >= m;
+          std::int64_t ldc, bool split_rows = false) {
+  const bool split_n = n >= m && !split_rows;
   const std::int64_t extent = split_n ? n : m;
   // Blocks start on the micro-kernel's panel boundaries (mr rows of Eigen's column-major view when splitting
   // C's columns, nr columns otherwise), so every element of C goes through the same kernel and the same sum
