@@ -89,6 +89,16 @@ EMBER_TARGET_AVX2 inline void tile_rows(int rows, std::int64_t kc, const float* 
   with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init, epi); });
 }
 
+// A panel of B as [rows][16] (see avx512::pack_rows); maskload reads no masked-off lane.
+EMBER_TARGET_AVX2 inline void pack_rows(const float* src, std::int64_t ld, std::int64_t rows, int cols, float* dst) {
+  const __m256i m0 = lane_mask(cols), m1 = lane_mask(cols - 8);
+  for (std::int64_t p = 0; p < rows; ++p) {
+    const float* s = src + p * ld;
+    _mm256_storeu_ps(dst + p * kNr, _mm256_maskload_ps(s, m0));
+    _mm256_storeu_ps(dst + p * kNr + 8, _mm256_maskload_ps(s + 8, m1));
+  }
+}
+
 // C[M x n] += alpha A B^T for M <= 4 (see avx512::dots); the k tail runs in scalar after the vector sum.
 template <int M>
 EMBER_TARGET_AVX2 void dots(std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda,

@@ -85,6 +85,19 @@ EMBER_TARGET_AVX512 inline void tile_rows(int rows, std::int64_t kc, const float
   with_rows<kMr>(rows, [&](auto r) { tile<decltype(r)::value>(kc, pa, pb, bstride, c, ldc, cols, alpha, init, epi); });
 }
 
+// A panel of B: `rows` rows of `cols` <= 32 floats (row p at src + p * ld) into dst as [rows][32], the columns
+// past cols zeroed. One masked load and one store per 16 floats (masked-off lanes are never read): a copy and a
+// fill per row cost two library calls (4 % of CNN inference, on the last, partial panel of every product).
+EMBER_TARGET_AVX512 inline void pack_rows(const float* src, std::int64_t ld, std::int64_t rows, int cols, float* dst) {
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
+  const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1u);
+  for (std::int64_t p = 0; p < rows; ++p) {
+    const float* s = src + p * ld;
+    _mm512_storeu_ps(dst + p * kNr, _mm512_maskz_loadu_ps(m0, s));
+    _mm512_storeu_ps(dst + p * kNr + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+  }
+}
+
 // C[M x n] += alpha A B^T for M <= 8 rows, A [M x k] and B [n x k] row-major: dot products along k, two columns
 // of C at a time so each A load feeds two FMAs. B is streamed once, unpacked.
 template <int M>

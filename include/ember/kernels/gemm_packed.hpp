@@ -50,19 +50,22 @@ struct GemmKernel {
                std::int64_t ldb, float* c, std::int64_t ldc);
   void (*transpose)(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols, float* dst,
                     std::int64_t dst_stride);
+  void (*pack_rows)(const float* src, std::int64_t ld, std::int64_t rows, int cols, float* dst);
 };
 
 // kc: a B panel (kc x nr) in L1 with room for the A tile; mc x kc of A in L2; nc bounds the packed B slice.
 inline GemmKernel gemm_kernel(Isa isa) {
 #if EMBER_X86_KERNELS
   if (isa == Isa::avx512)
-    return {avx512::kMr, avx512::kNr, 256, 240, 2048, avx512::tile_rows, avx512::dots_rows, avx2::transpose_block};
+    return {avx512::kMr,        avx512::kNr,           256, 240, 2048, avx512::tile_rows, avx512::dots_rows,
+            avx2::transpose_block, avx512::pack_rows};
   if (isa == Isa::avx2)
-    return {avx2::kMr, avx2::kNr, 256, 240, 2048, avx2::tile_rows, avx2::dots_rows, avx2::transpose_block};
+    return {avx2::kMr, avx2::kNr, 256, 240, 2048, avx2::tile_rows, avx2::dots_rows, avx2::transpose_block,
+            avx2::pack_rows};
 #endif
   (void)isa;
-  return {portable::kMr, portable::kNr,      256, 240, 2048, portable::tile_rows, portable::dots_rows,
-          portable::transpose_block};
+  return {portable::kMr,            portable::kNr,      256, 240, 2048, portable::tile_rows, portable::dots_rows,
+          portable::transpose_block, portable::pack_rows};
 }
 
 // Tile t of `tiles` over `rows` rows starts at tile_start(rows, tiles, t).
@@ -97,11 +100,7 @@ inline void pack_b(const GemmKernel& kern, bool trans, const float* b, std::int6
         for (std::int64_t p = 0; p < kb; ++p) std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
       kern.transpose(b + c0 * ldb + p0, ldb, cols, kb, d, nr);
     } else {
-      for (std::int64_t p = 0; p < kb; ++p) {
-        const float* s = b + (p0 + p) * ldb + c0;
-        std::copy(s, s + cols, d + p * nr);
-        std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
-      }
+      kern.pack_rows(b + p0 * ldb + c0, ldb, kb, static_cast<int>(cols), d);
     }
   }
 }

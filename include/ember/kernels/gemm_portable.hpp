@@ -49,6 +49,12 @@ inline void dots_rows(int m, std::int64_t n, std::int64_t k, float alpha, const 
     }
 }
 
+// A panel of B as [rows][8], the columns past cols zeroed.
+inline void pack_rows(const float* src, std::int64_t ld, std::int64_t rows, int cols, float* dst) {
+  for (std::int64_t p = 0; p < rows; ++p)
+    for (int j = 0; j < kNr; ++j) dst[p * kNr + j] = j < cols ? src[p * ld + j] : 0.0f;
+}
+
 // dst[j * dst_stride + i] = src[i * src_stride + j] for an rows x cols block.
 inline void transpose_block(const float* src, std::int64_t src_stride, std::int64_t rows, std::int64_t cols,
                             float* dst, std::int64_t dst_stride) {
