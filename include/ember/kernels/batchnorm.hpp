@@ -18,6 +18,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ember/kernels/relu.hpp"
+
 namespace ember::kernels {
 
 // The fast kernels work plane by plane (one image, one channel: hw contiguous values): each plane's sums run
@@ -31,18 +33,21 @@ using ConstPlane = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <typename T>
 using Plane = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-// What a ReLU gives for v when relu is set (NaN passes).
 template <typename T>
 inline T relu_if(T v, bool relu) {
-  return relu && v <= T(0) ? T(0) : v;
+  return relu ? relu_value(v) : v;
 }
 
-// Sum over one plane of f(x) or f(relu(x)): relu(x) as Eigen's max with 0, which keeps a NaN x (the ReLU's
-// v <= 0 ? 0 : v but for the sign of zero, which no sum or product below can tell).
+// f of one plane of x, or of relu(x) when relu is set: Eigen's max with 0, which keeps a NaN x (relu_value
+// but for the sign of zero, which no sum or product below can tell).
+template <typename T, class F>
+decltype(auto) on_plane(const T* x, std::int64_t hw, bool relu, F&& f) {
+  if (relu) return f(ConstPlane<T>(x, hw).max(T(0)));
+  return f(ConstPlane<T>(x, hw));
+}
 template <typename T, class F>
 double plane_sum(const T* x, std::int64_t hw, bool relu, F&& f) {
-  if (relu) return static_cast<double>(f(ConstPlane<T>(x, hw).max(T(0))).sum());
-  return static_cast<double>(f(ConstPlane<T>(x, hw)).sum());
+  return on_plane(x, hw, relu, [&](const auto& v) { return static_cast<double>(f(v).sum()); });
 }
 
 // The reference: two passes over the values in double.
@@ -101,11 +106,7 @@ void batchnorm_apply(T* y, const T* x, std::int64_t n, std::int64_t c, std::int6
   for (std::int64_t i = 0; i < n; ++i) {
     const T* p = x + (i * c + channel) * hw;
     T* q = y + (i * c + channel) * hw;
-    if (relu_input) {
-      for (std::int64_t j = 0; j < hw; ++j) q[j] = (relu_if(p[j], true) - center) * scale + shift;
-    } else {
-      for (std::int64_t j = 0; j < hw; ++j) q[j] = (p[j] - center) * scale + shift;
-    }
+    for (std::int64_t j = 0; j < hw; ++j) q[j] = (relu_if(p[j], relu_input) - center) * scale + shift;
   }
 }
 
@@ -171,11 +172,9 @@ void batchnorm_backward(T* dx, double& dgamma, double& dbeta, const T* x, const 
   const T cst = static_cast<T>(k * (invstd * sum_dy_xhat * (mean - static_cast<double>(m)) - sum_dy));
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t off = (i * c + channel) * hw;
-    if (!relu_input) {
-      Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw) - m) + cst;
-      continue;
-    }
-    Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (ConstPlane<T>(x + off, hw).max(T(0)) - m) + cst;
+    on_plane(x + off, hw, relu_input,
+             [&](const auto& v) { Plane<T>(dx + off, hw) = a * ConstPlane<T>(dy + off, hw) + b * (v - m) + cst; });
+    if (!relu_input) continue;
     // The ReLU's backward on the plane just written (in L1): zero where its input was <= 0.
     T* d = dx + off;
     const T* xp = x + off;

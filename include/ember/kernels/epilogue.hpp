@@ -9,6 +9,8 @@
 // contracts one contracts both.
 #include <cstdint>
 
+#include "ember/kernels/relu.hpp"
+
 namespace ember::kernels {
 
 template <typename T>
@@ -26,7 +28,7 @@ struct RowEpilogue {
 
 template <typename T>
 inline T apply_row(T v, const RowEpilogue<T>& e, std::int64_t r) {
-  if (e.relu) v = v <= T(0) ? T(0) : v;
+  if (e.relu) v = relu_value(v);
   if (e.scale) v = (v - e.center[r]) * e.scale[r] + e.shift[r];
   return v;
 }

@@ -16,6 +16,12 @@
 
 namespace ember::kernels {
 
+// The ReLU of one value: 0 where v <= 0, v otherwise (NaN passes, as torch.relu).
+template <typename T>
+inline T relu_value(T v) {
+  return v <= T(0) ? T(0) : v;
+}
+
 template <typename T>
 void relu_mask_forward_ref(const T* x, T* y, std::uint8_t* m, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) {

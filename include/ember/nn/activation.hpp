@@ -53,7 +53,7 @@ class ReLUT : public ModuleT<T> {
     const T* in = x.data();
     T* y = out.data();
     parallel_chunks(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
-      std::transform(in + lo, in + hi, y + lo, [](T v) { return v <= T(0) ? T(0) : v; });
+      std::transform(in + lo, in + hi, y + lo, kernels::relu_value<T>);
     });
   }
   bool is_relu() const override { return true; }

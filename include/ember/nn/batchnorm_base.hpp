@@ -125,7 +125,7 @@ class BatchNormBaseT : public ModuleT<T> {
                                     invstd_[static_cast<std::size_t>(ch)], weight_.value[ch], relu_input_);
       } else {
         // Eval mode is an affine map per channel: dx = dy * gamma * invstd.
-        const double mean = running_mean_[ch], invstd = 1.0 / std::sqrt(running_var_[ch] + eps_);
+        const double mean = running_mean_[ch], invstd = running_invstd(ch);
         for (std::int64_t i = 0; i < n; ++i) {
           const T* xp = input + (i * c_ + ch) * hw;
           const T* gp = grad_out.data() + (i * c_ + ch) * hw;
@@ -179,6 +179,12 @@ class BatchNormBaseT : public ModuleT<T> {
   std::int64_t num_batches_tracked() const { return static_cast<std::int64_t>(num_batches_tracked_[0]); }
 
  protected:
+  // Eval mode's normalisation of channel ch is (x - running_mean) * running_scale(ch) + bias.
+  double running_invstd(std::int64_t ch) const {
+    return 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
+  }
+  T running_scale(std::int64_t ch) const { return static_cast<T>(weight_.value[ch] * running_invstd(ch)); }
+
   // The eval-mode normalisation as a ChannelMap's affine part, with normalise_with_running's numbers; false if
   // the map has one already.
   bool append_running_map(ChannelMap<T>& map) const {
@@ -189,9 +195,8 @@ class BatchNormBaseT : public ModuleT<T> {
     map.shift.resize(static_cast<std::size_t>(c_));
     for (std::int64_t ch = 0; ch < c_; ++ch) {
       const auto i = static_cast<std::size_t>(ch);
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
       map.center[i] = running_mean_[ch];
-      map.scale[i] = static_cast<T>(weight_.value[ch] * invstd);
+      map.scale[i] = running_scale(ch);
       map.shift[i] = bias_.value[ch];
     }
     return true;
@@ -214,13 +219,10 @@ class BatchNormBaseT : public ModuleT<T> {
 
   void normalise_with_running(const TensorT<T>& x, TensorT<T>& out) const {
     const std::int64_t n = x.size(0), hw = plane(x.shape());
-    for (std::int64_t ch = 0; ch < c_; ++ch) {
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
-      const double scale = weight_.value[ch] * invstd;
-      // running_mean is already a T: centring on it is exact.
-      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], static_cast<T>(scale),
+    // running_mean is already a T: centring on it is exact.
+    for (std::int64_t ch = 0; ch < c_; ++ch)
+      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], running_scale(ch),
                                bias_.value[ch]);
-    }
   }
 
   std::int64_t c_;

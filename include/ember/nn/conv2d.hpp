@@ -135,10 +135,9 @@ class Conv2dT : public ModuleT<T> {
   // The ReLU and eval-mode BatchNorm2d that follow (Sequential's predict), applied as the GEMM stores the
   // output: at inference they would otherwise each read and write all of it.
   bool mapped_output_shape(const Shape& in, Shape& out) const override {
-    if (in.size() != 4 || in[1] != in_ || in[2] + 2 * padding_.h < dilation_.h * (kernel_.h - 1) + 1 ||
-        in[3] + 2 * padding_.w < dilation_.w * (kernel_.w - 1) + 1)
-      return false;
+    if (in.size() != 4 || in[1] != in_) return false;
     const auto g = geometry_for(in);
+    if (!covers_kernel(g)) return false;
     out.assign({in[0], out_, g.out_h(), g.out_w()});
     return true;
   }
@@ -211,12 +210,17 @@ class Conv2dT : public ModuleT<T> {
     if (x.dim() != 4 || x.size(1) != in_)
       throw shape_error(this->repr() + ": expected input [N, " + std::to_string(in_) + ", H, W], got " +
                         to_string(x.shape()));
-    const Size2 span(dilation_.h * (kernel_.h - 1) + 1, dilation_.w * (kernel_.w - 1) + 1);
-    if (x.size(2) + 2 * padding_.h < span.h || x.size(3) + 2 * padding_.w < span.w)
+    const auto g = geometry_for(x.shape());
+    const Size2 span(g.span_h(), g.span_w());
+    if (!covers_kernel(g))
       throw shape_error(this->repr() + ": input " + to_string(x.shape()) + " (padded " + padding_.str() +
                         ") is smaller than the kernel " + kernel_.str() +
                         (span == kernel_ ? std::string() : " (dilated: " + span.str() + ")"));
-    return geometry_for(x.shape());
+    return g;
+  }
+  // The padded input is at least as large as the (dilated) kernel.
+  static bool covers_kernel(const kernels::Conv2dGeometry& g) {
+    return g.height + 2 * g.pad_h >= g.span_h() && g.width + 2 * g.pad_w >= g.span_w();
   }
 
   std::int64_t in_, out_;
