@@ -12,16 +12,34 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --interop
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# Each stage's wall time, printed as it ends and again in a table at the end (CI allows 90 minutes in all).
+times=()
+stage() {  # name, command...
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  local took=$((SECONDS - start))
+  times+=("$(printf '%-8s %3d min %02d s' "${name}" $((took / 60)) $((took % 60)))")
+  echo "== ${name}: done in $((took / 60)) min $((took % 60)) s"
+}
 suite() {
   echo "== $1: configure, build, test"
   cmake --preset "$1" >/dev/null
   cmake --build --preset "$1"
   ctest --preset "$1"
 }
-suite release
-suite clang
-echo "== fuzz: replay fuzz/corpus/, then ${FUZZ_SECONDS:-30} s per reader"
-FUZZ_SEED=${FUZZ_SEED:-1} bash scripts/fuzz.sh --ci "${FUZZ_SECONDS:-30}"
-echo "== tsan: the loader, the parallel layers, predict and fit under ThreadSanitizer"
-bash scripts/tsan.sh
-suite asan
+fuzz() {
+  echo "== fuzz: replay fuzz/corpus/, then ${FUZZ_SECONDS:-30} s per reader"
+  FUZZ_SEED=${FUZZ_SEED:-1} bash scripts/fuzz.sh --ci "${FUZZ_SECONDS:-30}"
+}
+tsan() {
+  echo "== tsan: the loader, the parallel layers, predict and fit under ThreadSanitizer"
+  bash scripts/tsan.sh
+}
+stage release suite release
+stage clang suite clang
+stage fuzz fuzz
+stage tsan tsan
+stage asan suite asan
+echo "== stage times (total $((SECONDS / 60)) min $((SECONDS % 60)) s):"
+printf '   %s\n' "${times[@]}"

@@ -6,8 +6,11 @@
 #include <ember/core/parallel.hpp>
 #include <ember/core/random.hpp>
 #include <ember/core/tensor.hpp>
+#include <ember/ember.hpp>
+#include <ember/fwd.hpp>  // after the definitions: its declarations must agree with them
 #include <limits>
 #include <set>
+#include <type_traits>
 #include <sstream>
 
 using ember::Shape;
@@ -260,3 +263,9 @@ TEST_CASE("tensors: wrong element counts, bad indices, negative and overflowing 
 }
 
 }  // namespace bad_input
+
+// fwd.hpp's declarations name the same types as the defining headers (a mismatch would not compile above).
+static_assert(std::is_same_v<ember::data::DataLoader, ember::data::DataLoaderT<std::int64_t>>);
+static_assert(std::is_same_v<ember::nn::CrossEntropyLoss, ember::loss::CrossEntropyLossT<float>>);
+static_assert(std::is_same_v<ember::optim::SGD, ember::optim::SGDT<float>>);
+

@@ -56,3 +56,5 @@
 #include "ember/train/metrics.hpp"
 #include "ember/train/progress.hpp"
 #include "ember/train/step.hpp"
+// Compiled mode: the extern template declarations of ember::compiled (a no-op without EMBER_COMPILED).
+#include "ember/extern_templates.hpp"

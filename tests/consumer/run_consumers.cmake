@@ -52,6 +52,31 @@ elseif("$ENV{CI}" STREQUAL "true")
   message(FATAL_ERROR "the install has no ember::dist (MPI not found), so its consumer cannot be checked (CI=true)")
 endif()
 
+# Compiled mode: ember configured with EMBER_COMPILED installs ember::compiled beside the headers; a consumer
+# linking it must build, link against the installed library alone and run.
+set(compiled_prefix ${WORK_DIR}/prefix-compiled)
+run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR} -B ${WORK_DIR}/ember-compiled -DCMAKE_BUILD_TYPE=Release
+    -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DEMBER_COMPILED=ON -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_EXAMPLES=OFF
+    -DEMBER_BUILD_BENCHMARKS=OFF)
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/ember-compiled -j 2)
+run(${CMAKE_COMMAND} --install ${WORK_DIR}/ember-compiled --prefix ${compiled_prefix})
+file(GLOB compiled_archive ${compiled_prefix}/lib*/libember_compiled.a)
+if(NOT compiled_archive)
+  message(FATAL_ERROR "cmake --install with EMBER_COMPILED did not install libember_compiled.a (prefix ${compiled_prefix})")
+endif()
+run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR}/tests/consumer/find_package_compiled -B ${WORK_DIR}/find_package_compiled
+    -DCMAKE_PREFIX_PATH=${compiled_prefix} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/find_package_compiled -j 2)
+run(${WORK_DIR}/find_package_compiled/consumer)
+# The consumer's object must hold no layer of its own: they come from the library (extern templates work).
+file(GLOB_RECURSE consumer_object ${WORK_DIR}/find_package_compiled/*consumer.cpp.o)
+find_program(NM_EXECUTABLE nm REQUIRED)
+execute_process(COMMAND ${NM_EXECUTABLE} -C --defined-only ${consumer_object} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0 OR symbols MATCHES "ember::nn::LinearT<float>::forward_into|ember::train::fit<")
+  message(FATAL_ERROR "the compiled-mode consumer (${consumer_object}) compiled ember's layers or loop itself")
+endif()
+message(STATUS "compiled mode: the consumer links ember::compiled and instantiates no layer of its own")
+
 # pkg-config: the command line a Makefile user writes, against the installed .pc only.
 find_program(PKG_CONFIG_EXECUTABLE pkg-config REQUIRED)
 set(pc_env ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${prefix}/share/pkgconfig)

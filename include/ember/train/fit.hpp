@@ -25,7 +25,7 @@
 // has dataset().num_classes, fit checks it against the model's output width before the first step.
 //
 // Output: one line per epoch to options.log (if set); with a terminal on stderr (ProgressMode::automatic) or
-// ProgressMode::on, a live progress bar on options.progress_stream (std::cerr when unset). Nothing else is
+// ProgressMode::on, a live progress bar on options.progress_stream (standard error when unset). Nothing else is
 // printed, and fit never exits: errors are exceptions.
 //
 // Schedules (FitOptions::scheduler, stepped per epoch, or per batch for OneCycleLR or when schedule_every says
@@ -45,7 +45,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <iostream>
 #include <limits>
 #include <map>
 #include <optional>
@@ -282,7 +281,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
                                 " and " + std::to_string(options.start_epoch));
   const bool show_bar = options.progress == ProgressMode::on ||
                         (options.progress == ProgressMode::automatic && stderr_is_terminal());
-  std::ostream& bar_stream = options.progress_stream ? *options.progress_stream : std::cerr;
+  std::ostream& bar_stream = options.progress_stream ? *options.progress_stream : stderr_stream();
 
   History history;
   history.best_epoch = options.best_epoch;

@@ -61,7 +61,7 @@ struct FitOptions {
   std::map<std::string, std::string> metadata;  // added to every checkpoint's __metadata__
   std::ostream* log = nullptr;       // one line per epoch; null: none
   ProgressMode progress = ProgressMode::automatic;
-  std::ostream* progress_stream = nullptr;  // where the bar goes; null: std::cerr
+  std::ostream* progress_stream = nullptr;  // where the bar goes; null: standard error
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const EpochStats&)> on_epoch;
   std::function<void()> before_update;  // the step's hook between backward and the optimiser step

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ostream>
+#include <streambuf>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,24 @@ namespace ember::train {
 enum class ProgressMode { automatic, on, off };
 
 inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+// The standard error stream without <iostream>, whose static initialiser every translation unit including it
+// would run: an unbuffered std::ostream over C's stderr.
+inline std::ostream& stderr_stream() {
+  struct StderrBuf : std::streambuf {
+    int_type overflow(int_type c) override {
+      return traits_type::eq_int_type(c, traits_type::eof()) || std::fputc(c, stderr) != EOF ? traits_type::not_eof(c)
+                                                                                                : traits_type::eof();
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+      return static_cast<std::streamsize>(std::fwrite(s, 1, static_cast<std::size_t>(n), stderr));
+    }
+    int sync() override { return std::fflush(stderr); }
+  };
+  static StderrBuf buf;
+  static std::ostream os(&buf);
+  return os;
+}
 
 // "42s", "3:07", "1:02:03".
 inline std::string format_duration(double seconds) {

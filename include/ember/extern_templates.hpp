@@ -1,0 +1,71 @@
+#pragma once
+// Compiled mode (docs/compile-times.md): with EMBER_COMPILED defined, as ember::compiled defines it for its
+// users, the float and double instantiations of the layers, losses, optimisers, the loader and the training
+// loop are declared `extern template` here. The library (src/compiled/) holds their one explicit
+// instantiation, so a program that includes ember compiles only its own code. Without EMBER_COMPILED this
+// header only defines the lists; header-only use is unchanged.
+//
+// The declarations need the templates' definitions, so they come after the umbrella header, which includes
+// this file last: a program gets them through <ember/ember.hpp> (or this header). One that includes single
+// headers instead compiles the templates it uses itself, as in header-only mode, with the same result.
+#include "ember/ember.hpp"
+
+// X(class) for every class (X is variadic: a class name may hold commas) compiled for scalar type T.
+#define EMBER_COMPILED_CLASSES(X, T)                                                                          \
+  X(ember::TensorT<T>)                                                                                        \
+  X(ember::nn::ModuleT<T>)                                                                                    \
+  X(ember::nn::SequentialT<T>)                                                                                \
+  X(ember::nn::ResidualT<T>)                                                                                  \
+  X(ember::nn::LinearT<T>)                                                                                    \
+  X(ember::nn::Conv2dT<T>)                                                                                    \
+  X(ember::nn::BatchNorm1dT<T>)                                                                               \
+  X(ember::nn::BatchNorm2dT<T>)                                                                               \
+  X(ember::nn::MaxPool2dT<T>)                                                                                 \
+  X(ember::nn::AvgPool2dT<T>)                                                                                 \
+  X(ember::nn::AdaptiveAvgPool2dT<T>)                                                                         \
+  X(ember::nn::DropoutT<T>)                                                                                   \
+  X(ember::nn::IdentityT<T>)                                                                                  \
+  X(ember::nn::FlattenT<T>)                                                                                   \
+  X(ember::nn::ReLUT<T>)                                                                                      \
+  X(ember::nn::LeakyReLUT<T>)                                                                                 \
+  X(ember::nn::GELUT<T>)                                                                                      \
+  X(ember::nn::SigmoidT<T>)                                                                                   \
+  X(ember::nn::TanhT<T>)                                                                                      \
+  X(ember::nn::SoftmaxT<T>)                                                                                   \
+  X(ember::loss::CrossEntropyLossT<T>)                                                                        \
+  X(ember::loss::NLLLossT<T>)                                                                                 \
+  X(ember::loss::BCEWithLogitsLossT<T>)                                                                       \
+  X(ember::loss::MSELossT<T>)                                                                                 \
+  X(ember::optim::SGDT<T>)                                                                                    \
+  X(ember::optim::detail::BasicAdam<T, ember::optim::AdamOptions, false>) /* AdamT */                         \
+  X(ember::optim::detail::BasicAdam<T, ember::optim::AdamWOptions, true>) /* AdamWT */                        \
+  X(ember::optim::RMSpropT<T>)
+
+// X(class) for the classes that do not depend on the scalar type.
+#define EMBER_COMPILED_OTHER_CLASSES(X) X(ember::data::DataLoaderT<std::int64_t>)
+
+// X(optimiser) for each optimiser the float training loop is compiled with: fit(Sequential, CrossEntropyLoss,
+// optimiser, DataLoader, DataLoader), the report's and the tutorial's combination.
+#define EMBER_COMPILED_FIT_OPTIMIZERS(X) \
+  X(ember::optim::SGDT<float>)           \
+  X(ember::optim::AdamT<float>)          \
+  X(ember::optim::AdamWT<float>)         \
+  X(ember::optim::RMSpropT<float>)
+
+#define EMBER_COMPILED_FIT(EXTERN, O)                                                                          \
+  EXTERN template ember::train::History ember::train::fit<ember::nn::SequentialT<float>,                       \
+                                                          ember::loss::CrossEntropyLossT<float>, O,            \
+                                                          ember::data::DataLoader, ember::data::DataLoader>(   \
+      ember::nn::SequentialT<float>&, ember::loss::CrossEntropyLossT<float>&, O&, ember::data::DataLoader&,    \
+      ember::data::DataLoader&, const ember::train::FitOptions&);
+
+#if defined(EMBER_COMPILED)
+#define EMBER_EXTERN_CLASS(...) extern template class __VA_ARGS__;
+#define EMBER_EXTERN_FIT(O) EMBER_COMPILED_FIT(extern, O)
+EMBER_COMPILED_CLASSES(EMBER_EXTERN_CLASS, float)
+EMBER_COMPILED_CLASSES(EMBER_EXTERN_CLASS, double)
+EMBER_COMPILED_OTHER_CLASSES(EMBER_EXTERN_CLASS)
+EMBER_COMPILED_FIT_OPTIMIZERS(EMBER_EXTERN_FIT)
+#undef EMBER_EXTERN_CLASS
+#undef EMBER_EXTERN_FIT
+#endif
