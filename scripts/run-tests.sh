@@ -12,6 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --interop
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# ccache (used when installed): paths relative to the checkout, so that another clone of the same commit hits
+# the cache, and the precompiled header's translation units cacheable.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 # Each stage's wall time, printed as it ends and again in a table at the end (CI allows 90 minutes in all).
 times=()
 stage() {  # name, command...
