@@ -14,6 +14,7 @@
 #include <ember/data/dataset.hpp>
 #include <ember/data/idx.hpp>
 #include <ember/data/image_folder.hpp>
+#include <ember/data/mix.hpp>
 #include <ember/data/sampler.hpp>
 #include <ember/data/split.hpp>
 #include <ember/data/transforms_augment.hpp>
@@ -1493,4 +1494,129 @@ TEST_CASE("DataLoaderOptions: named setters set the fields aggregate initialisat
   CHECK(b.batch_size == 16);
   CHECK(b.num_workers == 2);
   CHECK_FALSE(static_cast<bool>(b.sampler.select));
+}
+
+namespace {
+data::Batch constant_batch(const std::vector<std::int64_t>& labels, std::int64_t h, std::int64_t w) {
+  data::Batch b;
+  const auto n = static_cast<std::int64_t>(labels.size());
+  b.input = Tensor({n, 2, h, w});
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t k = 0; k < 2 * h * w; ++k) b.input[i * 2 * h * w + k] = static_cast<float>(10 * (i + 1) + k % 2);
+  b.target = labels;
+  for (std::int64_t i = 0; i < n; ++i) b.indices.push_back(i);
+  return b;
+}
+}  // namespace
+
+TEST_CASE("MixUp: lam ~ Beta(alpha, alpha) mixes each sample with the previous one, inputs and targets alike") {
+  const data::Batch in = constant_batch({0, 1, 2, 1}, 2, 3);
+  data::MixedBatch out;
+  Generator gen(4), copy(4);
+  data::MixUp(0.4, 3)(in, out, gen);
+  const double lam = data::detail::sample_beta(0.4, 0.4, copy);
+  CHECK(out.input.shape() == in.input.shape());
+  CHECK(out.target.shape() == Shape{4, 3});
+  CHECK(out.size() == 4);
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const std::int64_t prev = (i + 3) % 4;
+    for (std::int64_t k = 0; k < 12; ++k)
+      CHECK(out.input[i * 12 + k] == doctest::Approx(lam * in.input[i * 12 + k] + (1 - lam) * in.input[prev * 12 + k]));
+    double row = 0;
+    for (std::int64_t c = 0; c < 3; ++c) {
+      const double want = (in.target[static_cast<std::size_t>(i)] == c ? lam : 0.0) +
+                          (in.target[static_cast<std::size_t>(prev)] == c ? 1 - lam : 0.0);
+      CHECK(out.target[i * 3 + c] == doctest::Approx(want));
+      row += out.target[i * 3 + c];
+    }
+    CHECK(row == doctest::Approx(1.0));
+  }
+  // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)), for a < 1 (U-shaped) and a > 1.
+  for (double a : {0.2, 1.0, 3.0}) {
+    CAPTURE(a);
+    Generator g(9);
+    double s = 0, s2 = 0;
+    const int n = 20000;
+    for (int k = 0; k < n; ++k) {
+      const double x = data::detail::sample_beta(a, a, g);
+      CHECK((x >= 0.0 && x <= 1.0));
+      s += x, s2 += x * x;
+    }
+    const double mean = s / n, var = s2 / n - mean * mean;
+    CHECK(mean == doctest::Approx(0.5).epsilon(0.02));
+    CHECK(var == doctest::Approx(1.0 / (4.0 * (2.0 * a + 1.0))).epsilon(0.05));
+  }
+  CHECK_THROWS_AS(data::MixUp(0.0), std::invalid_argument);
+  CHECK_THROWS_AS(data::MixUp(1.0)(in, out, gen), std::invalid_argument);  // no class count anywhere
+  CHECK_THROWS_AS(data::MixUp(1.0, 2)(in, out, gen), std::invalid_argument);  // label 2 of 2 classes
+}
+
+TEST_CASE("CutMix: a box from the previous sample, clipped to the image; targets mixed by its real share") {
+  const data::Batch in = constant_batch({0, 1, 2}, 8, 10);
+  Generator gen(12);
+  double lam_sum = 0;
+  int boxes = 0;
+  for (int k = 0; k < 300; ++k) {
+    data::MixedBatch out;
+    Generator copy = gen;
+    data::CutMix(1.0, 3)(in, out, gen);
+    const double lam = data::detail::sample_beta(1.0, 1.0, copy);
+    const auto box = data::CutMix::box(lam, 8, 10, copy);
+    std::int64_t pasted = 0;
+    for (std::int64_t i = 0; i < 3; ++i) {
+      const std::int64_t prev = (i + 2) % 3;
+      for (std::int64_t ch = 0; ch < 2; ++ch)
+        for (std::int64_t y = 0; y < 8; ++y)
+          for (std::int64_t x = 0; x < 10; ++x) {
+            const std::int64_t at = ((i * 2 + ch) * 8 + y) * 10 + x;
+            const bool in_box = y >= box.y1 && y < box.y2 && x >= box.x1 && x < box.x2;
+            const std::int64_t from = in_box ? prev : i;
+            CHECK(out.input[at] == in.input[((from * 2 + ch) * 8 + y) * 10 + x]);
+            pasted += (i == 0 && ch == 0 && in_box);
+          }
+      const double share = static_cast<double>(pasted) / 80.0;
+      CHECK(box.lam == doctest::Approx(1.0 - share));
+      CHECK(out.target[i * 3 + in.target[static_cast<std::size_t>(i)]] == doctest::Approx(box.lam));
+      CHECK(out.target[i * 3 + in.target[static_cast<std::size_t>(prev)]] == doctest::Approx(1.0 - box.lam));
+    }
+    lam_sum += box.lam;
+    boxes += pasted > 0;
+  }
+  // Clipping at the borders makes the pasted share smaller than 1 - lam: the mean target lam is above 1/2.
+  CHECK(lam_sum / 300 > 0.5);
+  CHECK(lam_sum / 300 < 0.8);
+  CHECK(boxes > 200);
+}
+
+TEST_CASE("MixingLoader: mixed batches of a DataLoader, the class count from its data set, seeded per epoch") {
+  data::Dataset ds;
+  ds.images = Tensor({10, 1, 2, 2});
+  for (std::int64_t i = 0; i < 40; ++i) ds.images[i] = static_cast<float>(i);
+  for (std::int64_t i = 0; i < 10; ++i) ds.labels.push_back(i % 4);
+  ds.num_classes = 4;
+  data::DataLoader loader(ds, data::DataLoaderOptions{}.with_batch_size(4).with_shuffle(true).with_seed(3));
+  data::MixingLoader mixed(loader, data::MixUp(1.0), 5);
+  CHECK(mixed.size() == 3);
+  CHECK(mixed.dataset().num_classes == 4);
+  std::vector<Tensor> first;
+  std::int64_t rows = 0;
+  for (const auto& batch : mixed) {
+    CHECK(batch.target.size(1) == 4);
+    for (std::int64_t i = 0; i < batch.size(); ++i) {
+      double s = 0;
+      for (std::int64_t c = 0; c < 4; ++c) s += batch.target[i * 4 + c];
+      CHECK(s == doctest::Approx(1.0));
+    }
+    rows += batch.size();
+    first.push_back(batch.input);
+  }
+  CHECK(rows == 10);
+  mixed.set_epoch(0);
+  std::size_t b = 0;
+  for (const auto& batch : mixed) CHECK(batch.input == first[b++]);
+  CHECK(b == 3);
+  bool differs = false;
+  b = 0;
+  for (const auto& batch : mixed) differs = differs || !(batch.input == first[b++]);  // epoch 1
+  CHECK(differs);
 }
