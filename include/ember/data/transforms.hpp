@@ -59,6 +59,28 @@ inline std::int64_t round_half_even(double v) {
   return static_cast<std::int64_t>(r);
 }
 
+// torchvision's random window search (RandomResizedCrop, RandomErasing): up to 10 tries of an area fraction
+// uniform in `scale` of H x W and an aspect ratio log-uniform in `ratio`; sides(round(sqrt(area * aspect)),
+// round(sqrt(area / aspect))) gives the window's {h, w}, or {-1, -1} to try again; its corner is uniform.
+// Returns {top, left, h, w}, or {0, 0, -1, -1} when no try fits.
+template <class Sides>
+std::array<std::int64_t, 4> random_window(std::int64_t H, std::int64_t W, const std::array<double, 2>& scale,
+                                          const std::array<double, 2>& ratio, Generator& gen, Sides sides) {
+  const double area = static_cast<double>(H * W);
+  const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * gen.uniform(scale[0], scale[1]);
+    const double aspect = std::exp(gen.uniform(log_lo, log_hi));
+    const std::array<std::int64_t, 2> hw =
+        sides(round_half_even(std::sqrt(target * aspect)), round_half_even(std::sqrt(target / aspect)));
+    if (hw[0] < 0) continue;
+    const auto top = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(H - hw[0] + 1)));
+    const auto left = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(W - hw[1] + 1)));
+    return {top, left, hw[0], hw[1]};
+  }
+  return {0, 0, -1, -1};
+}
+
 }  // namespace detail
 
 // ------------------------------------------------------------------------------------ deterministic functions

@@ -161,19 +161,11 @@ struct RandomResizedCrop {
 
   // The window (top, left, h, w) as torchvision's get_params.
   std::array<std::int64_t, 4> window(std::int64_t H, std::int64_t W, Generator& gen) const {
-    const double area = static_cast<double>(H * W);
-    const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      const double target = area * gen.uniform(scale[0], scale[1]);
-      const double aspect = std::exp(gen.uniform(log_lo, log_hi));
-      const std::int64_t w = detail::round_half_even(std::sqrt(target * aspect));
-      const std::int64_t h = detail::round_half_even(std::sqrt(target / aspect));
-      if (w > 0 && w <= W && h > 0 && h <= H) {
-        const auto top = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(H - h + 1)));
-        const auto left = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(W - w + 1)));
-        return {top, left, h, w};
-      }
-    }
+    // Here the first side is the width: w = round(sqrt(area * aspect)).
+    const auto found = detail::random_window(H, W, scale, ratio, gen, [&](std::int64_t w, std::int64_t h) {
+      return w > 0 && w <= W && h > 0 && h <= H ? std::array<std::int64_t, 2>{h, w} : std::array<std::int64_t, 2>{-1, -1};
+    });
+    if (found[2] >= 0) return found;
     const double in_ratio = static_cast<double>(W) / static_cast<double>(H);
     std::int64_t w = W, h = H;
     if (in_ratio < ratio[0]) h = detail::round_half_even(static_cast<double>(w) / ratio[0]);

@@ -132,19 +132,11 @@ struct RandomErasing {
   }
   // The window (top, left, h, w) as torchvision's get_params; h = 0 when nothing fits.
   std::array<std::int64_t, 4> window(std::int64_t H, std::int64_t W, Generator& gen) const {
-    const double area = static_cast<double>(H * W);
-    const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      const double target = area * gen.uniform(scale[0], scale[1]);
-      const double aspect = std::exp(gen.uniform(log_lo, log_hi));
-      const std::int64_t h = detail::round_half_even(std::sqrt(target * aspect));
-      const std::int64_t w = detail::round_half_even(std::sqrt(target / aspect));
-      if (!(h < H && w < W)) continue;
-      const auto top = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(H - h + 1)));
-      const auto left = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(W - w + 1)));
-      return {top, left, h, w};
-    }
-    return {0, 0, 0, 0};
+    // Here the first side is the height: h = round(sqrt(area * aspect)), and it must be smaller than H.
+    const auto found = detail::random_window(H, W, scale, ratio, gen, [&](std::int64_t h, std::int64_t w) {
+      return h < H && w < W ? std::array<std::int64_t, 2>{h, w} : std::array<std::int64_t, 2>{-1, -1};
+    });
+    return found[2] >= 0 ? found : std::array<std::int64_t, 4>{0, 0, 0, 0};
   }
   void operator()(Tensor& image, Generator& gen) const {
     detail::expect_image(image, "RandomErasing");
