@@ -40,6 +40,15 @@ file(STRINGS ${EMBER_SOURCE_DIR}/CMakeLists.txt project_line REGEX "^project\\(e
 string(REGEX MATCH "VERSION ([0-9]+)\\.([0-9]+)\\.([0-9]+)" _ "${project_line}")
 set(major ${CMAKE_MATCH_1})
 set(minor ${CMAKE_MATCH_2})
+# The converter's usage line names the installed command (needs torch, which the script imports first).
+execute_process(COMMAND /usr/bin/python3 -c "import torch" RESULT_VARIABLE no_torch OUTPUT_QUIET ERROR_QUIET)
+if(no_torch EQUAL 0)
+  execute_process(COMMAND ${prefix}/bin/ember-to-torch --help OUTPUT_VARIABLE help RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0 OR NOT help MATCHES "^usage: ember-to-torch ")
+    message(FATAL_ERROR "ember-to-torch --help (${rc}) does not start with 'usage: ember-to-torch':\n${help}")
+  endif()
+endif()
+
 cmake_policy(SET CMP0012 NEW)  # the version file tests if(TRUE)
 function(accepts request result)
   string(REPLACE "." ";" parts ${request})
