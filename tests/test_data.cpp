@@ -1334,6 +1334,15 @@ TEST_CASE("auto-augment ops: torchvision's affine ops (nearest, corner pivot), p
   CHECK(op(AugmentOp::TranslateX, 2.7) == from_values({1, 4, 5}, {0, 0, 10, 20, 30, 0, 0, 60, 70, 80, 0, 0, 110, 120,
                                                                    130, 0, 0, 160, 170, 180}));
   CHECK(op(AugmentOp::Identity, 3.0) == ramp_1x4x5());
+  CHECK_THROWS_AS(data::affine(ramp_1x4x5(), 10.0, {0.0, 0.0}, 1.0, {0.0, 0.0}, 0.0f, data::Interpolation::Area),
+                  std::invalid_argument);
+  // Nearest resize as F.interpolate(mode='nearest'): source floor(o * in / out).
+  Tensor grid({1, 3, 5});
+  std::iota(grid.begin(), grid.end(), 0.0f);
+  CHECK(data::resize(grid, 2, 7, data::Interpolation::Nearest) ==
+        from_values({1, 2, 7}, {0, 0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 7, 8, 9}));
+  CHECK(data::resize(grid, 5, 3, data::Interpolation::Nearest) ==
+        from_values({1, 5, 3}, {0, 1, 3, 0, 1, 3, 5, 6, 8, 5, 6, 8, 10, 11, 13}));
   // Posterize keeps the top bits of the integer part; solarize inverts from the threshold up.
   Tensor p = from_values({1, 1, 4}, {200.0f, 63.7f, 64.2f, 255.0f});
   data::posterize(p, 2);

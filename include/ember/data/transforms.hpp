@@ -132,6 +132,7 @@ inline void affine_into(const Tensor& image, Tensor& out, double angle, std::arr
                         std::optional<std::array<double, 2>> center = std::nullopt) {
   detail::expect_image(image, "affine");
   if (!(scale > 0.0)) throw std::invalid_argument("affine: scale must be positive, got " + std::to_string(scale));
+  if (mode == Interpolation::Area) throw std::invalid_argument("affine: interpolation must be Bilinear or Nearest");
   const std::int64_t c = image.size(0), h = image.size(1), w = image.size(2);
   out.resize(image.shape());
   // The inverse of T * C * R S Sh * C^-1, as torchvision's _get_inverse_affine_matrix with centre (0, 0).
