@@ -14,6 +14,7 @@
 #include <ember/data/image_folder.hpp>
 #include <ember/data/split.hpp>
 #include <ember/data/transforms_color.hpp>
+#include <ember/train/classifier.hpp>
 #include <memory>
 #include <numeric>
 
@@ -76,7 +77,6 @@ struct TimedLoader {
   const auto& dataset() const { return inner.dataset(); }
 };
 
-std::string join_json(const std::vector<float>& v) { return json(v).dump(); }
 
 struct Options {
   examples::Args a;
@@ -185,15 +185,16 @@ int run_training(const Options& o) {
   train::FitOptions fo;
   fo.epochs = a.epochs;
   fo.checkpoint_path = a.out + "/best.safetensors";
-  fo.metadata = {{"experiment", "train_folder"},
-                 {"architecture", o.model},
-                 {"head", a.head},
-                 {"model", model.repr()},
-                 {"classes", json(classes).dump()},
-                 {"input_shape", json(std::vector<std::int64_t>{o.channels, o.size, o.size}).dump()},
-                 {"normalize_mean", join_json(mean)},
-                 {"normalize_std", join_json(stdev)},
-                 {"resize", o.fit == "crop" ? "resize_center_crop" : "stretch"}};
+  // What train::Classifier (--predict) reads back: classes, input shape, normalisation, resize mode, head.
+  train::Preprocessing pre;
+  pre.classes = classes;
+  pre.input_shape = {o.channels, o.size, o.size};
+  pre.mean = mean;
+  pre.std = stdev;
+  pre.fit = o.fit == "crop" ? data::FitMode::ResizeCenterCrop : data::FitMode::Stretch;
+  pre.softmax_head = softmax_head;
+  fo.metadata = pre.to_metadata();
+  fo.metadata.insert({{"experiment", "train_folder"}, {"architecture", o.model}, {"model", model.repr()}});
   fo.log = &std::cout;
   fo.progress = a.progress == "on" ? train::ProgressMode::on
                 : a.progress == "off" ? train::ProgressMode::off : train::ProgressMode::automatic;
@@ -263,49 +264,32 @@ int run_predict(const Options& o) {
   if (o.checkpoint.empty() || o.images.empty())
     throw std::invalid_argument("--predict needs --checkpoint FILE and image files");
   ember::set_num_threads(o.a.threads);
+  // The architecture is this program's (the checkpoint holds weights, not code); train::Classifier loads the
+  // weights and the preprocessing the metadata records (size, channels, normalisation, class names).
   const auto meta = ember::io::read_safetensors(o.checkpoint).metadata;
-  auto get = [&](const char* key) -> const std::string& {
+  auto get = [&](const char* key) -> std::string {
     const auto it = meta.find(key);
     if (it == meta.end())
       throw std::invalid_argument(o.checkpoint + ": no '" + key + "' in the metadata (not written by train_folder?)");
     return it->second;
   };
-  const auto classes = json::parse(get("classes")).get<std::vector<std::string>>();
-  const auto shape = json::parse(get("input_shape")).get<std::vector<std::int64_t>>();
-  const auto mean = json::parse(get("normalize_mean")).get<std::vector<float>>();
-  const auto stdev = json::parse(get("normalize_std")).get<std::vector<float>>();
-  if (shape.size() != 3 || shape[1] != shape[2])
-    throw std::invalid_argument(o.checkpoint + ": input_shape " + get("input_shape") + ", expected [C, S, S]");
   if (get("architecture") != "small-cnn")
     throw std::invalid_argument(o.checkpoint + ": unknown architecture '" + get("architecture") + "'");
-  const bool softmax_head = get("head") == "softmax";
-  nn::Sequential model = small_cnn(shape[0], shape[1], static_cast<std::int64_t>(classes.size()), softmax_head);
-  ember::io::load_checkpoint(model, o.checkpoint);
-  // Decoded and resized exactly as in training: the ImageFolder's decoder with the checkpoint's options.
-  Options same = o;
-  same.channels = static_cast<int>(shape[0]);
-  same.size = shape[1];
-  same.fit = get("resize") == "resize_center_crop" ? "crop" : "stretch";
-  const data::ImageFolderOptions fo = folder_options(same);
-  const data::Normalize normalize(mean, stdev);
-  ember::Generator unused(0);
-  const std::size_t top = std::min<std::size_t>(3, classes.size());
+  const auto pre = train::Preprocessing::from_metadata(meta, o.checkpoint);
+  if (pre.input_shape[1] != pre.input_shape[2])
+    throw std::invalid_argument(o.checkpoint + ": input_shape " + get("input_shape") + ", expected [C, S, S]");
+  nn::Sequential model = small_cnn(pre.input_shape[0], pre.input_shape[1],
+                                   static_cast<std::int64_t>(pre.classes.size()), pre.softmax_head);
+  train::Classifier classifier(model, o.checkpoint);
+  classifier.image_options().exif = o.exif ? ember::format::ExifOrientation::Apply : ember::format::ExifOrientation::Ignore;
   for (const auto& path : o.images) {
-    Tensor img;
-    data::ImageFolder::decode_file(path, fo, img);
-    for (float& v : img) v /= 255.0f;
-    normalize(img, unused);
-    const Tensor out = model.predict(img.reshape({1, shape[0], shape[1], shape[2]}));
-    std::vector<double> prob(classes.size());
-    const float mx = *std::max_element(out.begin(), out.end());
-    double sum = 0;
-    for (std::size_t c = 0; c < prob.size(); ++c) sum += prob[c] = softmax_head ? out[static_cast<std::int64_t>(c)] : std::exp(out[static_cast<std::int64_t>(c)] - mx);
-    for (double& p : prob) p /= sum;
-    std::vector<std::size_t> order(prob.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return prob[x] > prob[y]; });
-    std::printf("%s: %s %.4f  (top %zu:", path.c_str(), classes[order[0]].c_str(), prob[order[0]], top);
-    for (std::size_t t = 0; t < top; ++t) std::printf("%s %s %.4f", t ? "," : "", classes[order[t]].c_str(), prob[order[t]]);
+    const train::ClassPrediction p = classifier.predict_file(path);
+    const auto top = p.top(3);
+    std::printf("%s: %s %.4f  (top %zu:", path.c_str(), p.label.c_str(), p.probability, top.size());
+    for (std::size_t t = 0; t < top.size(); ++t) {
+      const auto c = static_cast<std::size_t>(top[t]);
+      std::printf("%s %s %.4f", t ? "," : "", pre.classes[c].c_str(), p.probabilities[c]);
+    }
     std::printf(")\n");
   }
   return 0;

@@ -411,8 +411,15 @@ TEST_CASE("a checkpoint goes to PyTorch and back through tools/checkpoint_to_tor
   const std::string check_path = tmp_path("check_state_dict.py");
   std::ofstream(check_path) << check;
   CHECK(std::system(("/usr/bin/python3 " + check_path).c_str()) == 0);
-  REQUIRE(std::system(("/usr/bin/python3 " + script + " from-torch " + pt + " " + back + " 2>/dev/null").c_str()) == 0);
+  // --meta repeated; the metadata the ember file had comes back through the .pt (its ember_metadata).
+  REQUIRE(std::system(("/usr/bin/python3 " + script + " from-torch " + pt + " " + back +
+                       " --meta note=a --meta epoch=2 2>/dev/null").c_str()) == 0);
   auto fresh = make_net<float>(32);
-  ember::io::load_checkpoint(fresh, back);
+  const auto meta = ember::io::load_checkpoint(fresh, back);
   CHECK(same(snapshot(fresh), snapshot(net)));
+  CHECK(meta.at("note") == "a");
+  CHECK(meta.at("epoch") == "2");  // --meta wins over the kept value "1"
+  CHECK(meta.count("ember_version") == 1);
+  CHECK(meta.at("format") == "pt");
+  CHECK(std::system(("/usr/bin/python3 " + script + " from-torch " + pt + " " + back + " --meta novalue 2>/dev/null").c_str()) != 0);
 }

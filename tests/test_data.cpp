@@ -14,8 +14,12 @@
 #include <ember/data/dataset.hpp>
 #include <ember/data/idx.hpp>
 #include <ember/data/image_folder.hpp>
+#include <ember/data/mix.hpp>
+#include <ember/data/sampler.hpp>
 #include <ember/data/split.hpp>
+#include <ember/data/transforms_augment.hpp>
 #include <ember/data/transforms_color.hpp>
+#include <ember/data/transforms_extra.hpp>
 #include <ember/io/image.hpp>
 #include <ember/data/transforms.hpp>
 #include <filesystem>
@@ -1142,19 +1146,22 @@ TEST_CASE("RandomResizedCrop and ColorJitter: seeded, torchvision's parameter ra
     Tensor x = rgb;
     jitter(x, gj);
     CHECK(std::all_of(x.begin(), x.end(), [](float v) { return v >= 0.0f && v <= 255.0f; }));
-    // Redo the call by hand from the same generator state.
-    std::array<int, 3> order = {0, 1, 2};
+    // Redo the call by hand from the same generator state: a permutation of torchvision's four adjustments
+    // (hue, the fourth, is off here), then the enabled factors.
+    std::array<int, 4> order = {0, 1, 2, 3};
     gk.shuffle(order.begin(), order.end());
     float f[3];
     for (float& v : f) v = static_cast<float>(gk.uniform(0.5, 1.5));
     Tensor y = rgb;
+    std::vector<float> used;
     for (int o : order) {
       if (o == 0) data::adjust_brightness(y, f[0]);
       if (o == 1) data::adjust_contrast(y, f[1]);
       if (o == 2) data::adjust_saturation(y, f[2]);
+      if (o != 3) used.push_back(static_cast<float>(o));
     }
     CHECK(x == y);
-    outcomes.insert(std::vector<float>(order.begin(), order.end()));
+    outcomes.insert(used);
   }
   CHECK(outcomes.size() == 6);
   Tensor unchanged = rgb;
@@ -1166,4 +1173,459 @@ TEST_CASE("RandomResizedCrop and ColorJitter: seeded, torchvision's parameter ra
   CHECK_THROWS_AS(data::resized_crop(rgb, 10, 0, 5, 5, 4, 4), std::invalid_argument);
   Tensor two({2, 3, 3});
   CHECK_THROWS_AS(jitter(two, gz), ember::shape_error);
+}
+
+namespace {
+Tensor from_values(Shape shape, const std::vector<float>& v) {
+  Tensor t(shape);
+  REQUIRE(static_cast<std::size_t>(t.numel()) == v.size());
+  std::copy(v.begin(), v.end(), t.begin());
+  return t;
+}
+void check_close(const Tensor& got, const std::vector<float>& want, float tol) {
+  REQUIRE(static_cast<std::size_t>(got.numel()) == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[static_cast<std::int64_t>(i)] == doctest::Approx(want[i]).epsilon(tol));
+}
+Tensor ramp_1x4x5() {  // 10, 20, ..., 200
+  Tensor t({1, 4, 5});
+  for (std::int64_t i = 0; i < 20; ++i) t[i] = 10.0f * static_cast<float>(i + 1);
+  return t;
+}
+}  // namespace
+
+TEST_CASE("vflip and RandomVerticalFlip: rows reversed per channel, with probability p") {
+  Tensor x = from_values({2, 3, 2}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+  data::vflip(x);
+  CHECK(x == from_values({2, 3, 2}, {5, 6, 3, 4, 1, 2, 11, 12, 9, 10, 7, 8}));
+  Generator gen(5);
+  int flipped = 0;
+  const Tensor orig = from_values({1, 2, 1}, {1, 2});
+  for (int k = 0; k < 4000; ++k) {
+    Tensor y = orig;
+    data::RandomVerticalFlip()(y, gen);
+    flipped += y[0] == 2.0f;
+  }
+  CHECK(flipped / 4000.0 == doctest::Approx(0.5).epsilon(0.05));
+  Tensor y = orig;
+  data::RandomVerticalFlip(0.0)(y, gen);
+  CHECK(y == orig);
+  data::RandomVerticalFlip(1.0)(y, gen);
+  CHECK(y[0] == 2.0f);
+  CHECK_THROWS_AS(data::RandomVerticalFlip(1.5), std::invalid_argument);
+}
+
+TEST_CASE("gaussian_blur matches torch's conv2d of torchvision's kernel with reflect padding") {
+  Tensor img({1, 4, 5});
+  for (std::int64_t i = 0; i < 20; ++i) img[i] = static_cast<float>((i * 7) % 11);
+  // torchvision's _get_gaussian_kernel1d, outer product, F.pad(reflect), F.conv2d (tests/ comment: /usr/bin/python3).
+  Tensor a = img;
+  data::gaussian_blur(a, 3, 3, 0.8f, 0.8f);
+  check_close(a, {4.301897f, 5.327041f, 5.328313f, 5.582370f, 6.354729f, 4.089318f, 4.998729f, 5.000000f, 5.001273f,
+                  5.910683f, 3.344648f, 4.001273f, 4.999364f, 5.000637f, 5.281745f, 3.132069f, 3.672960f, 5.415087f,
+                  5.300625f, 4.700648f}, 1e-5f);
+  Tensor b = img;
+  data::gaussian_blur(b, 5, 3, 1.5f, 0.7f);
+  check_close(b, {4.832615f, 5.072042f, 5.332785f, 6.005665f, 5.832955f, 4.917083f, 4.793731f, 5.000000f, 5.206268f,
+                  5.082917f, 3.927142f, 3.882536f, 4.689511f, 4.950253f, 5.332246f, 4.011610f, 4.095109f, 4.821954f,
+                  4.879667f, 5.300393f}, 1e-5f);
+  // GaussianBlur draws one sigma uniform in its range per call and blurs both axes with it.
+  Generator g1(7), g2(7);
+  const data::GaussianBlur blur(3, {0.5f, 1.5f});
+  Tensor c = img, d = img;
+  blur(c, g1);
+  const float sigma = static_cast<float>(g2.uniform(0.5, 1.5));
+  CHECK(sigma >= 0.5f);
+  data::gaussian_blur(d, 3, 3, sigma, sigma);
+  CHECK(c == d);
+  Tensor e = img, f = img;
+  data::GaussianBlur(3, 0.8f)(e, g1);
+  CHECK(e == a);
+  CHECK_THROWS_AS(data::GaussianBlur(4), std::invalid_argument);
+  CHECK_THROWS_AS(data::GaussianBlur(3, {2.0f, 1.0f}), std::invalid_argument);
+  CHECK_THROWS_AS(data::gaussian_blur(f, 11, 3, 1.0f, 1.0f), std::invalid_argument);  // pad 5 >= width 5, as torch
+}
+
+TEST_CASE("adjust_hue matches torchvision's HSV round trip; ColorJitter draws the hue shift in [-hue, hue]") {
+  const Tensor rgb = from_values({3, 1, 5}, {200, 10, 30, 90, 50, 40, 220, 30, 90, 100, 90, 60, 250, 90, 25});
+  Tensor a = rgb;
+  data::adjust_hue(a, 0.25f);
+  check_close(a, {170.0f, 10.0f, 250.0f, 90.0f, 25.0f, 200.0f, 65.0f, 30.0f, 90.0f, 87.5f, 40.0f, 220.0f, 140.0f, 90.0f, 100.0f},
+              1e-4f);
+  Tensor b = rgb;
+  data::adjust_hue(b, -0.4f);
+  check_close(b, {40.0f, 220.0f, 118.0f, 90.0f, 100.0f, 154.0f, 10.0f, 250.0f, 90.0f, 25.0f, 200.0f, 44.0f, 30.0f, 90.0f, 80.0f},
+              1e-4f);
+  Tensor gray = from_values({1, 1, 2}, {3, 4});
+  data::adjust_hue(gray, 0.5f);
+  CHECK(gray == from_values({1, 1, 2}, {3, 4}));
+  CHECK_THROWS_AS(data::adjust_hue(a, 0.6f), std::invalid_argument);
+  CHECK_THROWS_AS(data::ColorJitter(0.0f, 0.0f, 0.0f, 0.7f), std::invalid_argument);
+  // Hue alone: the permutation of four, then the shift.
+  Generator g1(11), g2(11);
+  double lo = 1, hi = -1;
+  for (int k = 0; k < 200; ++k) {
+    Tensor x = rgb, y = rgb;
+    data::ColorJitter(0.0f, 0.0f, 0.0f, 0.3f)(x, g1);
+    std::array<int, 4> order = {0, 1, 2, 3};
+    g2.shuffle(order.begin(), order.end());
+    const double f = g2.uniform(-0.3f, 0.3f);  // the float member, widened
+    lo = std::min(lo, f), hi = std::max(hi, f);
+    data::adjust_hue(y, static_cast<float>(f));
+    CHECK(x == y);
+  }
+  CHECK(lo < -0.25);
+  CHECK(hi > 0.25);
+}
+
+TEST_CASE("RandomErasing: torchvision's window (area, ratio, strictly inside), value per channel, probability p") {
+  const data::RandomErasing erasing(1.0, {0.02, 0.33}, {0.3, 3.3}, {-1.0f, -2.0f});
+  Generator gen(21);
+  for (int k = 0; k < 200; ++k) {
+    Tensor x({2, 20, 30});
+    x.fill(5.0f);
+    Generator copy = gen;
+    erasing(x, gen);
+    copy.uniform();  // the p draw
+    const auto win = erasing.window(20, 30, copy);
+    REQUIRE(win[2] > 0);
+    CHECK(win[2] < 20);
+    CHECK(win[3] < 30);
+    const double area = double(win[2] * win[3]) / 600.0;
+    CHECK(area > 0.01);
+    CHECK(area < 0.40);
+    std::int64_t erased[2] = {0, 0};
+    for (std::int64_t ch = 0; ch < 2; ++ch)
+      for (std::int64_t y = 0; y < 20; ++y)
+        for (std::int64_t xx = 0; xx < 30; ++xx) {
+          const float v = x[(ch * 20 + y) * 30 + xx];
+          const bool in = y >= win[0] && y < win[0] + win[2] && xx >= win[1] && xx < win[1] + win[3];
+          CHECK(v == (in ? (ch == 0 ? -1.0f : -2.0f) : 5.0f));
+          erased[ch] += in;
+        }
+    CHECK(erased[0] == win[2] * win[3]);
+  }
+  int hits = 0;
+  for (int k = 0; k < 2000; ++k) {
+    Tensor x({1, 10, 10});
+    x.fill(1.0f);
+    data::RandomErasing()(x, gen);
+    hits += std::any_of(x.begin(), x.end(), [](float v) { return v == 0.0f; });
+  }
+  CHECK(hits / 2000.0 == doctest::Approx(0.5).epsilon(0.08));
+  CHECK_THROWS_AS(data::RandomErasing(1.2), std::invalid_argument);
+  Tensor three({3, 4, 4});
+  CHECK_THROWS_AS(data::erase(three, 0, 0, 2, 2, {1.0f, 2.0f}), std::invalid_argument);
+}
+
+TEST_CASE("auto-augment ops: torchvision's affine ops (nearest, corner pivot), posterize, solarize, autocontrast, equalize") {
+  using data::AugmentOp;
+  auto op = [](AugmentOp o, double m) {
+    Tensor x = ramp_1x4x5();
+    data::apply_augment_op(x, o, m);
+    return x;
+  };
+  // F.affine / F.rotate with NEAREST (torch's affine grid and grid_sample, fill None).
+  CHECK(op(AugmentOp::ShearX, 0.5) == from_values({1, 4, 5}, {10, 20, 30, 40, 50, 70, 80, 90, 100, 0, 120, 130, 140,
+                                                                150, 0, 180, 190, 200, 0, 0}));
+  CHECK(op(AugmentOp::ShearY, -0.3) == from_values({1, 4, 5}, {10, 20, 0, 0, 0, 60, 70, 30, 40, 50, 110, 120, 80, 90,
+                                                                 100, 160, 170, 130, 140, 150}));
+  CHECK(op(AugmentOp::Rotate, 30.0) == from_values({1, 4, 5}, {0, 30, 40, 100, 100, 20, 70, 80, 140, 150, 60, 70, 130,
+                                                                 140, 190, 110, 110, 170, 180, 0}));
+  CHECK(op(AugmentOp::TranslateX, 2.7) == from_values({1, 4, 5}, {0, 0, 10, 20, 30, 0, 0, 60, 70, 80, 0, 0, 110, 120,
+                                                                   130, 0, 0, 160, 170, 180}));
+  CHECK(op(AugmentOp::Identity, 3.0) == ramp_1x4x5());
+  CHECK_THROWS_AS(data::affine(ramp_1x4x5(), 10.0, {0.0, 0.0}, 1.0, {0.0, 0.0}, 0.0f, data::Interpolation::Area),
+                  std::invalid_argument);
+  // Nearest resize as F.interpolate(mode='nearest'): source floor(o * in / out).
+  Tensor grid({1, 3, 5});
+  std::iota(grid.begin(), grid.end(), 0.0f);
+  CHECK(data::resize(grid, 2, 7, data::Interpolation::Nearest) ==
+        from_values({1, 2, 7}, {0, 0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 7, 8, 9}));
+  CHECK(data::resize(grid, 5, 3, data::Interpolation::Nearest) ==
+        from_values({1, 5, 3}, {0, 1, 3, 0, 1, 3, 5, 6, 8, 5, 6, 8, 10, 11, 13}));
+  // Posterize keeps the top bits of the integer part; solarize inverts from the threshold up.
+  Tensor p = from_values({1, 1, 4}, {200.0f, 63.7f, 64.2f, 255.0f});
+  data::posterize(p, 2);
+  CHECK(p == from_values({1, 1, 4}, {192, 0, 64, 192}));
+  Tensor s = from_values({1, 1, 3}, {200, 100, 128});
+  data::solarize(s, 128.0f);
+  CHECK(s == from_values({1, 1, 3}, {55, 100, 127}));
+  Tensor ac = from_values({2, 1, 3}, {50, 100, 150, 7, 7, 7});
+  data::autocontrast(ac);
+  CHECK(ac == from_values({2, 1, 3}, {0, 127.5f, 255, 7, 7, 7}));
+  // Sharpness 0 is the smoothing kernel inside, the border as it was.
+  Tensor sh = from_values({1, 3, 3}, {0, 0, 0, 0, 13, 0, 0, 0, 26});
+  data::adjust_sharpness(sh, 0.0f);
+  CHECK(sh == from_values({1, 3, 3}, {0, 0, 0, 0, (13.0f * 5 + 26) / 13.0f, 0, 0, 0, 26}));
+  // Equalize as torchvision's _scale_channel (a golden from its code in torch).
+  Tensor eq({1, 20, 20});
+  for (std::int64_t i = 0; i < 400; ++i) eq[i] = static_cast<float>(((i * i * 7 + 3 * i) % 181) / 2 + 20) + 0.4f;
+  data::equalize(eq);
+  CHECK(std::accumulate(eq.begin(), eq.end(), 0.0) == 68637.0);
+  CHECK(from_values({1, 1, 10}, std::vector<float>(eq.begin(), eq.begin() + 10)) ==
+        from_values({1, 1, 10}, {0, 33, 79, 156, 255, 24, 187, 10, 239, 105}));
+}
+
+TEST_CASE("TrivialAugmentWide and RandAugment: torchvision's magnitude tables, draws and value range") {
+  using data::AugmentOp;
+  namespace dd = data::detail;
+  // RandAugment(magnitude 9 of 31): linspace(0, hi, 31)[9].
+  CHECK(dd::op_magnitude(AugmentOp::ShearX, 9, 31, false, 32, 331).value == doctest::Approx(0.09));
+  CHECK(dd::op_magnitude(AugmentOp::TranslateX, 9, 31, false, 32, 331).value == doctest::Approx(45.0));
+  CHECK(dd::op_magnitude(AugmentOp::TranslateY, 9, 31, false, 331, 32).value == doctest::Approx(45.0));
+  CHECK(dd::op_magnitude(AugmentOp::Rotate, 9, 31, false, 32, 32).value == doctest::Approx(9.0));
+  CHECK(dd::op_magnitude(AugmentOp::Brightness, 9, 31, false, 32, 32).value == doctest::Approx(0.27));
+  CHECK(dd::op_magnitude(AugmentOp::Posterize, 9, 31, false, 32, 32).value == 7.0);
+  CHECK(dd::op_magnitude(AugmentOp::Solarize, 9, 31, false, 32, 32).value == doctest::Approx(178.5));
+  CHECK_FALSE(dd::op_magnitude(AugmentOp::Solarize, 9, 31, false, 32, 32).is_signed);
+  // TrivialAugmentWide's wide table, last bin.
+  CHECK(dd::op_magnitude(AugmentOp::Rotate, 30, 31, true, 32, 32).value == doctest::Approx(135.0));
+  CHECK(dd::op_magnitude(AugmentOp::TranslateX, 30, 31, true, 32, 32).value == doctest::Approx(32.0));
+  CHECK(dd::op_magnitude(AugmentOp::ShearY, 30, 31, true, 32, 32).value == doctest::Approx(0.99));
+  CHECK(dd::op_magnitude(AugmentOp::Posterize, 30, 31, true, 32, 32).value == 2.0);
+  CHECK_FALSE(dd::op_magnitude(AugmentOp::Equalize, 0, 31, true, 32, 32).has_bins);
+
+  Tensor img({3, 16, 16});
+  Generator src(2);
+  for (float& v : img) v = static_cast<float>(src.randint(256));
+  // RandAugment: op, then the sign for signed ops, num_ops times; redone by hand from the same state.
+  Generator g1(13), g2(13);
+  const data::RandAugment ra;
+  std::set<int> ops_seen;
+  for (int k = 0; k < 100; ++k) {
+    Tensor x = img, y = img;
+    ra(x, g1);
+    for (int i = 0; i < 2; ++i) {
+      const auto o = static_cast<AugmentOp>(g2.randint(14));
+      ops_seen.insert(static_cast<int>(o));
+      auto m = dd::op_magnitude(o, 9, 31, false, 16, 16);
+      if (m.is_signed && g2.randint(2) == 1) m.value = -m.value;
+      data::apply_augment_op(y, o, m.value);
+    }
+    CHECK(x == y);
+    CHECK(std::all_of(x.begin(), x.end(), [](float v) { return v >= 0.0f && v <= 255.0f; }));
+  }
+  CHECK(ops_seen.size() == 14);
+  // TrivialAugmentWide: one op and a uniform bin (only for ops with bins).
+  Generator g3(17), g4(17);
+  const data::TrivialAugmentWide ta;
+  int changed = 0;
+  for (int k = 0; k < 100; ++k) {
+    Tensor x = img, y = img;
+    ta(x, g3);
+    const auto o = static_cast<AugmentOp>(g4.randint(14));
+    auto m = dd::op_magnitude(o, 0, 31, true, 16, 16);
+    if (m.has_bins) m = dd::op_magnitude(o, static_cast<std::int64_t>(g4.randint(31)), 31, true, 16, 16);
+    if (m.is_signed && g4.randint(2) == 1) m.value = -m.value;
+    data::apply_augment_op(y, o, m.value);
+    CHECK(x == y);
+    changed += !(x == img);
+    CHECK(std::all_of(x.begin(), x.end(), [](float v) { return v >= 0.0f && v <= 255.0f; }));
+  }
+  CHECK(changed > 70);
+  CHECK_THROWS_AS(data::RandAugment(2, 31), std::invalid_argument);
+  CHECK_THROWS_AS(data::TrivialAugmentWide(0), std::invalid_argument);
+}
+
+TEST_CASE("WeightedRandomSampler in a DataLoader: class frequencies follow the weights, seeded per epoch") {
+  data::Dataset ds;
+  ds.images = Tensor({100, 1, 1, 1});
+  for (std::int64_t i = 0; i < 100; ++i) {
+    ds.images[i] = static_cast<float>(i);
+    ds.labels.push_back(i < 90 ? 0 : 1);  // 90 of class 0, 10 of class 1
+  }
+  ds.num_classes = 2;
+  // Balanced: each class drawn half of the time although class 1 holds a tenth of the samples.
+  const data::WeightedRandomSampler balanced(data::class_balanced_weights(ds.labels), 20000, true, 3);
+  data::DataLoader loader(ds, data::DataLoaderOptions{}.with_batch_size(500).with_sampler(balanced.index_sampler()));
+  CHECK(loader.num_samples() == 20000);
+  CHECK(loader.size() == 40);
+  std::int64_t ones = 0, n = 0;
+  std::vector<std::int64_t> per_index(100, 0);
+  for (const auto& batch : loader) {
+    for (std::size_t k = 0; k < batch.target.size(); ++k) {
+      ones += batch.target[k];
+      ++per_index[static_cast<std::size_t>(batch.indices[k])];
+      CHECK(batch.input[static_cast<std::int64_t>(k)] == static_cast<float>(batch.indices[k]));
+    }
+    n += batch.size();
+  }
+  CHECK(n == 20000);
+  CHECK(ones / 20000.0 == doctest::Approx(0.5).epsilon(0.04));
+  // Within a class, uniform: class 1's ten samples about 1000 each (binomial sd ~ 30).
+  for (std::size_t i = 90; i < 100; ++i) CHECK(std::abs(per_index[i] - 1000) < 150);
+  // Arbitrary weights: index i drawn with probability w_i / sum w.
+  std::vector<double> w(100, 0.0);
+  w[3] = 1.0, w[50] = 3.0, w[99] = 6.0;
+  const data::WeightedRandomSampler three(w, 30000, true, 8);
+  const auto draws = three.sample(0);
+  std::map<std::int64_t, std::int64_t> count;
+  for (auto i : draws) ++count[i];
+  CHECK(count.size() == 3);
+  CHECK(count[3] / 30000.0 == doctest::Approx(0.1).epsilon(0.06));
+  CHECK(count[50] / 30000.0 == doctest::Approx(0.3).epsilon(0.03));
+  CHECK(count[99] / 30000.0 == doctest::Approx(0.6).epsilon(0.02));
+  // Seeded per epoch: the same epoch repeats, the next one differs.
+  CHECK(three.sample(1) == three.sample(1));
+  CHECK(three.sample(1) != draws);
+  // Without replacement: every positive index once at most.
+  const data::WeightedRandomSampler once(data::class_balanced_weights(ds.labels), 100, false, 1);
+  auto all = once.sample(0);
+  std::sort(all.begin(), all.end());
+  std::vector<std::int64_t> expect(100);
+  std::iota(expect.begin(), expect.end(), 0);
+  CHECK(all == expect);
+  // Without replacement the heavy indices come first more often: class 1's share of the first 20 draws.
+  std::int64_t early_ones = 0;
+  for (std::int64_t e = 0; e < 200; ++e) {
+    const auto d = once.sample(e);
+    for (int k = 0; k < 20; ++k) early_ones += ds.labels[static_cast<std::size_t>(d[static_cast<std::size_t>(k)])];
+  }
+  CHECK(early_ones / 4000.0 > 0.25);  // uniform weights would give 0.1
+  CHECK_THROWS_AS(data::WeightedRandomSampler({1.0, -1.0}, 2), std::invalid_argument);
+  CHECK_THROWS_AS(data::WeightedRandomSampler({0.0, 0.0}, 2), std::invalid_argument);
+  CHECK_THROWS_AS(data::WeightedRandomSampler({1.0, 0.0}, 2, false), std::invalid_argument);
+  const data::WeightedRandomSampler wrong({1.0, 2.0}, 4);
+  data::DataLoader bad(ds, data::DataLoaderOptions{}.with_sampler(wrong.index_sampler()));
+  CHECK_THROWS_AS(bad.begin(), std::invalid_argument);
+}
+
+TEST_CASE("DataLoaderOptions: named setters set the fields aggregate initialisation sets") {
+  const data::DataLoaderOptions a{16, true, true, 7, false, {}, 2};
+  const auto b = data::DataLoaderOptions{}.with_batch_size(16).with_shuffle(true).with_drop_last(true).with_seed(7)
+                     .with_prefetch(false).with_num_workers(2);
+  CHECK(a.batch_size == b.batch_size);
+  CHECK(a.shuffle == b.shuffle);
+  CHECK(a.drop_last == b.drop_last);
+  CHECK(a.seed == b.seed);
+  CHECK(a.prefetch == b.prefetch);
+  CHECK(a.num_workers == b.num_workers);
+  CHECK(b.batch_size == 16);
+  CHECK(b.num_workers == 2);
+  CHECK_FALSE(static_cast<bool>(b.sampler.select));
+}
+
+namespace {
+data::Batch constant_batch(const std::vector<std::int64_t>& labels, std::int64_t h, std::int64_t w) {
+  data::Batch b;
+  const auto n = static_cast<std::int64_t>(labels.size());
+  b.input = Tensor({n, 2, h, w});
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t k = 0; k < 2 * h * w; ++k) b.input[i * 2 * h * w + k] = static_cast<float>(10 * (i + 1) + k % 2);
+  b.target = labels;
+  for (std::int64_t i = 0; i < n; ++i) b.indices.push_back(i);
+  return b;
+}
+}  // namespace
+
+TEST_CASE("MixUp: lam ~ Beta(alpha, alpha) mixes each sample with the previous one, inputs and targets alike") {
+  const data::Batch in = constant_batch({0, 1, 2, 1}, 2, 3);
+  data::MixedBatch out;
+  Generator gen(4), copy(4);
+  data::MixUp(0.4, 3)(in, out, gen);
+  const double lam = data::detail::sample_beta(0.4, 0.4, copy);
+  CHECK(out.input.shape() == in.input.shape());
+  CHECK(out.target.shape() == Shape{4, 3});
+  CHECK(out.size() == 4);
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const std::int64_t prev = (i + 3) % 4;
+    for (std::int64_t k = 0; k < 12; ++k)
+      CHECK(out.input[i * 12 + k] == doctest::Approx(lam * in.input[i * 12 + k] + (1 - lam) * in.input[prev * 12 + k]));
+    double row = 0;
+    for (std::int64_t c = 0; c < 3; ++c) {
+      const double want = (in.target[static_cast<std::size_t>(i)] == c ? lam : 0.0) +
+                          (in.target[static_cast<std::size_t>(prev)] == c ? 1 - lam : 0.0);
+      CHECK(out.target[i * 3 + c] == doctest::Approx(want));
+      row += out.target[i * 3 + c];
+    }
+    CHECK(row == doctest::Approx(1.0));
+  }
+  // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)), for a < 1 (U-shaped) and a > 1.
+  for (double a : {0.2, 1.0, 3.0}) {
+    CAPTURE(a);
+    Generator g(9);
+    double s = 0, s2 = 0;
+    const int n = 20000;
+    for (int k = 0; k < n; ++k) {
+      const double x = data::detail::sample_beta(a, a, g);
+      CHECK((x >= 0.0 && x <= 1.0));
+      s += x, s2 += x * x;
+    }
+    const double mean = s / n, var = s2 / n - mean * mean;
+    CHECK(mean == doctest::Approx(0.5).epsilon(0.02));
+    CHECK(var == doctest::Approx(1.0 / (4.0 * (2.0 * a + 1.0))).epsilon(0.05));
+  }
+  CHECK_THROWS_AS(data::MixUp(0.0), std::invalid_argument);
+  CHECK_THROWS_AS(data::MixUp(1.0)(in, out, gen), std::invalid_argument);  // no class count anywhere
+  CHECK_THROWS_AS(data::MixUp(1.0, 2)(in, out, gen), std::invalid_argument);  // label 2 of 2 classes
+}
+
+TEST_CASE("CutMix: a box from the previous sample, clipped to the image; targets mixed by its real share") {
+  const data::Batch in = constant_batch({0, 1, 2}, 8, 10);
+  Generator gen(12);
+  double lam_sum = 0;
+  int boxes = 0;
+  for (int k = 0; k < 300; ++k) {
+    data::MixedBatch out;
+    Generator copy = gen;
+    data::CutMix(1.0, 3)(in, out, gen);
+    const double lam = data::detail::sample_beta(1.0, 1.0, copy);
+    const auto box = data::CutMix::box(lam, 8, 10, copy);
+    std::int64_t pasted = 0;
+    for (std::int64_t i = 0; i < 3; ++i) {
+      const std::int64_t prev = (i + 2) % 3;
+      for (std::int64_t ch = 0; ch < 2; ++ch)
+        for (std::int64_t y = 0; y < 8; ++y)
+          for (std::int64_t x = 0; x < 10; ++x) {
+            const std::int64_t at = ((i * 2 + ch) * 8 + y) * 10 + x;
+            const bool in_box = y >= box.y1 && y < box.y2 && x >= box.x1 && x < box.x2;
+            const std::int64_t from = in_box ? prev : i;
+            CHECK(out.input[at] == in.input[((from * 2 + ch) * 8 + y) * 10 + x]);
+            pasted += (i == 0 && ch == 0 && in_box);
+          }
+      const double share = static_cast<double>(pasted) / 80.0;
+      CHECK(box.lam == doctest::Approx(1.0 - share));
+      CHECK(out.target[i * 3 + in.target[static_cast<std::size_t>(i)]] == doctest::Approx(box.lam));
+      CHECK(out.target[i * 3 + in.target[static_cast<std::size_t>(prev)]] == doctest::Approx(1.0 - box.lam));
+    }
+    lam_sum += box.lam;
+    boxes += pasted > 0;
+  }
+  // Clipping at the borders makes the pasted share smaller than 1 - lam: the mean target lam is above 1/2.
+  CHECK(lam_sum / 300 > 0.5);
+  CHECK(lam_sum / 300 < 0.8);
+  CHECK(boxes > 200);
+}
+
+TEST_CASE("MixingLoader: mixed batches of a DataLoader, the class count from its data set, seeded per epoch") {
+  data::Dataset ds;
+  ds.images = Tensor({10, 1, 2, 2});
+  for (std::int64_t i = 0; i < 40; ++i) ds.images[i] = static_cast<float>(i);
+  for (std::int64_t i = 0; i < 10; ++i) ds.labels.push_back(i % 4);
+  ds.num_classes = 4;
+  data::DataLoader loader(ds, data::DataLoaderOptions{}.with_batch_size(4).with_shuffle(true).with_seed(3));
+  data::MixingLoader mixed(loader, data::MixUp(1.0), 5);
+  CHECK(mixed.size() == 3);
+  CHECK(mixed.dataset().num_classes == 4);
+  std::vector<Tensor> first;
+  std::int64_t rows = 0;
+  for (const auto& batch : mixed) {
+    CHECK(batch.target.size(1) == 4);
+    for (std::int64_t i = 0; i < batch.size(); ++i) {
+      double s = 0;
+      for (std::int64_t c = 0; c < 4; ++c) s += batch.target[i * 4 + c];
+      CHECK(s == doctest::Approx(1.0));
+    }
+    rows += batch.size();
+    first.push_back(batch.input);
+  }
+  CHECK(rows == 10);
+  mixed.set_epoch(0);
+  std::size_t b = 0;
+  for (const auto& batch : mixed) CHECK(batch.input == first[b++]);
+  CHECK(b == 3);
+  bool differs = false;
+  b = 0;
+  for (const auto& batch : mixed) differs = differs || !(batch.input == first[b++]);  // epoch 1
+  CHECK(differs);
 }

@@ -289,6 +289,10 @@ LossRun<T> run_case(const std::string& c) {
     return run_loss(loss, x, target, upstream, reduction);
   }
   const TensorT<float> target = to<float>(fx.at(c + ".target"));
+  if (kind == 3) {  // cross-entropy with class probabilities
+    ember::loss::CrossEntropyLossT<T> loss({opt("weight"), -100, reduction, fx.at(c + ".label_smoothing")[0]});
+    return run_loss(loss, x, target, upstream, reduction);
+  }
   if (kind == 1) {
     ember::loss::BCEWithLogitsLossT<T> loss({opt("weight"), reduction, opt("pos_weight")});
     return run_loss(loss, x, target, upstream, reduction);
@@ -302,8 +306,8 @@ template <typename T>
 void check_new_losses_against_pytorch() {
   const LossFixture& fx = loss_fixture();
   const int cases = static_cast<int>(fx.at("cases")[0]);
-  const char* kinds[] = {"CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss"};
-  double worst_out[3] = {0, 0, 0}, worst_grad[3] = {0, 0, 0};
+  const char* kinds[] = {"CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "CrossEntropyLoss (probabilities)"};
+  double worst_out[4] = {0, 0, 0, 0}, worst_grad[4] = {0, 0, 0, 0};
   const std::string suffix = std::is_same<T, float>::value ? "32" : "64";
   const double tol = std::is_same<T, float>::value ? 2e-6 : 1e-13;
   for (int i = 0; i < cases; ++i) {
@@ -318,7 +322,8 @@ void check_new_losses_against_pytorch() {
     worst_out[kind] = std::max(worst_out[kind], eo);
     worst_grad[kind] = std::max(worst_grad[kind], eg);
   }
-  for (int k = 0; k < 3; ++k) {
+  CHECK(worst_out[3] > 0);  // the probability cases are in the fixture
+  for (int k = 0; k < 4; ++k) {
     const std::string what = std::string(kinds[k]) + (suffix == "32" ? " float" : " double");
     MESSAGE(what << ": largest relative error against PyTorch, loss " << worst_out[k] << ", gradient "
                  << worst_grad[k]);
@@ -378,14 +383,37 @@ TEST_CASE("the new losses' gradients match central finite differences (double), 
     ember::loss::CrossEntropyLossT<double> ce({{0.5, 2.0, 1.0, 0.3}, -100, r, 0.15});
     ember::loss::BCEWithLogitsLossT<double> bce({{1.0, 0.5, 2.0, 1.5}, r, {2.0, 1.0, 0.5, 3.0}});
     ember::loss::MSELossT<double> mse(r);
-    const double e[3] = {finite_difference_error(ce, x, classes, none), finite_difference_error(bce, x, y, none),
-                         finite_difference_error(mse, x, y, none)};
+    // Class probabilities (rows of y normalised), weighted and smoothed.
+    TensorT<double> probs = y;
+    for (std::int64_t i = 0; i < 5; ++i) {
+      double s = 0;
+      for (std::int64_t j = 0; j < 4; ++j) s += probs[i * 4 + j];
+      for (std::int64_t j = 0; j < 4; ++j) probs[i * 4 + j] /= s;
+    }
+    ember::loss::CrossEntropyLossT<double> soft({{0.5, 2.0, 1.0, 0.3}, -100, r, 0.15});
+    const double e[4] = {finite_difference_error(ce, x, classes, none), finite_difference_error(bce, x, y, none),
+                         finite_difference_error(mse, x, y, none), finite_difference_error(soft, x, probs, none)};
     for (double v : e) {
       CHECK(v < 1e-7);
       worst = std::max(worst, v);
     }
   }
   MESSAGE("max |finite difference - backward| (relative above 1): " << worst);
+}
+
+TEST_CASE("CrossEntropyLoss with class probabilities: one-hot rows give the index loss; shapes are checked") {
+  ember::nn::CrossEntropyLoss index_loss(0.1), prob_loss(0.1);
+  const auto logits = ember::Tensor::from({3, 4}, {1, 2, 3, 4, -1, 0, 5, 2, 0.5f, 0.5f, -2, 1});
+  const auto onehot = ember::Tensor::from({3, 4}, {0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1});
+  CHECK(prob_loss.forward(logits, onehot) == doctest::Approx(index_loss.forward(logits, {2, 0, 3})).epsilon(1e-6));
+  const ember::Tensor g1 = prob_loss.backward(), g2 = index_loss.backward();
+  for (std::int64_t i = 0; i < g1.numel(); ++i) CHECK(g1[i] == doctest::Approx(g2[i]).epsilon(1e-5));
+  // The same loss object switches between target kinds call by call.
+  CHECK(prob_loss.forward(logits, {2, 0, 3}) == doctest::Approx(index_loss.forward(logits, {2, 0, 3})));
+  CHECK_THROWS_AS(prob_loss.forward(logits, ember::Tensor({3, 3})), ember::shape_error);
+  ember::Tensor nan_target = onehot;
+  nan_target[1] = std::nanf("");
+  CHECK_THROWS_AS(prob_loss.forward(logits, nan_target), std::invalid_argument);
 }
 
 TEST_CASE("CrossEntropyLoss: an all-ignored batch has mean NaN and a zero gradient, as PyTorch") {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <ember/data/dataloader.hpp>
+#include <ember/data/mix.hpp>
+#include <ember/io/image.hpp>
 #include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
@@ -13,6 +15,9 @@
 #include <ember/optim/adam.hpp>
 #include <ember/optim/scheduler.hpp>
 #include <ember/optim/sgd.hpp>
+#include <ember/train/classifier.hpp>
+#include <ember/train/ema.hpp>
+#include <ember/train/evaluate.hpp>
 #include <ember/train/fit.hpp>
 #include <ember/train/metrics.hpp>
 #include <ember/train/progress.hpp>
@@ -783,3 +788,179 @@ TEST_CASE("fit: NaN or Inf in the inputs stops training with training_error nami
 }
 
 }  // namespace bad_input
+
+TEST_CASE("ExponentialMovingAverage: the first update copies, then ema = decay ema + (1 - decay) p; buffers copied") {
+  ember::Generator gen(3);
+  nn::Sequential model("Net", {});
+  model.add("fc", nn::Linear(3, 2, true, gen));
+  model.add("bn", nn::BatchNorm1d(2));
+  const std::vector<Tensor> start = state_of(model);
+  train::ExponentialMovingAverage ema(model, 0.9);
+  CHECK(ema.decay() == 0.9);
+  auto shift = [&](float by) {
+    for (auto& [n, p] : model.named_parameters())
+      for (float& v : p->value) v += by;
+  };
+  ema.update(model);  // copies
+  shift(1.0f);
+  ema.update(model);  // p0 + 0.1
+  shift(2.0f);        // p0 + 3
+  for (auto& [n, b] : model.named_buffers())
+    if (n == "bn.running_mean") b->fill(5.0f);
+  ema.update(model);  // 0.9 (p0 + 0.1) + 0.1 (p0 + 3) = p0 + 0.39
+  CHECK(ema.num_updates() == 3);
+  const Tensor w0 = start[0];
+  const Tensor avg = ema.parameter("fc.weight");
+  for (std::int64_t i = 0; i < w0.numel(); ++i) CHECK(avg[i] == doctest::Approx(w0[i] + 0.39f).epsilon(1e-6));
+  // copy_to: averaged parameters, the model's latest buffers, into a fresh model of the same structure.
+  ember::Generator other(99);
+  nn::Sequential fresh("Net", {});
+  fresh.add("fc", nn::Linear(3, 2, true, other));
+  fresh.add("bn", nn::BatchNorm1d(2));
+  ema.copy_to(fresh);
+  const auto got = state_of(fresh);
+  for (std::size_t k = 0; k < 2; ++k)  // fc.weight, fc.bias
+    for (std::int64_t i = 0; i < got[k].numel(); ++i) CHECK(got[k][i] == doctest::Approx(start[k][i] + 0.39f).epsilon(1e-6));
+  for (auto& [n, b] : fresh.named_buffers())
+    if (n == "bn.running_mean") CHECK(*b == Tensor::from({2}, {5.0f, 5.0f}));
+  // Decay 0 follows the model; decay 1 keeps the first copy.
+  train::ExponentialMovingAverage follow(model, 0.0), keep(model, 1.0);
+  follow.update(model), keep.update(model);
+  shift(1.0f);
+  follow.update(model), keep.update(model);
+  CHECK(follow.parameter("fc.bias") == state_of(model)[1]);
+  CHECK(keep.parameter("fc.bias") == [&] { Tensor t = state_of(model)[1]; for (float& v : t) v -= 1.0f; return t; }());
+  // Another structure is refused, naming the problem.
+  nn::Sequential small("Net", {});
+  small.add("fc", nn::Linear(3, 2, true, other));
+  CHECK_THROWS_AS(ema.update(small), std::invalid_argument);
+  CHECK_THROWS_AS(ema.copy_to(small), std::invalid_argument);
+  CHECK_THROWS_AS(train::ExponentialMovingAverage(model, 1.5), std::invalid_argument);
+}
+
+TEST_CASE("ExponentialMovingAverage during fit: one update per step through on_step") {
+  BlobLoader train_loader(256, 32, 1, true), val_loader(128, 64, 2, false);
+  auto model = make_net<float>(7);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(model.parameters(), {0.1, 0.9});
+  train::ExponentialMovingAverage ema(model, 0.8);
+  auto opts = quiet(3);
+  opts.on_step = [&](const train::StepInfo&) { ema.update(model); };
+  train::fit(model, loss, opt, train_loader, val_loader, opts);
+  CHECK(ema.num_updates() == 3 * 8);
+  auto averaged = make_net<float>(8);
+  ema.copy_to(averaged);
+  CHECK(train::evaluate(averaged, val_loader).accuracy > 0.9);
+  CHECK_FALSE(ema.parameter("fc1.weight") == state_of(model)[0]);
+}
+
+TEST_CASE("confusion_matrix(model, loader): rows are the true class, columns the prediction (sklearn)") {
+  // Linear(4 -> 3) that picks the input's largest of features 0..2: a one-hot input on feature k is class k.
+  nn::Sequential model("Net", {});
+  model.add("flatten", nn::Flatten());
+  model.add("fc", nn::Linear(4, 3));
+  for (auto& [n, p] : model.named_parameters()) {
+    p->value.zero();
+    if (n == "fc.weight")
+      for (std::int64_t k = 0; k < 3; ++k) p->value[k * 4 + k] = 1.0f;
+  }
+  data::Dataset ds;
+  const std::vector<std::int64_t> label = {0, 0, 1, 1, 1, 2, 3, 2};
+  const std::vector<std::int64_t> feature = {0, 1, 1, 1, 2, 2, 0, 0};
+  ds.images = Tensor({8, 1, 2, 2});
+  for (std::int64_t i = 0; i < 8; ++i) ds.images[i * 4 + feature[static_cast<std::size_t>(i)]] = 1.0f;
+  ds.labels = label;
+  ds.num_classes = 4;
+  data::DataLoader loader(ds, data::DataLoaderOptions{}.with_batch_size(3));
+  const train::ConfusionMatrix m = train::confusion_matrix(model, loader);
+  CHECK(m.num_classes() == 4);  // the data set's classes, though the model has 3 outputs
+  const std::vector<std::int64_t> want = {1, 1, 0, 0,   // true 0: one right, one as 1
+                                          0, 2, 1, 0,   // true 1
+                                          1, 0, 1, 0,   // true 2
+                                          1, 0, 0, 0};  // true 3: never predicted
+  CHECK(m.counts() == want);
+  CHECK(m.total() == 8);
+  CHECK(train::confusion_matrix(model, loader, 5).num_classes() == 5);
+  CHECK_THROWS_AS(train::confusion_matrix(model, loader, 3), std::invalid_argument);  // label 3 of 3 classes
+}
+
+TEST_CASE("fit trains on MixUp / CutMix batches: probability targets, validation on class labels") {
+  data::Dataset train_set, val_set;
+  for (data::Dataset* ds : {&train_set, &val_set}) {
+    ember::Generator gen(ds == &train_set ? 1 : 2);
+    const float centers[3][4] = {{2, 0, 0, 1}, {-1, 2, 0, -1}, {0, -2, 2, 0}};
+    ds->images = Tensor({240, 1, 2, 2});
+    for (std::int64_t i = 0; i < 240; ++i) {
+      const auto c = static_cast<std::int64_t>(gen.randint(3));
+      ds->labels.push_back(c);
+      for (int j = 0; j < 4; ++j) ds->images[i * 4 + j] = centers[c][j] + 0.6f * static_cast<float>(gen.normal());
+    }
+    ds->num_classes = 3;
+  }
+  for (int kind = 0; kind < 2; ++kind) {
+    CAPTURE(kind);
+    data::DataLoader train_loader(train_set, data::DataLoaderOptions{}.with_batch_size(24).with_shuffle(true).with_seed(4));
+    data::DataLoader val_loader(val_set, data::DataLoaderOptions{}.with_batch_size(60));
+    data::BatchMix mix = kind == 0 ? data::BatchMix(data::MixUp(0.4)) : data::BatchMix(data::CutMix(1.0));
+    data::MixingLoader mixed(train_loader, mix, 9);
+    auto model = make_net<float>(5);
+    nn::CrossEntropyLoss loss;
+    ember::optim::SGD opt(model.parameters(), {0.05, 0.9});
+    const train::History h = train::fit(model, loss, opt, mixed, val_loader, quiet(6));
+    CHECK(h.epochs.size() == 6);
+    CHECK(std::isnan(h.epochs.back().train_accuracy));  // probability targets: no training accuracy
+    CHECK(h.epochs.back().val_accuracy > 0.9);
+    CHECK(h.epochs.back().train_loss < h.epochs.front().train_loss);
+  }
+}
+
+TEST_CASE("Classifier: a checkpoint's weights and recorded preprocessing predict an image file") {
+  ember::Generator gen(11);
+  nn::Sequential model("Net", {});
+  model.add("flatten", nn::Flatten());
+  model.add("fc", nn::Linear(12, 2, true, gen));
+  train::Preprocessing pre;
+  pre.classes = {"cat", "dog"};
+  pre.input_shape = {3, 2, 2};
+  pre.mean = {0.5f};
+  pre.std = {0.25f};
+  const std::string ckpt = tmp_path("classifier.safetensors");
+  ember::io::save_checkpoint(model, ckpt, pre.to_metadata());
+  Tensor pixels({3, 4, 4});
+  for (std::int64_t i = 0; i < pixels.numel(); ++i) pixels[i] = static_cast<float>((i * 37) % 256);
+  const std::string png = tmp_path("classifier.png");
+  ember::io::save_png(png, pixels);
+
+  ember::Generator other(12);
+  nn::Sequential loaded("Net", {});
+  loaded.add("flatten", nn::Flatten());
+  loaded.add("fc", nn::Linear(12, 2, true, other));
+  train::Classifier clf(loaded, ckpt);
+  CHECK(clf.classes() == std::vector<std::string>{"cat", "dog"});
+  CHECK(state_of(loaded)[0] == state_of(model)[0]);  // the weights were loaded
+  const train::ClassPrediction p = clf.predict_file(png);
+  // By hand: decode and resize as ImageFolder, ToUnit, Normalize, the original model, softmax.
+  Tensor img;
+  data::ImageFolderOptions fo;
+  fo.height = fo.width = 2;
+  data::ImageFolder::decode_file(png, fo, img);
+  for (float& v : img) v = (v / 255.0f - 0.5f) / 0.25f;
+  const Tensor out = model.predict(img.reshape({1, 3, 2, 2}));
+  const double e0 = std::exp(double(out[0])), e1 = std::exp(double(out[1]));
+  CHECK(p.probabilities[0] == doctest::Approx(e0 / (e0 + e1)).epsilon(1e-5));
+  CHECK(p.probabilities[1] == doctest::Approx(e1 / (e0 + e1)).epsilon(1e-5));
+  CHECK(p.index == (out[1] > out[0] ? 1 : 0));
+  CHECK(p.label == clf.classes()[static_cast<std::size_t>(p.index)]);
+  CHECK(p.top(5).size() == 2);
+  CHECK_THROWS_AS(clf.predict(Tensor({3, 4, 4})), ember::shape_error);
+  // A checkpoint without the preprocessing keys is refused, naming the file and the key.
+  const std::string bare = tmp_path("bare.safetensors");
+  ember::io::save_checkpoint(model, bare);
+  try {
+    train::Classifier none(loaded, bare);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()).find("bare.safetensors") != std::string::npos);
+    CHECK(std::string(e.what()).find("classes") != std::string::npos);
+  }
+}

@@ -1,16 +1,22 @@
 #!/usr/bin/python3
 """Moves checkpoints between ember (safetensors) and PyTorch (a state_dict saved with torch.save).
 
-    /usr/bin/python3 tools/checkpoint_to_torch.py to-torch   model.safetensors model.pt [--optimizer optim.pt]
-    /usr/bin/python3 tools/checkpoint_to_torch.py from-torch model.pt model.safetensors [--meta key=value ...]
+    ember-to-torch to-torch   model.safetensors model.pt [--optimizer optim.pt]
+    ember-to-torch from-torch model.pt model.safetensors [--meta key=value] [--meta key=value ...]
+
+(ember-to-torch is the installed command; from a source tree: /usr/bin/python3 tools/checkpoint_to_torch.py.)
 
 to-torch writes the model's tensors as a state_dict for module.load_state_dict (F32 -> float32, F64 -> float64,
 I64 -> int64, so num_batches_tracked stays int64). ember's optimiser entries
 ("optimizer.momentum_buffer.<param>") are left out of the state_dict; --optimizer saves them as a dict
-{param name: momentum buffer}. The file's __metadata__ is printed to stderr.
+{param name: momentum buffer}. The file's __metadata__ is printed to stderr and kept with the state_dict as
+its attribute `ember_metadata` (a dict of strings, which load_state_dict ignores), so from-torch restores it.
 
 from-torch reads a state_dict (or a dict holding one under "state_dict" or "model_state_dict") and writes a
-safetensors file that ember's io::load_checkpoint reads: float32 -> F32, float64 -> F64, int64 -> I64.
+safetensors file that ember's io::load_checkpoint reads: float32 -> F32, float64 -> F64, int64 -> I64. Its
+__metadata__: the state_dict's `ember_metadata` (a file that came from to-torch) or the string entries of a
+"metadata" dict next to "state_dict", then "format": "pt", then each --meta key=value (repeat --meta, or give
+several after one; later ones win).
 
 Needs only torch and numpy (Debian's python3-torch and python3-numpy). `cmake --install` puts this file in
 <prefix>/share/ember/ with a launcher, <prefix>/bin/ember-to-torch, that takes the same arguments.
@@ -97,6 +103,7 @@ def to_torch(args):
     tensors, meta = read_safetensors(args.input)
     state = collections.OrderedDict((k, v) for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX))
     optim = {k[len(OPTIMIZER_PREFIX):]: v for k, v in tensors.items() if k.startswith(OPTIMIZER_PREFIX)}
+    state.ember_metadata = dict(meta)  # pickled with the OrderedDict; load_state_dict does not look at it
     torch.save(state, args.output)
     if args.optimizer:
         torch.save(optim, args.optimizer)
@@ -105,21 +112,32 @@ def to_torch(args):
 
 
 def from_torch(args):
-    obj = torch.load(args.input, map_location="cpu")
+    try:  # torch >= 2.6 loads weights only by default, which drops the state_dict's ember_metadata attribute
+        obj = torch.load(args.input, map_location="cpu", weights_only=False)
+    except TypeError:  # torch < 1.13 has no weights_only
+        obj = torch.load(args.input, map_location="cpu")
+    meta = {}
+    if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+        meta.update({str(k): str(v) for k, v in obj["metadata"].items()})
     for key in ("state_dict", "model_state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         sys.exit("%s: not a state_dict (a mapping from names to tensors)" % args.input)
-    meta = {"format": "pt"}
+    meta.update({str(k): str(v) for k, v in (getattr(obj, "ember_metadata", None) or {}).items()})
+    meta["format"] = "pt"
     for kv in args.meta or []:
-        k, _, v = kv.partition("=")
+        k, eq, v = kv.partition("=")
+        if not eq or not k:
+            sys.exit("--meta %s: expected key=value" % kv)
         meta[k] = v
     write_safetensors(args.output, obj, meta)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # The usage line names the command as the user typed it: the installed launcher sets EMBER_PROG.
+    p = argparse.ArgumentParser(prog=os.environ.get("EMBER_PROG") or os.path.basename(sys.argv[0]),
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("to-torch", help="safetensors -> state_dict .pt")
     a.add_argument("input")
@@ -129,7 +147,8 @@ def main():
     b = sub.add_parser("from-torch", help="state_dict .pt -> safetensors")
     b.add_argument("input")
     b.add_argument("output")
-    b.add_argument("--meta", nargs="*", help="key=value entries for __metadata__")
+    b.add_argument("--meta", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="an entry for __metadata__ (repeatable); kept metadata is overridden")
     b.set_defaults(run=from_torch)
     args = p.parse_args()
     args.run(args)

@@ -34,6 +34,45 @@ endforeach()
 list(LENGTH source_headers header_count)
 message(STATUS "installed ${header_count} headers, the CMake package, ember.pc and ember-to-torch")
 
+# The version rule: before 1.0 a minor version breaks the API, so only the same major.minor (and a patch at
+# least the one asked for) is accepted: a project written for 0.1 must not get 0.2.
+file(STRINGS ${EMBER_SOURCE_DIR}/CMakeLists.txt project_line REGEX "^project\\(ember VERSION")
+string(REGEX MATCH "VERSION ([0-9]+)\\.([0-9]+)\\.([0-9]+)" _ "${project_line}")
+set(major ${CMAKE_MATCH_1})
+set(minor ${CMAKE_MATCH_2})
+# The converter's usage line names the installed command (needs torch, which the script imports first).
+execute_process(COMMAND /usr/bin/python3 -c "import torch" RESULT_VARIABLE no_torch OUTPUT_QUIET ERROR_QUIET)
+if(no_torch EQUAL 0)
+  execute_process(COMMAND ${prefix}/bin/ember-to-torch --help OUTPUT_VARIABLE help RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0 OR NOT help MATCHES "^usage: ember-to-torch ")
+    message(FATAL_ERROR "ember-to-torch --help (${rc}) does not start with 'usage: ember-to-torch':\n${help}")
+  endif()
+endif()
+
+cmake_policy(SET CMP0012 NEW)  # the version file tests if(TRUE)
+function(accepts request result)
+  string(REPLACE "." ";" parts ${request})
+  list(GET parts 0 PACKAGE_FIND_VERSION_MAJOR)
+  list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
+  set(PACKAGE_FIND_VERSION ${request})
+  set(PACKAGE_FIND_VERSION_PATCH 0)
+  set(PACKAGE_FIND_VERSION_COUNT 2)
+  include(${prefix}/share/cmake/ember/emberConfigVersion.cmake)
+  set(${result} "${PACKAGE_VERSION_COMPATIBLE}" PARENT_SCOPE)
+endfunction()
+math(EXPR older "${minor} - 1")
+math(EXPR newer "${minor} + 1")
+accepts(${major}.${minor} same)
+accepts(${major}.${newer} newer_ok)
+set(older_ok FALSE)
+if(older GREATER_EQUAL 0)
+  accepts(${major}.${older} older_ok)
+endif()
+if(NOT same OR newer_ok OR (major EQUAL 0 AND older_ok))
+  message(FATAL_ERROR "emberConfigVersion.cmake: ${major}.${minor} accepted ${same}, ${major}.${newer} ${newer_ok}, "
+                      "${major}.${older} ${older_ok}; expected only ${major}.${minor} (0.x minors break the API)")
+endif()
+
 foreach(route find_package add_subdirectory)
   run(${CMAKE_COMMAND} -S ${EMBER_SOURCE_DIR}/tests/consumer/${route} -B ${WORK_DIR}/${route}
       -DCMAKE_PREFIX_PATH=${prefix} -DEMBER_SOURCE_DIR=${EMBER_SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release

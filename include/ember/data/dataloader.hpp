@@ -69,6 +69,16 @@ struct DataLoaderOptions {
   bool prefetch = true;          // num_workers = 0: prepare the next batch on a background thread
   IndexSampler sampler{};
   std::int64_t num_workers = 0;  // >= 1: threads preparing batches ahead (decoding, transforms)
+
+  // Named setters, for DataLoaderOptions{}.with_batch_size(32).with_shuffle(true) (aggregate initialisation
+  // keeps working; the fields keep their names, so the setters cannot share them).
+  DataLoaderOptions& with_batch_size(std::int64_t v) { return batch_size = v, *this; }
+  DataLoaderOptions& with_shuffle(bool v) { return shuffle = v, *this; }
+  DataLoaderOptions& with_drop_last(bool v) { return drop_last = v, *this; }
+  DataLoaderOptions& with_seed(std::uint64_t v) { return seed = v, *this; }
+  DataLoaderOptions& with_prefetch(bool v) { return prefetch = v, *this; }
+  DataLoaderOptions& with_sampler(IndexSampler v) { return sampler = std::move(v), *this; }
+  DataLoaderOptions& with_num_workers(std::int64_t v) { return num_workers = v, *this; }
 };
 
 template <typename Target = std::int64_t>

@@ -1,10 +1,11 @@
 #pragma once
 // Per-sample image transforms on a C x H x W float tensor, with torchvision's conventions and numbers:
 //   resize            F.resize on a tensor, antialias=False: F.interpolate(mode='bilinear', align_corners=False),
-//                     or mode='area' (adaptive average pooling)
+//                     or mode='area' (adaptive average pooling), or mode='nearest'
 //   center_crop       F.center_crop (offsets rounded half to even as Python's round; zero padding when larger)
-//   affine            F.affine(interpolation=BILINEAR, fill) on a tensor (the sampling RandomAffine uses)
-//   hflip, normalize  F.hflip, F.normalize
+//   affine            F.affine(interpolation=BILINEAR or NEAREST, fill, center) on a tensor (RandomAffine's and
+//                     the auto-augment policies' sampling)
+//   hflip, vflip, normalize  F.hflip, F.vflip, F.normalize
 // A Transform is a callable void(Tensor& image, Generator& gen): it edits the image in place (it may change
 // its shape) and draws any randomness from gen, so one seed fixes a run. Transforms that produce a new
 // image work through a per-thread scratch tensor that is swapped in, so a loader in steady state allocates
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -55,6 +57,28 @@ inline std::int64_t round_half_even(double v) {
   const double r = std::round(v);
   if (std::fabs(v - std::trunc(v)) == 0.5) return static_cast<std::int64_t>(2.0 * std::round(v / 2.0));
   return static_cast<std::int64_t>(r);
+}
+
+// torchvision's random window search (RandomResizedCrop, RandomErasing): up to 10 tries of an area fraction
+// uniform in `scale` of H x W and an aspect ratio log-uniform in `ratio`; sides(round(sqrt(area * aspect)),
+// round(sqrt(area / aspect))) gives the window's {h, w}, or {-1, -1} to try again; its corner is uniform.
+// Returns {top, left, h, w}, or {0, 0, -1, -1} when no try fits.
+template <class Sides>
+std::array<std::int64_t, 4> random_window(std::int64_t H, std::int64_t W, const std::array<double, 2>& scale,
+                                          const std::array<double, 2>& ratio, Generator& gen, Sides sides) {
+  const double area = static_cast<double>(H * W);
+  const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * gen.uniform(scale[0], scale[1]);
+    const double aspect = std::exp(gen.uniform(log_lo, log_hi));
+    const std::array<std::int64_t, 2> hw =
+        sides(round_half_even(std::sqrt(target * aspect)), round_half_even(std::sqrt(target / aspect)));
+    if (hw[0] < 0) continue;
+    const auto top = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(H - hw[0] + 1)));
+    const auto left = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(W - hw[1] + 1)));
+    return {top, left, hw[0], hw[1]};
+  }
+  return {0, 0, -1, -1};
 }
 
 }  // namespace detail
@@ -99,10 +123,16 @@ inline Tensor center_crop(const Tensor& image, std::int64_t out_h, std::int64_t 
 // samples the input bilinearly at the inverse-mapped point (grid_sample, align_corners=False, zero padding);
 // like torchvision, the fill is blended in with the sampled coverage of the image, out = v * m + (1 - m) * fill
 // where m is the same bilinear sample of an all-ones image (so fill=0 also darkens the border pixels).
+// mode Nearest samples the rounded point (grid_sample's nearest, half to even) and puts `fill` outside the
+// image. `center`, when given, is the pivot in pixels from the top-left corner (F.affine's center; the
+// auto-augment shears use (0, 0)); by default the image centre.
 inline void affine_into(const Tensor& image, Tensor& out, double angle, std::array<double, 2> translate,
-                        double scale, std::array<double, 2> shear = {0.0, 0.0}, float fill = 0.0f) {
+                        double scale, std::array<double, 2> shear = {0.0, 0.0}, float fill = 0.0f,
+                        Interpolation mode = Interpolation::Bilinear,
+                        std::optional<std::array<double, 2>> center = std::nullopt) {
   detail::expect_image(image, "affine");
   if (!(scale > 0.0)) throw std::invalid_argument("affine: scale must be positive, got " + std::to_string(scale));
+  if (mode == Interpolation::Area) throw std::invalid_argument("affine: interpolation must be Bilinear or Nearest");
   const std::int64_t c = image.size(0), h = image.size(1), w = image.size(2);
   out.resize(image.shape());
   // The inverse of T * C * R S Sh * C^-1, as torchvision's _get_inverse_affine_matrix with centre (0, 0).
@@ -113,8 +143,11 @@ inline void affine_into(const Tensor& image, Tensor& out, double angle, std::arr
   const double cc = std::sin(rot - sy) / std::cos(sy);
   const double d = -std::sin(rot - sy) * std::tan(sx) / std::cos(sy) + std::cos(rot);
   double m[6] = {d / scale, -b / scale, 0.0, -cc / scale, a / scale, 0.0};
-  m[2] = m[0] * -translate[0] + m[1] * -translate[1];
-  m[5] = m[3] * -translate[0] + m[4] * -translate[1];
+  // The pivot relative to the image centre, as torchvision's center_f.
+  const double cx = center ? (*center)[0] - 0.5 * static_cast<double>(w) : 0.0;
+  const double cy = center ? (*center)[1] - 0.5 * static_cast<double>(h) : 0.0;
+  m[2] = m[0] * (-cx - translate[0]) + m[1] * (-cy - translate[1]) + cx;
+  m[5] = m[3] * (-cx - translate[0]) + m[4] * (-cy - translate[1]) + cy;
   // torchvision's grid is float32; keeping its matrix in float keeps the sample points within a few ulps.
   const float f[6] = {static_cast<float>(m[0]), static_cast<float>(m[1]), static_cast<float>(m[2]),
                       static_cast<float>(m[3]), static_cast<float>(m[4]), static_cast<float>(m[5])};
@@ -129,6 +162,13 @@ inline void affine_into(const Tensor& image, Tensor& out, double angle, std::arr
       // Centre-relative source point -> pixel index (align_corners=False: index = coord + size/2 - 0.5).
       const float ix = f[0] * x + f[1] * y + f[2] + half_w - 0.5f;
       const float iy = f[3] * x + f[4] * y + f[5] + half_h - 0.5f;
+      if (mode == Interpolation::Nearest) {
+        const auto nx = static_cast<std::int64_t>(std::nearbyint(ix)), ny = static_cast<std::int64_t>(std::nearbyint(iy));
+        const bool inside = nx >= 0 && nx < w && ny >= 0 && ny < h;
+        for (std::int64_t ch = 0; ch < c; ++ch)
+          dst[ch * plane + oy * w + ox] = inside ? src[ch * plane + ny * w + nx] : fill;
+        continue;
+      }
       const float fx0 = std::floor(ix), fy0 = std::floor(iy);
       const float wx1 = ix - fx0, wy1 = iy - fy0, wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
       const auto x0 = static_cast<std::int64_t>(fx0), y0 = static_cast<std::int64_t>(fy0);
@@ -152,9 +192,11 @@ inline void affine_into(const Tensor& image, Tensor& out, double angle, std::arr
 }
 
 inline Tensor affine(const Tensor& image, double angle, std::array<double, 2> translate, double scale,
-                     std::array<double, 2> shear = {0.0, 0.0}, float fill = 0.0f) {
+                     std::array<double, 2> shear = {0.0, 0.0}, float fill = 0.0f,
+                     Interpolation mode = Interpolation::Bilinear,
+                     std::optional<std::array<double, 2>> center = std::nullopt) {
   Tensor out;
-  affine_into(image, out, angle, translate, scale, shear, fill);
+  affine_into(image, out, angle, translate, scale, shear, fill, mode, center);
   return out;
 }
 
@@ -163,6 +205,16 @@ inline void hflip(Tensor& image) {
   detail::expect_image(image, "hflip");
   const std::int64_t rows = image.size(0) * image.size(1), w = image.size(2);
   for (std::int64_t r = 0; r < rows; ++r) std::reverse(image.data() + r * w, image.data() + (r + 1) * w);
+}
+
+// Mirror top-bottom in place (F.vflip).
+inline void vflip(Tensor& image) {
+  detail::expect_image(image, "vflip");
+  const std::int64_t h = image.size(1), w = image.size(2);
+  for (std::int64_t ch = 0; ch < image.size(0); ++ch) {
+    float* p = image.data() + ch * h * w;
+    for (std::int64_t y = 0; y < h / 2; ++y) std::swap_ranges(p + y * w, p + (y + 1) * w, p + (h - 1 - y) * w);
+  }
 }
 
 // (x - mean[c]) / std[c] in place; mean and std hold one value per channel or a single value for all.
@@ -250,6 +302,17 @@ struct RandomHorizontalFlip {
   }
   void operator()(Tensor& image, Generator& gen) const {
     if (gen.uniform() < p) hflip(image);
+  }
+};
+
+// As RandomHorizontalFlip, top-bottom (torchvision's RandomVerticalFlip).
+struct RandomVerticalFlip {
+  double p;
+  explicit RandomVerticalFlip(double prob = 0.5) : p(prob) {
+    if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("RandomVerticalFlip: p must lie in [0, 1]");
+  }
+  void operator()(Tensor& image, Generator& gen) const {
+    if (gen.uniform() < p) vflip(image);
   }
 };
 

@@ -5,6 +5,7 @@
 //   adjust_brightness   F.adjust_brightness: clamp(f x, 0, bound)
 //   adjust_contrast     F.adjust_contrast: clamp(f x + (1 - f) mean(gray(x)), 0, bound)
 //   adjust_saturation   F.adjust_saturation: clamp(f x + (1 - f) gray(x), 0, bound); 1 channel unchanged
+//   adjust_hue          F.adjust_hue: the hue of HSV turned by a fraction of the circle; 1 channel unchanged
 //   RandomResizedCrop, ColorJitter   the random transforms built on them
 // gray(x) = 0.2989 R + 0.587 G + 0.114 B (F.rgb_to_grayscale). `bound` is the largest pixel value: 255 for
 // ember's raw 0..255 images (before ToUnit), 1 after it; torchvision's float images use 1, and the results
@@ -107,6 +108,37 @@ inline void adjust_saturation(Tensor& image, float factor, float bound = 255.0f)
   for (std::int64_t ch = 0; ch < 3; ++ch) detail::blend(image.data() + ch * plane, plane, factor, gray.data(), 0.0f, bound);
 }
 
+// F.adjust_hue: the hue turned by hue_factor (in [-0.5, 0.5], a fraction of the colour circle) through
+// torchvision's _rgb2hsv and _hsv2rgb on x / bound; 1 channel unchanged.
+inline void adjust_hue(Tensor& image, float hue_factor, float bound = 255.0f) {
+  detail::expect_gray_or_rgb(image, "adjust_hue");
+  if (!(hue_factor >= -0.5f && hue_factor <= 0.5f))
+    throw std::invalid_argument("adjust_hue: hue_factor must lie in [-0.5, 0.5], got " + std::to_string(hue_factor));
+  if (image.size(0) == 1) return;
+  const std::int64_t plane = image.size(1) * image.size(2);
+  float *R = image.data(), *G = R + plane, *B = G + plane;
+  for (std::int64_t i = 0; i < plane; ++i) {
+    const float r = R[i] / bound, g = G[i] / bound, b = B[i] / bound;
+    const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
+    const bool eqc = maxc == minc;
+    const float cr = maxc - minc, s = cr / (eqc ? 1.0f : maxc), div = eqc ? 1.0f : cr;
+    const float rc = (maxc - r) / div, gc = (maxc - g) / div, bc = (maxc - b) / div;
+    float h = maxc == r ? bc - gc : (maxc == g ? 2.0f + rc - bc : 4.0f + gc - rc);
+    h = std::fmod(h / 6.0f + 1.0f, 1.0f);
+    h = h + hue_factor;  // Python's %: the result takes the divisor's sign
+    h = h - std::floor(h);
+    const float v = maxc, h6 = h * 6.0f, i6 = std::floor(h6), f = h6 - i6;
+    const float p = std::min(std::max(v * (1.0f - s), 0.0f), 1.0f);
+    const float q = std::min(std::max(v * (1.0f - s * f), 0.0f), 1.0f);
+    const float t = std::min(std::max(v * (1.0f - s * (1.0f - f)), 0.0f), 1.0f);
+    const int sector = ((static_cast<int>(i6) % 6) + 6) % 6;
+    const float rgb[6][3] = {{v, t, p}, {q, v, p}, {p, v, t}, {p, q, v}, {t, p, v}, {v, p, q}};
+    R[i] = rgb[sector][0] * bound;
+    G[i] = rgb[sector][1] * bound;
+    B[i] = rgb[sector][2] * bound;
+  }
+}
+
 // ------------------------------------------------------------------------------------ random transforms
 
 // torchvision's RandomResizedCrop(size, scale = (0.08, 1), ratio = (3/4, 4/3)): up to 10 tries of an area
@@ -129,19 +161,11 @@ struct RandomResizedCrop {
 
   // The window (top, left, h, w) as torchvision's get_params.
   std::array<std::int64_t, 4> window(std::int64_t H, std::int64_t W, Generator& gen) const {
-    const double area = static_cast<double>(H * W);
-    const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      const double target = area * gen.uniform(scale[0], scale[1]);
-      const double aspect = std::exp(gen.uniform(log_lo, log_hi));
-      const std::int64_t w = detail::round_half_even(std::sqrt(target * aspect));
-      const std::int64_t h = detail::round_half_even(std::sqrt(target / aspect));
-      if (w > 0 && w <= W && h > 0 && h <= H) {
-        const auto top = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(H - h + 1)));
-        const auto left = static_cast<std::int64_t>(gen.randint(static_cast<std::uint64_t>(W - w + 1)));
-        return {top, left, h, w};
-      }
-    }
+    // Here the first side is the width: w = round(sqrt(area * aspect)).
+    const auto found = detail::random_window(H, W, scale, ratio, gen, [&](std::int64_t w, std::int64_t h) {
+      return w > 0 && w <= W && h > 0 && h <= H ? std::array<std::int64_t, 2>{h, w} : std::array<std::int64_t, 2>{-1, -1};
+    });
+    if (found[2] >= 0) return found;
     const double in_ratio = static_cast<double>(W) / static_cast<double>(H);
     std::int64_t w = W, h = H;
     if (in_ratio < ratio[0]) h = detail::round_half_even(static_cast<double>(w) / ratio[0]);
@@ -158,32 +182,37 @@ struct RandomResizedCrop {
   }
 };
 
-// torchvision's ColorJitter(brightness, contrast, saturation) without hue: each factor uniform in
-// [max(0, 1 - v), 1 + v] (v = 0 leaves that adjustment out), applied in a random order drawn per call
-// (a permutation first, then the factors, as torchvision's get_params).
+// torchvision's ColorJitter(brightness, contrast, saturation, hue): each factor uniform in
+// [max(0, 1 - v), 1 + v] (v = 0 leaves that adjustment out), the hue shift uniform in [-hue, hue] (hue in
+// [0, 0.5]), applied in a random order drawn per call (a permutation first, then the factors, as
+// torchvision's get_params).
 struct ColorJitter {
-  float brightness, contrast, saturation, bound;
+  float brightness, contrast, saturation, hue, bound;
   explicit ColorJitter(float brightness_ = 0.0f, float contrast_ = 0.0f, float saturation_ = 0.0f,
-                       float bound_ = 255.0f)
-      : brightness(brightness_), contrast(contrast_), saturation(saturation_), bound(bound_) {
+                       float hue_ = 0.0f, float bound_ = 255.0f)
+      : brightness(brightness_), contrast(contrast_), saturation(saturation_), hue(hue_), bound(bound_) {
     if (!(brightness >= 0.0f && contrast >= 0.0f && saturation >= 0.0f))
       throw std::invalid_argument("ColorJitter: brightness, contrast and saturation must be >= 0");
+    if (!(hue >= 0.0f && hue <= 0.5f))
+      throw std::invalid_argument("ColorJitter: hue must lie in [0, 0.5], got " + std::to_string(hue));
     if (!(bound > 0.0f)) throw std::invalid_argument("ColorJitter: bound must be positive");
   }
   void operator()(Tensor& image, Generator& gen) const {
     detail::expect_gray_or_rgb(image, "ColorJitter");
-    std::array<int, 3> order = {0, 1, 2};
+    std::array<int, 4> order = {0, 1, 2, 3};
     gen.shuffle(order.begin(), order.end());
-    const float amount[3] = {brightness, contrast, saturation};
-    float factor[3] = {1.0f, 1.0f, 1.0f};
+    const float amount[4] = {brightness, contrast, saturation, hue};
+    float factor[4] = {1.0f, 1.0f, 1.0f, 0.0f};
     for (int k = 0; k < 3; ++k)
       if (amount[k] > 0.0f)
         factor[k] = static_cast<float>(gen.uniform(std::max(0.0, 1.0 - amount[k]), 1.0 + amount[k]));
+    if (hue > 0.0f) factor[3] = static_cast<float>(gen.uniform(-hue, hue));
     for (int k : order) {
       if (amount[k] == 0.0f) continue;
       if (k == 0) adjust_brightness(image, factor[k], bound);
       if (k == 1) adjust_contrast(image, factor[k], bound);
       if (k == 2) adjust_saturation(image, factor[k], bound);
+      if (k == 3) adjust_hue(image, factor[k], bound);
     }
   }
 };

@@ -2,9 +2,11 @@
 // Image resize, as torchvision's F.resize on a tensor with antialias=False:
 //   Bilinear  F.interpolate(mode='bilinear', align_corners=False)
 //   Area      F.interpolate(mode='area'), adaptive average pooling
+//   Nearest   F.interpolate(mode='nearest'): source index floor(o * in / out)
 // The plane kernels work on raw buffers (C planes of H x W in, C planes of out_h x out_w out); resize and
 // resize_into are the checked tensor forms that data::Resize and io::resize share.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -15,7 +17,7 @@
 
 namespace ember::kernels {
 
-enum class Interpolation { Bilinear, Area };
+enum class Interpolation { Bilinear, Area, Nearest };
 
 // Source indices and weights of PyTorch's linear upsampling, align_corners=False, for one axis.
 struct LinearTap {
@@ -72,6 +74,22 @@ inline void resize_area(const float* src, std::int64_t c, std::int64_t h, std::i
   }
 }
 
+// PyTorch's 'nearest' (not 'nearest-exact'): src = min(floor(o * (in / out)), in - 1), the scale in float.
+inline void resize_nearest(const float* src, std::int64_t c, std::int64_t h, std::int64_t w, float* dst,
+                           std::int64_t out_h, std::int64_t out_w) {
+  auto index = [](std::int64_t o, std::int64_t in, std::int64_t out) {
+    const float scale = static_cast<float>(in) / static_cast<float>(out);
+    return std::min(static_cast<std::int64_t>(std::floor(static_cast<float>(o) * scale)), in - 1);
+  };
+  std::vector<std::int64_t> xs(static_cast<std::size_t>(out_w));
+  for (std::int64_t ox = 0; ox < out_w; ++ox) xs[static_cast<std::size_t>(ox)] = index(ox, w, out_w);
+  for (std::int64_t ch = 0; ch < c; ++ch)
+    for (std::int64_t oy = 0; oy < out_h; ++oy) {
+      const float* row = src + (ch * h + index(oy, h, out_h)) * w;
+      for (std::int64_t x : xs) *dst++ = row[x];
+    }
+}
+
 // C x H x W -> C x out_h x out_w into `out` (which must not alias `image`; its storage is reused). A tensor
 // that is not C x H x W, or is empty, throws shape_error; a non-positive output size std::invalid_argument.
 inline void resize_into(const Tensor& image, Tensor& out, std::int64_t out_h, std::int64_t out_w,
@@ -85,6 +103,8 @@ inline void resize_into(const Tensor& image, Tensor& out, std::int64_t out_h, st
   out.resize({c, out_h, out_w});
   if (mode == Interpolation::Bilinear)
     resize_bilinear(image.data(), c, h, w, out.data(), out_h, out_w);
+  else if (mode == Interpolation::Nearest)
+    resize_nearest(image.data(), c, h, w, out.data(), out_h, out_w);
   else
     resize_area(image.data(), c, h, w, out.data(), out_h, out_w);
 }

@@ -8,6 +8,9 @@
 //                     without weights; logp = log_softmax(logits), eps = label_smoothing;
 //                     d l_i / d logits[i, j] = (1 - eps) w[y_i] (p_j - [j == y_i]) + eps / C (W p_j - w[j]),
 //                     W = sum_c w[c] (without weights: p_j - (1 - eps) [j == y_i] - eps / C)
+//                     target [N, C] class probabilities (soft labels, MixUp, CutMix), as PyTorch:
+//                     l_i = -sum_c w[c] q[i, c] logp[i, c], q = (1 - eps) target + eps / C; mean divides by N;
+//                     d l_i / d logits[i, j] = p_j sum_c w[c] q[i, c] - w[j] q[i, j]
 //   NLLLoss           log-probabilities [N, C]: loss = -mean_i logp[i, y_i]; gradient -onehot / N
 //
 // forward keeps what backward needs (the softmax and the targets) in buffers reused across calls, and
@@ -95,6 +98,7 @@ class CrossEntropyLossT {
     probs_.resize(logits.shape());
     if (losses_.dim() != 1 || losses_.size(0) != n) losses_.resize({n});  // a Shape temporary allocates
     target_.assign(target.begin(), target.end());
+    soft_mode_ = false;
     const T eps = static_cast<T>(label_smoothing_);
     const bool weighted = !weight_.empty();
     // Accumulate the batch in double: the mean of many per-sample losses keeps its digits in float too.
@@ -136,6 +140,47 @@ class CrossEntropyLossT {
     return static_cast<T>(total);
   }
 
+  // logits [N, C], target [N, C] class probabilities (any scalar type; rows are used as they are, as PyTorch
+  // does not check that they sum to 1): the reduced loss; ignore_index does not apply.
+  template <typename U>
+  T forward(const TensorT<T>& logits, const TensorT<U>& target) {
+    check_logits(logits);
+    if (target.shape() != logits.shape())
+      throw shape_error("CrossEntropyLoss: class-probability targets must have the logits' shape " +
+                        to_string(logits.shape()) + ", got " + to_string(target.shape()));
+    const std::int64_t n = logits.size(0), c = logits.size(1);
+    probs_.resize(logits.shape());
+    soft_.resize(logits.shape());
+    if (losses_.dim() != 1 || losses_.size(0) != n) losses_.resize({n});
+    const T eps = static_cast<T>(label_smoothing_);
+    double total = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T* z = logits.data() + i * c;
+      T* p = probs_.data() + i * c;
+      T* q = soft_.data() + i * c;
+      const T m = *std::max_element(z, z + c);
+      T sum = 0;
+      for (std::int64_t j = 0; j < c; ++j) sum += p[j] = std::exp(z[j] - m);
+      const T log_sum = std::log(sum);
+      T row = 0;
+      for (std::int64_t j = 0; j < c; ++j) {
+        const T t = static_cast<T>(target[i * c + j]);
+        if (!std::isfinite(t))
+          throw std::invalid_argument("CrossEntropyLoss: target probability [" + std::to_string(i) + ", " +
+                                      std::to_string(j) + "] is not finite");
+        q[j] = (T(1) - eps) * t + eps / static_cast<T>(c);
+        p[j] /= sum;
+        row -= (weight_.empty() ? T(1) : weight_[static_cast<std::size_t>(j)]) * q[j] * (z[j] - m - log_sum);
+      }
+      losses_[i] = row;
+      total += static_cast<double>(row);
+    }
+    soft_mode_ = true;
+    denom_ = static_cast<double>(n);
+    if (reduction_ == Reduction::mean) return static_cast<T>(total / denom_);
+    return static_cast<T>(total);
+  }
+
   // d loss / d logits of the last forward, into a caller buffer (no allocation once it has the right size).
   void backward_into(TensorT<T>& grad) const { backward_rows(grad, nullptr); }
   // Reduction::none: `upstream` [N] is the gradient of each row's loss.
@@ -155,20 +200,30 @@ class CrossEntropyLossT {
   const TensorT<T>& losses() const noexcept { return losses_; }
 
  private:
-  void check(const TensorT<T>& logits, const std::vector<std::int64_t>& target) const {
+  void check_logits(const TensorT<T>& logits) const {
     if (logits.dim() != 2)
       throw shape_error("CrossEntropyLoss: expected logits of shape [N, C], got " + to_string(logits.shape()));
     if (!weight_.empty() && logits.size(1) != static_cast<std::int64_t>(weight_.size()))
       throw shape_error("CrossEntropyLoss: " + std::to_string(weight_.size()) + " class weights for logits " +
                         to_string(logits.shape()) + ": expected one weight per class");
+    if (logits.size(0) == 0 || logits.size(1) == 0)
+      throw shape_error("CrossEntropyLoss: expected a non-empty batch and at least one class, got logits " +
+                        to_string(logits.shape()));
+  }
+  void check(const TensorT<T>& logits, const std::vector<std::int64_t>& target) const {
+    check_logits(logits);
     detail::check_classification_inputs(logits, target, "CrossEntropyLoss", "logits", ignore_index_);
   }
 
   void backward_rows(TensorT<T>& grad, const TensorT<T>* upstream) const {
-    if (target_.empty()) throw std::logic_error("CrossEntropyLoss: backward called before forward");
+    if (target_.empty() && !soft_mode_) throw std::logic_error("CrossEntropyLoss: backward called before forward");
     const std::int64_t n = probs_.size(0);
     const std::int64_t c = probs_.size(1);
     grad.resize(probs_.shape());
+    if (soft_mode_) {
+      soft_rows(grad, upstream);
+      return;
+    }
     const bool weighted = !weight_.empty();
     const T eps = static_cast<T>(label_smoothing_);
     const T off = eps / static_cast<T>(c);  // smoothed target mass on every class
@@ -202,12 +257,28 @@ class CrossEntropyLossT {
     }
   }
 
+  // Probability targets: p_j S - w_j q_j per row, S = sum_c w_c q_c.
+  void soft_rows(TensorT<T>& grad, const TensorT<T>* upstream) const {
+    const std::int64_t n = probs_.size(0), c = probs_.size(1);
+    const T scale = reduction_ == Reduction::mean ? T(1) / static_cast<T>(denom_) : T(1);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T *p = probs_.data() + i * c, *q = soft_.data() + i * c;
+      T* g = grad.data() + i * c;
+      const T s = upstream ? (*upstream)[i] * scale : scale;
+      T S = 0;
+      for (std::int64_t j = 0; j < c; ++j) S += (weight_.empty() ? T(1) : weight_[static_cast<std::size_t>(j)]) * q[j];
+      for (std::int64_t j = 0; j < c; ++j)
+        g[j] = (p[j] * S - (weight_.empty() ? T(1) : weight_[static_cast<std::size_t>(j)]) * q[j]) * s;
+    }
+  }
+
   double label_smoothing_;
   std::int64_t ignore_index_;
   Reduction reduction_;
   std::vector<T> weight_;
-  TensorT<T> probs_, losses_;
+  TensorT<T> probs_, losses_, soft_;  // soft_: the smoothed probability targets of the last forward
   std::vector<std::int64_t> target_;
+  bool soft_mode_ = false;  // the last forward took probabilities
   double denom_ = 0;
 };
 

@@ -32,6 +32,18 @@ std::int64_t batch_rows(const Batch& batch) {
 }
 }  // namespace detail
 
+namespace detail {
+// The loader's data set's class count, 0 when it does not say.
+template <class L>
+auto dataset_classes(L& loader, int) -> decltype(std::int64_t{loader.dataset().num_classes}) {
+  return loader.dataset().num_classes;
+}
+template <class L>
+std::int64_t dataset_classes(L&, long) {
+  return 0;
+}
+}  // namespace detail
+
 // Validation results over a whole loader.
 struct Evaluation {
   double loss = 0;      // mean loss over the samples
@@ -84,6 +96,31 @@ Evaluation evaluate(const Model& model, Loader& loader, Loss loss, std::int64_t 
 template <class Model, class Loader>
 Evaluation evaluate(const Model& model, Loader& loader, double label_smoothing = 0.0, std::int64_t num_classes = 0) {
   return evaluate(model, loader, nn::CrossEntropyLossT<typename Model::Scalar>(label_smoothing), num_classes);
+}
+
+// The confusion matrix of the model's argmax predictions over a loader with class targets (rows: true class,
+// columns: predicted, as sklearn.metrics.confusion_matrix), in inference mode. num_classes 0: the loader's
+// data set's num_classes if it has one, else the number of logit columns.
+template <class Model, class Loader>
+ConfusionMatrix confusion_matrix(const Model& model, Loader& loader, std::int64_t num_classes = 0) {
+  using T = typename Model::Scalar;
+  TensorT<T> input_buffer, logits;
+  std::vector<std::int64_t> predictions;
+  ConfusionMatrix matrix;
+  bool sized = false;
+  for (const auto& batch : loader) {
+    static_assert(is_class_target<decltype(batch.target)>, "confusion_matrix: the loader's targets must be class indices");
+    model.predict_into(detail::as_model_input(batch.input, input_buffer), logits);
+    argmax_rows_into(logits, predictions);
+    if (!sized) {
+      const std::int64_t n = num_classes > 0 ? num_classes : detail::dataset_classes(loader, 0);
+      matrix = ConfusionMatrix(n > 0 ? n : logits.size(1));
+      sized = true;
+    }
+    matrix.add(predictions, batch.target);
+  }
+  if (!sized) throw std::invalid_argument("confusion_matrix: the loader gave no samples");
+  return matrix;
 }
 
 }  // namespace ember::train
