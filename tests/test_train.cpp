@@ -479,7 +479,9 @@ void check_resume_with_schedule(MakeSchedule make, bool early) {
   setup(opt_c, holder_c, opts);
   const auto meta = ember::io::load_checkpoint(c, last, &opt_c);
   CHECK(meta.count("scheduler.last_epoch") == 1);
-  CHECK(ember::io::load_checkpoint(c, best, &opt_c).count("scheduler.last_epoch") == 1);  // the best has it too
+  CHECK(ember::io::load_checkpoint(c, best).count("scheduler.last_epoch") == 1);  // the best has it too
+  // ... but no optimiser state: loading it with one (a resume from the best) is refused, not silently fresh.
+  CHECK_THROWS_AS(ember::io::load_checkpoint(c, best, &opt_c), ember::format_error);
   ember::io::load_checkpoint(c, last, &opt_c);
   opts.resume_from(meta);
   const train::History hc = train::fit(c, loss_c, opt_c, train_a, val_a, opts);
