@@ -205,6 +205,9 @@ def image_corpus(out):
     write(out, "filters.png", png_filtered(w, 5, [[(x * 31 + y) % 256 for x in range(w)] for y in range(5)]))
     write(out, "rgb24.bmp", bmp24(w, h, rgb))
     write(out, "palette8.bmp", bmp8(w, h, [[(x + y) % 4 for x in range(w)] for y in range(h)], palette))
+    # A 3 x 2 GIF87a as PIL writes it (global palette, one LZW-coded frame).
+    write(out, "small.gif", bytes.fromhex("4749463837610300020082000000ff00c864320a141eff00000000ff0000000000000000"
+                                          "002c0000000003000200000809000700202020408180003b"))
     jpeg = os.path.join(FIXTURES, "ramp_8x8.jpg")
     if os.path.exists(jpeg):
         with open(jpeg, "rb") as f:
