@@ -1170,18 +1170,9 @@ TEST_CASE("RandomResizedCrop and ColorJitter: seeded, torchvision's parameter ra
 
 // ------------------------------------------------------------------------------------------ the first week
 
-namespace {
-// A 3 x 2 GIF (PIL's encoding): red, green, blue / (10, 20, 30), (200, 100, 50), black.
-const std::string kGif3x2(
-    "\x47\x49\x46\x38\x37\x61\x03\x00\x02\x00\x82\x00\x00\x00\xff\x00\xc8\x64\x32\x0a\x14\x1e\xff\x00\x00\x00"
-    "\x00\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x03\x00\x02\x00\x00\x08\x09\x00\x07\x00"
-    "\x20\x20\x20\x40\x81\x80\x00\x3b",
-    60);
-}  // namespace
-
 TEST_CASE("ImageFolder reads GIFs and names the WebP and TIFF files it cannot read instead of ignoring them") {
   const std::string root = make_folder("folder_formats");
-  write_file((fs::path(root) / "a_cls/3.gif").string(), kGif3x2);
+  fs::copy_file(std::string(EMBER_FIXTURE_DIR) + "/rgb_3x2.gif", fs::path(root) / "a_cls/3.gif");  // PIL's GIF
   write_file((fs::path(root) / "b_cls/photo.webp").string(), std::string("RIFF\0\0\0\0WEBPVP8 ", 16));
   write_file((fs::path(root) / "b_cls/sub/scan.TIFF").string(), std::string("II*\0\x08\0", 6));
   const data::ImageFolder f(root, folder_options(3, 2, 3));

@@ -471,12 +471,6 @@ TEST_CASE("a CMYK JPEG (Adobe's inverted CMYK, as PIL writes it) reads as PIL's 
 // ------------------------------------------------------------------------------------------ GIF
 
 namespace {
-// A 3 x 2 GIF as PIL writes it: red, green, blue / (10, 20, 30), (200, 100, 50), black.
-const std::string kGif3x2(
-    "\x47\x49\x46\x38\x37\x61\x03\x00\x02\x00\x82\x00\x00\x00\xff\x00\xc8\x64\x32\x0a\x14\x1e\xff\x00\x00\x00"
-    "\x00\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x03\x00\x02\x00\x00\x08\x09\x00\x07\x00"
-    "\x20\x20\x20\x40\x81\x80\x00\x3b",
-    60);
 
 // A GIF header declaring a w x h screen, then the image descriptor of a 1 x 1 frame and `data` bytes.
 Bytes gif_declaring(unsigned w, unsigned h, std::size_t data = 4) {
@@ -491,12 +485,12 @@ Bytes gif_declaring(unsigned w, unsigned h, std::size_t data = 4) {
 }  // namespace
 
 TEST_CASE("GIF: the first frame decodes to PIL's convert('RGB') values") {
-  write_file(tmp_path("small.gif"), Bytes(kGif3x2.begin(), kGif3x2.end()));
-  const Tensor rgb = io::load_image(tmp_path("small.gif"), 3);
+  const std::string gif = std::string(EMBER_FIXTURE_DIR) + "/rgb_3x2.gif";  // tests/fixtures/make_gif_fixture.py
+  const Tensor rgb = io::load_image(gif, 3);
   REQUIRE(rgb.shape() == Shape{3, 2, 3});
   CHECK(std::vector<float>(rgb.begin(), rgb.end()) ==
         std::vector<float>{255, 0, 0, 10, 200, 0, 0, 255, 0, 20, 100, 0, 0, 0, 255, 30, 50, 0});
-  CHECK(io::load_image(tmp_path("small.gif"), 1).shape() == Shape{1, 2, 3});
+  CHECK(io::load_image(gif, 1).shape() == Shape{1, 2, 3});
 }
 
 TEST_CASE("GIF: a screen beyond the limits or the data, and a file without an image, are refused before stb") {

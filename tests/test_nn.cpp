@@ -1245,6 +1245,9 @@ TEST_CASE("a frozen parameter gets no gradient; the input gradient and the other
       else CHECK(b[k].second->grad == a[k].second->grad);
     }
   }
+  // nn::to keeps the flags (the last loop froze fc alone).
+  nn::SequentialT<double> converted = nn::to<double>(frozen);
+  for (auto& [n, p] : converted.named_parameters()) CHECK(p->requires_grad == (n.rfind("fc.", 0) != 0));
   // clip_grad_norm_ leaves out frozen parameters, as PyTorch leaves out those whose grad is None.
   nn::Parameter p{Tensor::ones({2}), Tensor::full({2}, 3.0f)}, q{Tensor::ones({2}), Tensor::full({2}, 4.0f)};
   q.requires_grad = false;

@@ -10,7 +10,9 @@
 // "optimizer.<key>.<parameter name>" (SGD: "optimizer.momentum_buffer.fc1.weight"), and load_checkpoint with
 // an optimiser restores them (a parameter without one in the file gets none: its next step seeds it, as in
 // PyTorch). Loading without an optimiser ignores those entries, so a training checkpoint also serves
-// inference. The optimiser is any type with the members optim/sgd.hpp lists.
+// inference; loading with one needs that optimiser's state in the file (a model-only file, or another
+// optimiser's, is a format_error rather than a silent fresh start). load_state_dict(module, path, strict)
+// is PyTorch's: with strict = false, missing and unexpected tensors are reported instead of refused. The optimiser is any type with the members optim/sgd.hpp lists.
 //
 // Writes are atomic: a temporary file in the target's directory, flushed and fsync'ed, then renamed over the
 // target; on failure the temporary is removed, ember::io_error names the path, the old file is untouched.
