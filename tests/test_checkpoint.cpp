@@ -485,14 +485,19 @@ TEST_CASE("load_state_dict: strict as load_checkpoint; strict = false reports mi
   auto net = make_net<float>(88);
   const std::string path = tmp_path("backbone.safetensors");
   ember::io::save_checkpoint(net, path, {{"note", "pretrained"}});
-  // The same backbone with a head of another name: strict fails, strict = false loads the rest.
+  // make_net's backbone with another head.
   ember::Generator gen(89);
-  ember::nn::Sequential tuned("CNNNet", {});
-  tuned.add("conv1", ember::nn::Conv2d(1, 2, 3, 1, 0, 1, 1, true, gen));
-  tuned.add("batchnorm1", ember::nn::BatchNorm2d(2));
-  tuned.add("relu1", ember::nn::ReLU());
-  tuned.add("flatten", ember::nn::Flatten());
-  tuned.add("head", ember::nn::Linear(2 * 4 * 4, 3, true, gen));
+  auto with_head = [&](const char* head, std::int64_t classes) {
+    ember::nn::Sequential m("CNNNet", {});
+    m.add("conv1", ember::nn::Conv2d(1, 2, 3, 1, 0, 1, 1, true, gen));
+    m.add("batchnorm1", ember::nn::BatchNorm2d(2));
+    m.add("relu1", ember::nn::ReLU());
+    m.add("flatten", ember::nn::Flatten());
+    m.add(head, ember::nn::Linear(2 * 4 * 4, classes, true, gen));
+    return m;
+  };
+  // A head of another name: strict fails, strict = false loads the rest.
+  ember::nn::Sequential tuned = with_head("head", 3);
   const auto before = snapshot(tuned);
   CHECK_THROWS_AS(ember::io::load_state_dict(tuned, path), ember::format_error);
   CHECK(snapshot(tuned) == before);
@@ -505,12 +510,7 @@ TEST_CASE("load_state_dict: strict as load_checkpoint; strict = false reports mi
   CHECK(now.at("batchnorm1.running_var") == src.at("batchnorm1.running_var"));
   CHECK(now.at("head.weight") == before.at("head.weight"));  // missing: left as it was
   // A shape that differs is an error either way, and nothing changes.
-  ember::nn::Sequential wider("CNNNet", {});
-  wider.add("conv1", ember::nn::Conv2d(1, 2, 3, 1, 0, 1, 1, true, gen));
-  wider.add("batchnorm1", ember::nn::BatchNorm2d(2));
-  wider.add("relu1", ember::nn::ReLU());
-  wider.add("flatten", ember::nn::Flatten());
-  wider.add("fc1", ember::nn::Linear(2 * 4 * 4, 5, true, gen));
+  ember::nn::Sequential wider = with_head("fc1", 5);
   const auto wider_before = snapshot(wider);
   const std::string msg = scratch::message_of<ember::format_error>([&] { ember::io::load_state_dict(wider, path, false); });
   CHECK(scratch::contains(msg, "tensor 'fc1.weight' has shape [3, 32], the model expects [5, 32]"));
