@@ -205,10 +205,11 @@ def image_corpus(out):
     write(out, "filters.png", png_filtered(w, 5, [[(x * 31 + y) % 256 for x in range(w)] for y in range(5)]))
     write(out, "rgb24.bmp", bmp24(w, h, rgb))
     write(out, "palette8.bmp", bmp8(w, h, [[(x + y) % 4 for x in range(w)] for y in range(h)], palette))
-    jpeg = os.path.join(FIXTURES, "ramp_8x8.jpg")
-    if os.path.exists(jpeg):
-        with open(jpeg, "rb") as f:
-            write(out, "ramp_8x8.jpg", f.read())
+    for fixture in ("ramp_8x8.jpg", "rgb_3x2.gif"):
+        path = os.path.join(FIXTURES, fixture)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                write(out, fixture, f.read())
 
 
 # ---- EXIF --------------------------------------------------------------------------------------------------
@@ -229,10 +230,11 @@ def exif_corpus(out):
     write(out, "orientation6_be_after_tags.jpg", exif_jpeg(6, b"MM", extra_entries=3))
     write(out, "orientation_bad.jpg", exif_jpeg(42, b"II"))
     write(out, "app0_then_exif.jpg", b"\xff\xd8\xff\xe0\x00\x06JFIF" + exif_jpeg(5, b"MM")[2:])
-    jpeg = os.path.join(FIXTURES, "ramp_8x8.jpg")
-    if os.path.exists(jpeg):
-        with open(jpeg, "rb") as f:
-            write(out, "ramp_8x8.jpg", f.read())
+    for fixture in ("ramp_8x8.jpg", "rgb_3x2.gif"):
+        path = os.path.join(FIXTURES, fixture)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                write(out, fixture, f.read())
 
 
 def regressions(out_root):

@@ -12,6 +12,7 @@
 #include <ember/io/checkpoint.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/nn.hpp>
+#include <ember/optim/adam.hpp>
 #include <ember/optim/sgd.hpp>
 #include <filesystem>
 #include <fstream>
@@ -422,4 +423,113 @@ TEST_CASE("a checkpoint goes to PyTorch and back through tools/checkpoint_to_tor
   CHECK(meta.count("ember_version") == 1);
   CHECK(meta.at("format") == "pt");
   CHECK(std::system(("/usr/bin/python3 " + script + " from-torch " + pt + " " + back + " --meta novalue 2>/dev/null").c_str()) != 0);
+}
+
+// ------------------------------------------------------------------------------------------ the first week
+
+TEST_CASE("loading with an optimiser a file that holds no optimiser state is an error naming the file") {
+  auto net = make_net<float>(81);
+  ember::optim::SGD opt(net.parameters(), {0.1, 0.9});
+  train_step(net, opt, 82);
+  const std::string path = tmp_path("model_only.safetensors");
+  ember::io::save_checkpoint(net, path);  // a model-only (best) checkpoint
+  auto other = make_net<float>(83);
+  ember::optim::SGD fresh(other.parameters(), {0.1, 0.9});
+  const auto before = snapshot(other);
+  const std::string msg = scratch::message_of<ember::format_error>([&] { ember::io::load_checkpoint(other, path, &fresh); });
+  CHECK(scratch::contains(msg, path + ": holds no optimiser state"));
+  CHECK(scratch::contains(msg, "load with load_checkpoint(model, path) and start the optimiser fresh"));
+  CHECK(snapshot(other) == before);
+  CHECK(fresh.state_tensors().empty());
+  ember::io::load_checkpoint(other, path);  // the model alone loads
+  CHECK(snapshot(other) == snapshot(net));
+  // An optimiser without state yet (SGD without momentum) still marks the file as carrying its state.
+  ember::optim::SGD plain(net.parameters(), {0.1});
+  ember::io::save_checkpoint(net, path, {}, &plain);
+  ember::optim::SGD plain2(other.parameters(), {0.1});
+  ember::io::load_checkpoint(other, path, &plain2);
+}
+
+TEST_CASE("another optimiser's state: the error names the optimiser the file holds and the one given") {
+  auto net = make_net<float>(84);
+  ember::optim::AdamW adamw(net.parameters(), {1e-3});
+  ember::optim::SGD sgd_for_steps(net.parameters(), {0.1, 0.9});
+  train_step(net, sgd_for_steps, 85);
+  adamw.step();
+  const std::string path = tmp_path("adamw.safetensors");
+  ember::io::save_checkpoint(net, path, {}, &adamw);
+  auto other = make_net<float>(86);
+  ember::optim::SGD sgd(other.parameters(), {0.1, 0.9});
+  const auto before = snapshot(other);
+  const std::string msg = scratch::message_of<ember::format_error>([&] { ember::io::load_checkpoint(other, path, &sgd); });
+  CHECK(scratch::contains(msg, path + ": this checkpoint holds AdamW's state, the optimiser given is SGD"));
+  CHECK_FALSE(scratch::contains(msg, "optimizer.exp_avg"));  // not a list of names
+  CHECK(snapshot(other) == before);
+  ember::optim::AdamW adamw2(other.parameters(), {1e-3});
+  ember::io::load_checkpoint(other, path, &adamw2);
+  CHECK(adamw2.state_tensors().size() == adamw.state_tensors().size());
+}
+
+TEST_CASE("a PNG, a JPEG, torch.save's zip or pickle read as a checkpoint: named, with how to convert") {
+  auto net = make_net<float>(87);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01", 20), "a PNG image"},
+      {std::string("\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01", 16), "a JPEG image"},
+      {std::string("PK\x03\x04\x14\0\0\0\0\0\0\0\0\0archive/data.pkl", 30), "a zip archive (torch.save's .pt/.pth format)"},
+      {std::string("\x80\x02}q\x00(X\x01\x00\x00\x00" "aq\x01K\x01u.", 18), "a Python pickle"}};
+  for (const auto& [content, what] : files) {
+    CAPTURE(what);
+    const std::string path = tmp_path("not_safetensors.bin");
+    write_file(path, std::vector<unsigned char>(content.begin(), content.end()));
+    const std::string msg = scratch::message_of<ember::format_error>([&] { ember::io::load_checkpoint(net, path); });
+    CHECK(scratch::contains(msg, path + ": not a safetensors file: it is " + what));
+    CHECK(scratch::contains(msg, "save_file(model.state_dict(), path)"));
+    CHECK_FALSE(scratch::contains(msg, "header length"));
+  }
+}
+
+TEST_CASE("load_state_dict: strict as load_checkpoint; strict = false reports missing and unexpected keys") {
+  auto net = make_net<float>(88);
+  const std::string path = tmp_path("backbone.safetensors");
+  ember::io::save_checkpoint(net, path, {{"note", "pretrained"}});
+  // make_net's backbone with another head.
+  ember::Generator gen(89);
+  auto with_head = [&](const char* head, std::int64_t classes) {
+    ember::nn::Sequential m("CNNNet", {});
+    m.add("conv1", ember::nn::Conv2d(1, 2, 3, 1, 0, 1, 1, true, gen));
+    m.add("batchnorm1", ember::nn::BatchNorm2d(2));
+    m.add("relu1", ember::nn::ReLU());
+    m.add("flatten", ember::nn::Flatten());
+    m.add(head, ember::nn::Linear(2 * 4 * 4, classes, true, gen));
+    return m;
+  };
+  // A head of another name: strict fails, strict = false loads the rest.
+  ember::nn::Sequential tuned = with_head("head", 3);
+  const auto before = snapshot(tuned);
+  CHECK_THROWS_AS(ember::io::load_state_dict(tuned, path), ember::format_error);
+  CHECK(snapshot(tuned) == before);
+  const ember::io::LoadResult r = ember::io::load_state_dict(tuned, path, false);
+  CHECK(r.missing_keys == std::vector<std::string>{"head.weight", "head.bias"});
+  CHECK(r.unexpected_keys == std::vector<std::string>{"fc1.weight", "fc1.bias"});
+  CHECK(r.metadata.at("note") == "pretrained");
+  const auto src = snapshot(net), now = snapshot(tuned);
+  CHECK(now.at("conv1.weight") == src.at("conv1.weight"));
+  CHECK(now.at("batchnorm1.running_var") == src.at("batchnorm1.running_var"));
+  CHECK(now.at("head.weight") == before.at("head.weight"));  // missing: left as it was
+  // A shape that differs is an error either way, and nothing changes.
+  ember::nn::Sequential wider = with_head("fc1", 5);
+  const auto wider_before = snapshot(wider);
+  const std::string msg = scratch::message_of<ember::format_error>([&] { ember::io::load_state_dict(wider, path, false); });
+  CHECK(scratch::contains(msg, "tensor 'fc1.weight' has shape [3, 32], the model expects [5, 32]"));
+  CHECK(snapshot(wider) == wider_before);
+}
+
+TEST_CASE("frozen parameters are saved and loaded as any other") {
+  auto net = make_net<float>(90);
+  net.requires_grad_(false);
+  const std::string path = tmp_path("frozen.safetensors");
+  ember::io::save_checkpoint(net, path);
+  auto other = make_net<float>(91);
+  ember::io::load_checkpoint(other, path);
+  CHECK(snapshot(other) == snapshot(net));
 }

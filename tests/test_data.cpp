@@ -1628,4 +1628,62 @@ TEST_CASE("MixingLoader: mixed batches of a DataLoader, the class count from its
   b = 0;
   for (const auto& batch : mixed) differs = differs || !(batch.input == first[b++]);  // epoch 1
   CHECK(differs);
+
+// ------------------------------------------------------------------------------------------ the first week
+
+TEST_CASE("ImageFolder reads GIFs and names the WebP and TIFF files it cannot read instead of ignoring them") {
+  const std::string root = make_folder("folder_formats");
+  fs::copy_file(std::string(EMBER_FIXTURE_DIR) + "/rgb_3x2.gif", fs::path(root) / "a_cls/3.gif");  // PIL's GIF
+  write_file((fs::path(root) / "b_cls/photo.webp").string(), std::string("RIFF\0\0\0\0WEBPVP8 ", 16));
+  write_file((fs::path(root) / "b_cls/sub/scan.TIFF").string(), std::string("II*\0\x08\0", 6));
+  const data::ImageFolder f(root, folder_options(3, 2, 3));
+  REQUIRE(f.size() == 7);
+  CHECK(f.path(2) == (fs::path(root) / "a_cls/3.gif").string());
+  const Tensor gif = f.get(2);
+  CHECK(std::vector<float>(gif.begin(), gif.end()) ==
+        std::vector<float>{255, 0, 0, 10, 200, 0, 0, 255, 0, 20, 100, 0, 0, 0, 255, 30, 50, 0});
+  REQUIRE(f.skipped() == 2);
+  CHECK(f.skipped_files()[0] == (fs::path(root) / "b_cls/photo.webp").string() +
+                                    ": WebP images are not read by ember (convert them to PNG or JPEG)");
+  CHECK(contains(f.skipped_files()[1], "scan.TIFF: TIFF images are not read by ember"));
+  // A class of WebP files only: the error says what was there.
+  fs::create_directories(fs::path(root) / "d_webp");
+  write_file((fs::path(root) / "d_webp/1.webp").string(), std::string("RIFF"));
+  const std::string msg = message_of<ember::io_error>([&] { data::ImageFolder(root, folder_options(3, 2, 3)); });
+  CHECK(contains(msg, "the class folder 'd_webp' holds no image (.png, .jpg, .jpeg, .bmp or .gif, in any case)"));
+  CHECK(contains(msg, "skipped 3 files ember cannot read, the last: " + (fs::path(root) / "d_webp/1.webp").string()));
+}
+
+TEST_CASE("ColorJitter after Normalize (values outside the pixel range) is an error saying where it goes") {
+  Tensor img({3, 4, 4});
+  for (std::int64_t i = 0; i < img.numel(); ++i) img[i] = float(i * 5 % 256);
+  Generator gen(3);
+  Tensor normalised = img;
+  data::ToUnit()(normalised, gen);
+  data::Normalize(0.5f, 0.5f)(normalised, gen);
+  const data::ColorJitter jitter(0.4f, 0.4f, 0.4f);
+  const std::string msg = message_of<std::invalid_argument>([&] { jitter(normalised, gen); });
+  CHECK(contains(msg, "ColorJitter: pixel value -1.000000 is outside [0, 255]"));
+  CHECK(contains(msg, "put it before Normalize"));
+  // On 0..255 pixels (and 0..1 with bound 1) it runs.
+  Tensor pixels = img;
+  jitter(pixels, gen);
+  Tensor unit = img;
+  data::ToUnit()(unit, gen);
+  data::ColorJitter(0.4f, 0.4f, 0.4f, 0.0f, 1.0f)(unit, gen);
+  CHECK_THROWS_AS(data::ColorJitter(0.4f, 0.0f, 0.0f, 0.0f, 1.0f)(img, gen), std::invalid_argument);  // 0..255 with bound 1
+}
+
+TEST_CASE("a data set without num_classes: the error says it is not set and how to set it") {
+  data::Dataset ds;
+  ds.images = Tensor({3, 1, 2, 2});
+  ds.labels = {0, 2, 1};
+  const std::string msg = message_of<std::invalid_argument>([&] { ds.validate(); });
+  CHECK(contains(msg, "num_classes is not set (it is 0) for 3 labels"));
+  CHECK(contains(msg, "set dataset.num_classes to the number of classes (1 + the largest label, here 3)"));
+  CHECK_FALSE(contains(msg, "outside [0, 0)"));
+  CHECK(contains(message_of<std::invalid_argument>([&] { data::stratified_split(ds, 0.5, 1); }),
+                 "stratified_split: num_classes is not set"));
+  ds.num_classes = 3;
+  ds.validate();
 }

@@ -249,7 +249,7 @@ std::string load_error(const std::string& name, const Bytes& bytes, const io::Im
 
 TEST_CASE("formats stb could read but ember does not are refused by signature, naming the format") {
   const std::vector<std::pair<std::string, std::string>> files = {
-      {"GIF89a\x01\x00\x01\x00\x00\x00\x00", "GIF"}, {"8BPS\x00\x01", "PSD"},        {"P5\n1 1\n255\n\x07", "PNM"},
+      {"8BPS\x00\x01", "PSD"},        {"P5\n1 1\n255\n\x07", "PNM"},
       {"#?RADIANCE\n", "HDR"},                      {std::string("II*\x00\x08\x00", 6), "TIFF"},     {std::string("\x53\x80\xF6\x34", 4), "PIC"},
       {std::string("\x00\x00\x02\x00\x00\x00\x00\x00", 8), "an unknown format"}};  // a TGA header
   for (const auto& file : files) {
@@ -259,7 +259,7 @@ TEST_CASE("formats stb could read but ember does not are refused by signature, n
     const std::string msg = load_error("sig.img", Bytes(content.begin(), content.end()));
     CHECK(contains(msg, tmp_path("sig.img")));
     CHECK(contains(msg, "unsupported image format: " + format));
-    CHECK(contains(msg, "ember reads PNG, JPEG and BMP"));
+    CHECK(contains(msg, "ember reads PNG, JPEG, BMP and GIF"));
   }
 }
 
@@ -466,4 +466,47 @@ TEST_CASE("a CMYK JPEG (Adobe's inverted CMYK, as PIL writes it) reads as PIL's 
   for (std::int64_t i = 0; i < got.numel(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
   MESSAGE("largest CMYK JPEG difference from PIL: " << worst);
   CHECK(worst <= 1.0f);
+}
+
+// ------------------------------------------------------------------------------------------ GIF
+
+namespace {
+
+// A GIF header declaring a w x h screen, then the image descriptor of a 1 x 1 frame and `data` bytes.
+Bytes gif_declaring(unsigned w, unsigned h, std::size_t data = 4) {
+  Bytes b = {'G', 'I', 'F', '8', '9', 'a', static_cast<unsigned char>(w & 255), static_cast<unsigned char>(w >> 8),
+             static_cast<unsigned char>(h & 255), static_cast<unsigned char>(h >> 8), 0, 0, 0};
+  const unsigned char descriptor[10] = {0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0};
+  b.insert(b.end(), descriptor, descriptor + 10);
+  b.insert(b.end(), data, 0);
+  b.push_back(0x3B);
+  return b;
+}
+}  // namespace
+
+TEST_CASE("GIF: the first frame decodes to PIL's convert('RGB') values") {
+  const std::string gif = std::string(EMBER_FIXTURE_DIR) + "/rgb_3x2.gif";  // tests/fixtures/make_gif_fixture.py
+  const Tensor rgb = io::load_image(gif, 3);
+  REQUIRE(rgb.shape() == Shape{3, 2, 3});
+  CHECK(std::vector<float>(rgb.begin(), rgb.end()) ==
+        std::vector<float>{255, 0, 0, 10, 200, 0, 0, 255, 0, 20, 100, 0, 0, 0, 255, 30, 50, 0});
+  CHECK(io::load_image(gif, 1).shape() == Shape{1, 2, 3});
+}
+
+TEST_CASE("GIF: a screen beyond the limits or the data, and a file without an image, are refused before stb") {
+  CHECK(contains(load_error("huge.gif", gif_declaring(65535, 65535)), "GIF of 65535 x 65535 pixels exceeds the limit"));
+  // 10000 x 10000 is within the limits, but a few bytes of LZW data cannot fill it: stb would allocate 900 MB.
+  const std::string bomb = load_error("bomb.gif", gif_declaring(10000, 10000));
+  CHECK(contains(bomb, "truncated GIF: a screen of 10000 x 10000 pixels cannot be filled by 5 bytes"));
+  CHECK(contains(load_error("zero.gif", gif_declaring(0, 5)), "corrupt GIF: a screen of 0 x 5 pixels"));
+  Bytes no_image = gif_declaring(2, 2);
+  no_image.resize(13);
+  no_image.push_back(0x3B);
+  CHECK(contains(load_error("empty.gif", no_image), "no image descriptor where one was expected, at byte 13"));
+  CHECK(contains(load_error("short.gif", Bytes{'G', 'I', 'F', '8', '9', 'a', 1}), "truncated or corrupt GIF"));
+  // An extension block whose sub-blocks run past the end.
+  Bytes ext = gif_declaring(2, 2);
+  ext.resize(13);
+  for (unsigned char c : {0x21, 0xF9, 0x40, 1, 2}) ext.push_back(c);
+  CHECK(contains(load_error("ext.gif", ext), "no image descriptor"));
 }

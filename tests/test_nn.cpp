@@ -1162,3 +1162,94 @@ TEST_CASE("threads: OpenMP layers equal one thread, and predict serves several t
 }
 
 }  // namespace bad_input
+
+// ------------------------------------------------------------------------------------------ the first week
+
+TEST_CASE("one layer under two names in a Sequential gives two independent children (PyTorch would share one)") {
+  manual_seed(11);
+  nn::Linear fc(3, 3);
+  nn::Sequential m({{"a", fc}, {"b", fc}});
+  const auto named = m.named_parameters();
+  REQUIRE(named.size() == 4);
+  CHECK(named[0].first == "a.weight");
+  CHECK(named[2].first == "b.weight");
+  CHECK(named[0].second != named[2].second);
+  CHECK(named[0].second->value == named[2].second->value);  // equal copies ...
+  m.get<nn::Linear>("a").weight().value.fill(0.0f);
+  CHECK(m.get<nn::Linear>("b").weight().value == fc.weight().value);  // ... but independent
+}
+
+TEST_CASE("a child name containing '.' is refused, as PyTorch's add_module refuses it") {
+  const std::string msg = bad_input::message_of<std::invalid_argument>([] { nn::Sequential m({{"a.b", nn::ReLU()}}); });
+  CHECK(bad_input::contains(msg, "child name 'a.b' contains '.'"));
+  nn::Sequential m;
+  CHECK_THROWS_AS(m.add("head.fc", nn::ReLU()), std::invalid_argument);
+  CHECK(m.size() == 0);
+}
+
+TEST_CASE("Sequential::replace swaps a child in place, keeping its name and position") {
+  manual_seed(12);
+  nn::Sequential m("Net", {{"fc1", nn::Linear(4, 8)}, {"relu", nn::ReLU()}, {"fc2", nn::Linear(8, 10)}});
+  m.eval();
+  const Tensor fc1_weight = m.get<nn::Linear>("fc1").weight().value;
+  m.replace("fc2", nn::Linear(8, 3));
+  REQUIRE(m.size() == 3);
+  CHECK(m.name_of(2) == "fc2");
+  CHECK(m.get<nn::Linear>("fc2").out_features() == 3);
+  CHECK_FALSE(m["fc2"].is_training());  // takes the container's mode
+  CHECK(m.get<nn::Linear>("fc1").weight().value == fc1_weight);
+  CHECK(m.predict(Tensor::ones({2, 4})).shape() == Shape{2, 3});
+  CHECK(m.named_parameters()[2].first == "fc2.weight");
+  // Training works through the new head.
+  m.train();
+  Tensor out = m.forward(Tensor::ones({2, 4}));
+  m.backward(Tensor::ones(out.shape()));
+  CHECK(m.get<nn::Linear>("fc2").weight().grad != Tensor::zeros({3, 8}));
+  const std::string msg = bad_input::message_of<std::out_of_range>([&] { m.replace("head", nn::Linear(8, 3)); });
+  CHECK(bad_input::contains(msg, "head"));
+}
+
+TEST_CASE("a frozen parameter gets no gradient; the input gradient and the other parameters' are unchanged") {
+  manual_seed(13);
+  const Tensor x = [] {
+    Generator g(14);
+    Tensor t({4, 2, 5, 5});
+    for (float& v : t) v = static_cast<float>(g.normal());
+    return t;
+  }();
+  auto make = [] {
+    manual_seed(15);
+    return nn::Sequential({{"conv", nn::Conv2d(2, 4, 3)}, {"dw", nn::Conv2d(4, 4, 3, 1, 1, 1, 4)},
+                           {"bn", nn::BatchNorm2d(4)}, {"relu", nn::ReLU()}, {"flatten", nn::Flatten()},
+                           {"fc", nn::Linear(4 * 3 * 3, 3)}});
+  };
+  nn::Sequential trained = make(), frozen = make();
+  for (auto* name : {"conv", "dw", "bn", "fc"}) {
+    CAPTURE(name);
+    trained.zero_grad();
+    frozen.zero_grad();
+    frozen.requires_grad_(true);
+    frozen[name].requires_grad_(false);
+    Tensor gin_trained, gin_frozen, out;
+    trained.forward_into(x, out);
+    trained.backward_into(Tensor::ones(out.shape()), &gin_trained);
+    frozen.forward_into(x, out);
+    frozen.backward_into(Tensor::ones(out.shape()), &gin_frozen);
+    CHECK(gin_frozen == gin_trained);
+    const auto a = trained.named_parameters(), b = frozen.named_parameters();
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      CAPTURE(a[k].first);
+      const bool is_frozen = a[k].first.rfind(std::string(name) + ".", 0) == 0;
+      CHECK(b[k].second->requires_grad == !is_frozen);
+      if (is_frozen) CHECK(b[k].second->grad == Tensor::zeros(b[k].second->value.shape()));
+      else CHECK(b[k].second->grad == a[k].second->grad);
+    }
+  }
+  // nn::to keeps the flags (the last loop froze fc alone).
+  nn::SequentialT<double> converted = nn::to<double>(frozen);
+  for (auto& [n, p] : converted.named_parameters()) CHECK(p->requires_grad == (n.rfind("fc.", 0) != 0));
+  // clip_grad_norm_ leaves out frozen parameters, as PyTorch leaves out those whose grad is None.
+  nn::Parameter p{Tensor::ones({2}), Tensor::full({2}, 3.0f)}, q{Tensor::ones({2}), Tensor::full({2}, 4.0f)};
+  q.requires_grad = false;
+  CHECK(nn::clip_grad_norm_(std::vector<nn::Parameter*>{&p, &q}, 100.0) == doctest::Approx(std::sqrt(18.0)));
+}

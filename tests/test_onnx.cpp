@@ -483,3 +483,23 @@ TEST_CASE(
 }
 
 }  // namespace bad_input
+
+TEST_CASE("export_onnx: an input_shape without the batch dimension says so, with the shape to give") {
+  ember::Generator gen(2);
+  const std::string path = tmp_path("no_batch.onnx");
+  fs::remove(path);
+  nn::Sequential cnn("Net", {{"conv", nn::Conv2d(3, 4, 3, 1, 0, 1, 1, true, gen)}, {"flatten", nn::Flatten()}});
+  std::string msg = scratch::message_of<ember::shape_error>([&] { io::export_onnx(cnn, {3, 48, 48}, path); });
+  CHECK(scratch::contains(msg, "layer 'conv'"));
+  CHECK(scratch::contains(msg, "input_shape starts with the batch dimension (e.g. [1, 3, 48, 48] for one [3, 48, 48] sample)"));
+  CHECK_FALSE(fs::exists(path));
+  nn::Sequential mlp("Net", {{"fc", nn::Linear(784, 10, true, gen)}});
+  msg = scratch::message_of<ember::shape_error>([&] { io::export_onnx(mlp, {784}, path); });
+  CHECK(scratch::contains(msg, "input_shape must be [N, ...]"));
+  CHECK(scratch::contains(msg, "(e.g. [1, 784] for one [784] sample)"));
+  // A shape that is wrong in another way gets no such hint.
+  msg = scratch::message_of<ember::shape_error>([&] { io::export_onnx(cnn, {1, 4, 48, 48}, path); });
+  CHECK_FALSE(scratch::contains(msg, "batch dimension"));
+  io::export_onnx(cnn, {1, 3, 48, 48}, path);
+  CHECK(fs::exists(path));
+}

@@ -13,6 +13,7 @@
 #include <ember/loss/bce_with_logits.hpp>
 #include <ember/loss/mse.hpp>
 #include <ember/optim/adam.hpp>
+#include <ember/optim/rmsprop.hpp>
 #include <ember/optim/scheduler.hpp>
 #include <ember/optim/sgd.hpp>
 #include <ember/train/classifier.hpp>
@@ -483,7 +484,9 @@ void check_resume_with_schedule(MakeSchedule make, bool early) {
   setup(opt_c, holder_c, opts);
   const auto meta = ember::io::load_checkpoint(c, last, &opt_c);
   CHECK(meta.count("scheduler.last_epoch") == 1);
-  CHECK(ember::io::load_checkpoint(c, best, &opt_c).count("scheduler.last_epoch") == 1);  // the best has it too
+  CHECK(ember::io::load_checkpoint(c, best).count("scheduler.last_epoch") == 1);  // the best has it too
+  // ... but no optimiser state: loading it with one (a resume from the best) is refused, not silently fresh.
+  CHECK_THROWS_AS(ember::io::load_checkpoint(c, best, &opt_c), ember::format_error);
   ember::io::load_checkpoint(c, last, &opt_c);
   opts.resume_from(meta);
   const train::History hc = train::fit(c, loss_c, opt_c, train_a, val_a, opts);
@@ -963,4 +966,103 @@ TEST_CASE("Classifier: a checkpoint's weights and recorded preprocessing predict
     CHECK(std::string(e.what()).find("bare.safetensors") != std::string::npos);
     CHECK(std::string(e.what()).find("classes") != std::string::npos);
   }
+
+// ------------------------------------------------------------------------------------------ the first week
+
+TEST_CASE("fit refuses an optimiser built on parameters that are not the model's") {
+  BlobLoader train_data(32, 16, 1, false), val_data(32, 16, 2, false);
+  nn::CrossEntropyLoss loss;
+  ember::Generator gen(3);
+  nn::Linear fc1(4, 8, true, gen), fc2(8, 3, true, gen);
+  // Built on the layers, which the Sequential then copies: stepping it would train nothing.
+  ember::optim::SGD on_layers({fc1.parameters()[0], fc1.parameters()[1], fc2.parameters()[0]}, {0.1});
+  nn::Sequential net({{"flatten", nn::Flatten()}, {"fc1", fc1}, {"relu", nn::ReLU()}, {"fc2", fc2}});
+  const auto before = state_of(net);
+  const std::string msg = scratch::message_of<std::invalid_argument>(
+      [&] { train::fit(net, loss, on_layers, train_data, val_data, quiet(1)); });
+  CHECK(scratch::contains(msg, "3 of the optimiser's 3 parameters (the first: parameter 0, of shape [8, 4])"));
+  CHECK(scratch::contains(msg, "the optimiser was built on parameters that are not this model's (was it built on a "
+                               "layer before it was copied into the Sequential, or on a copy of the model?)"));
+  CHECK(state_of(net) == before);
+  // On a copy of the model: the same refusal; on the model itself (or a part of it), fit trains.
+  auto copy = net;
+  ember::optim::SGD on_copy(copy.parameters(), {0.1});
+  CHECK_THROWS_AS(train::fit(net, loss, on_copy, train_data, val_data, quiet(1)), std::invalid_argument);
+  ember::optim::SGD on_head(net.get<nn::Linear>("fc2").parameters(), {0.1});
+  train::fit(net, loss, on_head, train_data, val_data, quiet(1));
+  CHECK(state_of(net) != before);
+}
+
+TEST_CASE("fit's validation loss is the loss given to fit, label smoothing included: evaluate with it agrees") {
+  BlobLoader train_data(96, 16, 61, true), val_data(64, 32, 62, false);
+  auto net = make_net<float>(63);
+  nn::CrossEntropyLoss smoothed(0.1);
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+  const train::History h = train::fit(net, smoothed, opt, train_data, val_data, quiet(2));
+  const double reported = h.epochs.back().val_loss;
+  CHECK(train::evaluate(net, val_data, smoothed).loss == reported);
+  CHECK(train::evaluate(net, val_data, 0.1).loss == reported);  // the cross-entropy shorthand, same smoothing
+  CHECK(train::evaluate(net, val_data).loss != reported);       // plain cross-entropy is another number
+}
+
+TEST_CASE("frozen parameters: no gradient, and every optimiser leaves them bit for bit as they were") {
+  BlobLoader train_data(96, 16, 71, true), val_data(32, 32, 72, false);
+  nn::CrossEntropyLoss loss;
+  auto run = [&](auto make_optimizer, const char* name) {
+    CAPTURE(name);
+    ember::Generator gen(73);
+    nn::Sequential net("Net", {});
+    net.add("flatten", nn::Flatten());
+    net.add("fc1", nn::Linear(4, 8, true, gen));
+    net.add("bn", nn::BatchNorm1d(8));
+    net.add("relu", nn::ReLU());
+    net.add("fc2", nn::Linear(8, 3, true, gen));
+    net.requires_grad_(false);
+    net.get<nn::Linear>("fc2").requires_grad_(true);
+    for (auto& [n, p] : net.named_parameters()) CHECK(p->requires_grad == (n.rfind("fc2.", 0) == 0));
+    const auto before = state_of(net);
+    auto opt = make_optimizer(net.parameters());
+    train::fit(net, loss, opt, train_data, val_data, quiet(2));
+    const auto named = net.named_parameters();
+    for (std::size_t k = 0; k < named.size(); ++k) {
+      CAPTURE(named[k].first);
+      const bool head = named[k].first.rfind("fc2.", 0) == 0;
+      CHECK((named[k].second->value == before[k]) == !head);  // frozen: bit-identical; the head: trained
+      if (!head) CHECK(named[k].second->grad == TensorT<float>::zeros(named[k].second->value.shape()));
+    }
+  };
+  using namespace ember::optim;
+  run([](auto p) { return SGD(p, {0.05, 0.9, 0.0, 1e-2}); }, "SGD, momentum and weight decay");
+  run([](auto p) { return SGD(p, {0.05, 0.9, 0.0, 0.0, true}); }, "SGD, Nesterov");
+  run([](auto p) { return Adam(p, {1e-2, 0.9, 0.999, 1e-8, 1e-2}); }, "Adam, weight decay");
+  run([](auto p) { return AdamW(p, {1e-2}); }, "AdamW");
+  run([](auto p) { return RMSprop(p, {1e-2, 0.99, 1e-8, 1e-2, 0.9, true}); }, "RMSprop, momentum, centered");
+}
+
+TEST_CASE("FitOptions::restore_best_weights: after fit the model holds the best epoch's weights") {
+  BlobLoader train_data(240, 16, 4, true), val_data(90, 30, 5, false);
+  auto net = make_net<float>(6);
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05, 0.9});
+  auto opts = quiet(6);
+  std::vector<std::vector<Tensor>> weights;  // after each epoch
+  // From epoch 4 on the validation labels are wrong, so the best epoch is one of the first three.
+  opts.on_epoch = [&](const train::EpochStats& e) {
+    weights.push_back(state_of(net));
+    if (e.epoch == 3) val_data.relabel();
+  };
+  opts.restore_best_weights = true;
+  const train::History h = train::fit(net, loss, opt, train_data, val_data, opts);
+  REQUIRE(h.best_epoch >= 1);
+  REQUIRE(h.best_epoch <= 3);
+  CHECK(state_of(net) == weights[static_cast<std::size_t>(h.best_epoch - 1)]);
+  CHECK(state_of(net) != weights.back());
+  // Off (the default): the last epoch's weights stay.
+  auto net2 = make_net<float>(6);
+  ember::optim::SGD opt2(net2.parameters(), {0.05, 0.9});
+  opts.restore_best_weights = false;
+  weights.clear();
+  opts.on_epoch = [&](const train::EpochStats&) { weights.push_back(state_of(net2)); };
+  train::fit(net2, loss, opt2, train_data, val_data, opts);
+  CHECK(state_of(net2) == weights.back());
 }

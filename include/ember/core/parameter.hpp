@@ -5,11 +5,14 @@
 
 namespace ember {
 
-// Always of the same shape: backward adds into grad, an optimiser step reads it.
+// Always of the same shape: backward adds into grad, an optimiser step reads it. requires_grad false (a frozen
+// parameter, as PyTorch's): the layer's backward adds nothing into grad and every optimiser leaves the value
+// as it is; checkpoints still save it.
 template <typename T>
 struct ParameterT {
   TensorT<T> value;
   TensorT<T> grad;
+  bool requires_grad = true;
 };
 using Parameter = ParameterT<float>;
 

@@ -68,6 +68,9 @@ struct Dataset {
     return out;
   }
 
+  static std::int64_t max_label(const std::vector<std::int64_t>& labels) {
+    return labels.empty() ? -1 : *std::max_element(labels.begin(), labels.end());
+  }
   // Throws shape_error / std::invalid_argument when the parts disagree.
   void validate() const {
     if (images.dim() != 4) throw shape_error("Dataset: images must be N x C x H x W, got " + to_string(images.shape()));
@@ -77,6 +80,10 @@ struct Dataset {
     if (!class_names.empty() && static_cast<std::int64_t>(class_names.size()) != num_classes)
       throw std::invalid_argument("Dataset: " + std::to_string(class_names.size()) + " class names for " +
                                   std::to_string(num_classes) + " classes");
+    if (num_classes <= 0 && !labels.empty())
+      throw std::invalid_argument("Dataset: num_classes is not set (it is " + std::to_string(num_classes) + ") for " +
+                                  std::to_string(labels.size()) + " labels: set dataset.num_classes to the number of "
+                                  "classes (1 + the largest label, here " + std::to_string(max_label(labels) + 1) + ")");
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] < 0 || labels[i] >= num_classes)
         throw std::invalid_argument("Dataset: label " + std::to_string(labels[i]) + " of sample " +

@@ -5,7 +5,10 @@
 //
 // Classes are the sorted names of root's sub-folders (label = position); each class folder is searched
 // recursively, directories in sorted order of their paths and files sorted within each (os.walk's order as
-// torchvision sorts it), keeping the files whose extension is .png, .jpg, .jpeg or .bmp in any case. Images
+// torchvision sorts it), keeping the files whose extension is .png, .jpg, .jpeg, .bmp or .gif (its first frame)
+// in any case. Files torchvision would also load but ember cannot decode (.webp, .tif, .tiff, .ppm, .pgm) are
+// left out and reported: counted by skipped(), named by skipped_files(), and named in the error when a class
+// folder ends up without images. Images
 // are decoded when the DataLoader's workers ask for them (format/image.hpp), converted to `channels` (PIL's
 // convert('L') or convert('RGB')) and brought to height x width, so a data set larger than memory trains;
 // `cache` keeps the decoded, resized images in memory after their first use (C x H x W floats each).
@@ -89,7 +92,8 @@ class ImageFolder {
   std::int64_t channels() const noexcept { return options_.channels; }
   std::int64_t height() const noexcept { return options_.height; }
   std::int64_t width() const noexcept { return options_.width; }
-  // Files left out by OnBadImage::Skip, and why ("<path>: <reason>").
+  // Files left out, and why ("<path>: <reason>"): those of formats ember does not read (always), and the bad
+  // ones OnBadImage::Skip finds.
   std::int64_t skipped() const noexcept { return static_cast<std::int64_t>(skipped_.size()); }
   const std::vector<std::string>& skipped_files() const noexcept { return skipped_; }
 
@@ -166,10 +170,22 @@ class ImageFolder {
       kernels::resize_into(img, out, oh, ow);
   }
 
-  static bool is_image_file(const std::filesystem::path& p) {
+  static std::string extension(const std::filesystem::path& p) {
     std::string ext = p.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+    return ext;
+  }
+  static bool is_image_file(const std::filesystem::path& p) {
+    const std::string ext = extension(p);
+    return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".gif";
+  }
+  // Images torchvision's ImageFolder would load (through PIL) that ember cannot decode: reported, not ignored.
+  static const char* unreadable_format(const std::filesystem::path& p) {
+    const std::string ext = extension(p);
+    if (ext == ".webp") return "WebP";
+    if (ext == ".tif" || ext == ".tiff") return "TIFF";
+    if (ext == ".ppm" || ext == ".pgm") return "PNM";
+    return nullptr;
   }
 
   // `dir` and every directory under it (symbolic links to directories followed, a link cycle walked once).
@@ -189,18 +205,25 @@ class ImageFolder {
 
   // Image files under `dir`, recursively, in sorted(os.walk(dir)) order: directories sorted by path, files
   // sorted by name within each.
-  static std::vector<std::string> image_files(const std::filesystem::path& dir) {
+  std::vector<std::string> image_files(const std::filesystem::path& dir) {
     namespace fs = std::filesystem;
     std::vector<std::string> dirs, files;
     std::set<fs::path> seen;
     directories(dir, dirs, seen);
     std::sort(dirs.begin(), dirs.end());
     for (const auto& d : dirs) {
-      std::vector<std::string> names;
+      std::vector<std::string> names, unreadable;
       std::error_code ec;
-      for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec))
-        if (!it->is_directory(ec) && is_image_file(it->path())) names.push_back(it->path().filename().string());
+      for (fs::directory_iterator it(d, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->is_directory(ec)) continue;
+        if (is_image_file(it->path())) names.push_back(it->path().filename().string());
+        else if (const char* format = unreadable_format(it->path()))
+          unreadable.push_back(it->path().string() + ": " + format + " images are not read by ember (convert "
+                               "them to PNG or JPEG)");
+      }
       if (ec) throw io_error(d + ": cannot list the directory: " + ec.message());
+      std::sort(unreadable.begin(), unreadable.end());
+      skipped_.insert(skipped_.end(), unreadable.begin(), unreadable.end());
       std::sort(names.begin(), names.end());
       for (const auto& n : names) files.push_back((fs::path(d) / n).string());
     }
@@ -224,7 +247,9 @@ class ImageFolder {
       const std::vector<std::string> files = image_files(fs::path(root_) / classes_[c]);
       if (files.empty())
         throw io_error((fs::path(root_) / classes_[c]).string() + ": the class folder '" + classes_[c] +
-                       "' holds no image (.png, .jpg, .jpeg or .bmp, in any case)");
+                       "' holds no image (.png, .jpg, .jpeg, .bmp or .gif, in any case)" +
+                       (skipped_.empty() ? "" : "; skipped " + std::to_string(skipped_.size()) +
+                                                    " files ember cannot read, the last: " + skipped_.back()));
       paths_.insert(paths_.end(), files.begin(), files.end());
       labels_.insert(labels_.end(), files.size(), static_cast<std::int64_t>(c));
     }

@@ -33,6 +33,11 @@ inline SplitIndices stratified_split(const std::vector<std::int64_t>& labels, st
                                      double val_fraction, std::uint64_t seed) {
   if (!(val_fraction >= 0.0 && val_fraction <= 1.0))
     throw std::invalid_argument("stratified_split: val_fraction must lie in [0, 1], got " + std::to_string(val_fraction));
+  if (num_classes <= 0 && !labels.empty())
+    throw std::invalid_argument("stratified_split: num_classes is not set (it is " + std::to_string(num_classes) +
+                                ") for " + std::to_string(labels.size()) + " labels: set the data set's num_classes "
+                                "to the number of classes (1 + the largest label, here " +
+                                std::to_string(*std::max_element(labels.begin(), labels.end()) + 1) + ")");
   std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(std::max<std::int64_t>(num_classes, 0)));
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= num_classes)

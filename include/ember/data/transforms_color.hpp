@@ -78,6 +78,18 @@ inline void gray_of(const Tensor& image, Tensor& gray) {
   const float *r = image.data(), *g = r + plane, *b = g + plane;
   for (std::int64_t i = 0; i < plane; ++i) gray[i] = 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
 }
+
+// The colour adjustments clamp to [0, bound]: on normalised values (after Normalize, with negatives) they
+// would silently zero half the image, so such input is an error (a resize's rounding may stray a little).
+inline void expect_pixel_range(const Tensor& image, float bound, const char* who) {
+  const auto [lo, hi] = std::minmax_element(image.begin(), image.end());
+  if (lo == image.end() || (*lo >= -1e-3f * bound && *hi <= bound * (1 + 1e-3f))) return;
+  const float bad = *lo < -1e-3f * bound ? *lo : *hi;
+  throw std::invalid_argument(std::string(who) + ": pixel value " + std::to_string(bad) + " is outside [0, " +
+                              std::to_string(static_cast<int>(bound)) + "]: it works on pixel values (0..255, or "
+                              "0..1 with bound 1, as torchvision's float images), so put it before Normalize in "
+                              "the pipeline");
+}
 }  // namespace detail
 
 inline void adjust_brightness(Tensor& image, float factor, float bound = 255.0f) {
@@ -199,6 +211,7 @@ struct ColorJitter {
   }
   void operator()(Tensor& image, Generator& gen) const {
     detail::expect_gray_or_rgb(image, "ColorJitter");
+    detail::expect_pixel_range(image, bound, "ColorJitter");
     std::array<int, 4> order = {0, 1, 2, 3};
     gen.shuffle(order.begin(), order.end());
     const float amount[4] = {brightness, contrast, saturation, hue};

@@ -122,8 +122,8 @@ class SyncBatchNormT : public nn::ModuleT<T> {
           sdyx += gp[j] * ((xp[j] - mean_[k]) * invstd_[k]);
         }
       }
-      bn_.weight().grad[ch] += static_cast<T>(sdyx);
-      bn_.bias().grad[ch] += static_cast<T>(sdy);
+      if (bn_.weight().requires_grad) bn_.weight().grad[ch] += static_cast<T>(sdyx);  // frozen: nothing added
+      if (bn_.bias().requires_grad) bn_.bias().grad[ch] += static_cast<T>(sdy);
       sums_[k] = sdy;
       sums_[cs + k] = sdyx;
     }

@@ -1,5 +1,5 @@
 #pragma once
-// Image codecs on byte buffers: PNG, JPEG and BMP in through stb_image, PNG out through stb_image_write. The
+// Image codecs on byte buffers: PNG, JPEG, BMP and GIF (its first frame) in through stb_image, PNG out through stb_image_write. The
 // only ember header that touches stb; no file paths here (io/image.hpp reads and writes files), but every
 // error names the file through `name`. Every input passes format/image_check.hpp before stb sees it.
 // stb's implementation is compiled into each translation unit that includes this header as static functions
@@ -42,6 +42,7 @@
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
 #define STBI_NO_STDIO
 #define STBI_WRITE_NO_STDIO
 #define STB_IMAGE_IMPLEMENTATION

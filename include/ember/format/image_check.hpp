@@ -3,7 +3,7 @@
 // the sizes a file declares: a 198-byte PNG whose IDAT chunk claims 1.25 GB makes it allocate 2 GiB, and a
 // 127-byte PNG declaring 7 x 14,286,852 RGBA pixels makes it allocate 414 MB for their zlib output. So every
 // declared size is checked here against the bytes present and against ImageLimits, and every format stb could
-// be built to read but ember does not mean to (GIF, PSD, PIC, PNM, HDR, TGA, ...) is refused by signature.
+// be built to read but ember does not mean to (PSD, PIC, PNM, HDR, TGA, ...) is refused by signature.
 // The rule: nothing is allocated beyond a small multiple of what the file can hold (docs/robustness.md).
 #include <algorithm>
 #include <cstdint>
@@ -25,7 +25,7 @@ struct ImageLimits {
   std::int64_t max_bytes = std::int64_t(1) << 30;
 };
 
-enum class ImageFormat { Png, Jpeg, Bmp };
+enum class ImageFormat { Png, Jpeg, Bmp, Gif };
 
 namespace detail {
 
@@ -266,9 +266,32 @@ inline void check_bmp(const std::vector<unsigned char>& b, const std::string& na
                      " bits need " + std::to_string(need) + " bytes, the file has " + std::to_string(b.size()));
 }
 
+// GIF (stb decodes the first frame): stb allocates 9 bytes per pixel of the logical screen from its header,
+// however small the frame, so the screen is bounded by the limits and by the LZW data present: a code of at
+// least one bit yields at most 4096 pixels (the longest dictionary string).
+inline void check_gif(const std::vector<unsigned char>& b, const std::string& name, const ImageLimits& limits) {
+  const std::size_t n = b.size();
+  if (n < 13 || !(starts_with(b, "GIF87a", 6) || starts_with(b, "GIF89a", 6)))
+    refuse(name, "truncated or corrupt GIF: " + std::to_string(n) + " bytes, without a GIF87a/GIF89a header");
+  const std::uint64_t w = b[6] | b[7] << 8, h = b[8] | b[9] << 8;
+  if (w == 0 || h == 0) refuse(name, "corrupt GIF: a screen of " + std::to_string(w) + " x " + std::to_string(h) + " pixels");
+  check_extent(name, "GIF", w, h, 4, 1, limits);
+  std::size_t i = 13 + ((b[10] & 0x80) ? 3 * (std::size_t(2) << (b[10] & 7)) : 0);  // after the global colours
+  while (i < n && b[i] == 0x21) {  // extensions: label, then sub-blocks up to a zero length
+    for (i += 2; i < n && b[i] != 0; i += std::size_t(b[i]) + 1) {
+    }
+    ++i;
+  }
+  if (i + 10 > n || b[i] != 0x2C) refuse(name, "truncated or corrupt GIF: no image descriptor where one was expected, at byte " + std::to_string(i));
+  const std::uint64_t data = n - i - 10;
+  if (mul_sat(w, h) > mul_sat(data + 1, 8 * 4096))
+    refuse(name, "truncated GIF: a screen of " + std::to_string(w) + " x " + std::to_string(h) + " pixels cannot be filled by " +
+                     std::to_string(data) + " bytes of image data (a decompression bomb?)");
+}
+
 }  // namespace detail
 
-// The format of `bytes` by its signature (PNG, JPEG or BMP, tested as stb tests them); anything else throws
+// The format of `bytes` by its signature (PNG, JPEG, BMP or GIF, tested as stb tests them); anything else throws
 // format_error naming the file and, when the signature is known, the format.
 inline ImageFormat detect_image_format(const std::vector<unsigned char>& b, const std::string& name) {
   using detail::starts_with;
@@ -277,15 +300,16 @@ inline ImageFormat detect_image_format(const std::vector<unsigned char>& b, cons
   while (fill < b.size() && b[fill] == 0xFF) ++fill;
   if (fill > 0 && fill < b.size() && b[fill] == 0xD8) return ImageFormat::Jpeg;
   if (starts_with(b, "BM", 2)) return ImageFormat::Bmp;
+  if (starts_with(b, "GIF8", 4)) return ImageFormat::Gif;
   const std::pair<const char*, std::size_t> known[] = {
-      {"GIF8", 4}, {"8BPS", 4}, {"\x53\x80\xF6\x34", 4}, {"#?RADIANCE", 10}, {"#?RGBE", 6}, {"II*\0", 4}, {"MM\0*", 4},
+      {"8BPS", 4}, {"\x53\x80\xF6\x34", 4}, {"#?RADIANCE", 10}, {"#?RGBE", 6}, {"II*\0", 4}, {"MM\0*", 4},
       {"RIFF", 4}, {"P1", 2}, {"P2", 2}, {"P3", 2}, {"P4", 2}, {"P5", 2}, {"P6", 2}, {"P7", 2}, {"\0\0\0\x0C" "jP", 6}};
-  const char* names[] = {"GIF", "PSD", "PIC", "HDR", "HDR", "TIFF", "TIFF", "RIFF (WebP?)", "PNM", "PNM", "PNM", "PNM", "PNM", "PNM", "PAM", "JPEG 2000"};
+  const char* names[] = {"PSD", "PIC", "HDR", "HDR", "TIFF", "TIFF", "RIFF (WebP?)", "PNM", "PNM", "PNM", "PNM", "PNM", "PNM", "PAM", "JPEG 2000"};
   std::string what = "an unknown format (TGA has no signature and is not read either)";
   for (std::size_t k = 0; k < sizeof names / sizeof names[0]; ++k)
     if (starts_with(b, known[k].first, known[k].second)) what = names[k];
   if (b.empty()) what = "an empty file";
-  detail::refuse(name, "unsupported image format: " + what + "; ember reads PNG, JPEG and BMP");
+  detail::refuse(name, "unsupported image format: " + what + "; ember reads PNG, JPEG, BMP and GIF");
 }
 
 // Throws format_error (naming `name`) when the file declares sizes its bytes cannot hold or an image beyond
@@ -296,6 +320,7 @@ inline ImageFormat check_image(const std::vector<unsigned char>& bytes, const st
   if (format == ImageFormat::Png) detail::check_png(bytes, name, limits);
   if (format == ImageFormat::Jpeg) detail::check_jpeg(bytes, name, limits);
   if (format == ImageFormat::Bmp) detail::check_bmp(bytes, name, limits);
+  if (format == ImageFormat::Gif) detail::check_gif(bytes, name, limits);
   return format;
 }
 

@@ -57,6 +57,23 @@ struct SafetensorsTensor {
 
 namespace detail {
 
+// A file of another format read as safetensors would report an absurd header length: name the format instead,
+// and how to convert a PyTorch file (tools/checkpoint_to_torch.py goes the other way).
+inline void check_not_other_format(const std::string& path, const std::vector<unsigned char>& b) {
+  auto starts = [&](const char* magic, std::size_t n) { return b.size() >= n && std::memcmp(b.data(), magic, n) == 0; };
+  const char* what = starts("\x89PNG\r\n\x1a\n", 8)                 ? "a PNG image"
+                     : starts("\xff\xd8\xff", 3)                      ? "a JPEG image"
+                     : starts("GIF8", 4)                               ? "a GIF image"
+                     : starts("PK\x03\x04", 4)                        ? "a zip archive (torch.save's .pt/.pth format)"
+                     : b.size() >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5 ? "a Python pickle (an old torch.save file)"
+                                                                       : nullptr;
+  if (what == nullptr) return;
+  throw format_error(path + ": not a safetensors file: it is " + what +
+                     ". Checkpoints are safetensors files; convert a PyTorch model in Python with "
+                     "`from safetensors.torch import save_file; save_file(model.state_dict(), path)` "
+                     "(tools/checkpoint_to_torch.py converts the other way)");
+}
+
 // Bytes per element of the dtypes of the safetensors spec; 0 for an unknown name.
 inline std::uint64_t dtype_size(const std::string& dtype) {
   static const std::map<std::string, std::uint64_t> sizes = {
@@ -133,6 +150,8 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   // LLONG_MAX, and a failed read left the length bytes unset).
   const std::vector<unsigned char> bytes = read_file(path);
   const std::uint64_t file_size = bytes.size();
+  if (file_size < 8 || detail::get_le(bytes.data(), 8) > std::min<std::uint64_t>(file_size - 8, detail::kMaxHeaderBytes))
+    detail::check_not_other_format(path, bytes);
   if (file_size < 8)
     bad(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length at offset 0");
   const std::uint64_t n = detail::get_le(bytes.data(), 8);

@@ -10,7 +10,9 @@
 // "optimizer.<key>.<parameter name>" (SGD: "optimizer.momentum_buffer.fc1.weight"), and load_checkpoint with
 // an optimiser restores them (a parameter without one in the file gets none: its next step seeds it, as in
 // PyTorch). Loading without an optimiser ignores those entries, so a training checkpoint also serves
-// inference. The optimiser is any type with the members optim/sgd.hpp lists.
+// inference; loading with one needs that optimiser's state in the file (a model-only file, or another
+// optimiser's, is a format_error rather than a silent fresh start). load_state_dict(module, path, strict)
+// is PyTorch's: with strict = false, missing and unexpected tensors are reported instead of refused. The optimiser is any type with the members optim/sgd.hpp lists.
 //
 // Writes are atomic: a temporary file in the target's directory, flushed and fsync'ed, then renamed over the
 // target; on failure the temporary is removed, ember::io_error names the path, the old file is untouched.
@@ -82,6 +84,16 @@ Shape state_shape(const Opt& optimizer, std::size_t i, const std::string& key) {
 
 // Stands for "no optimiser" in the overloads below.
 struct NoOptimizer {};
+}  // namespace detail
+
+// What load_state_dict reports, as PyTorch's (missing_keys, unexpected_keys), with the file's __metadata__.
+struct LoadResult {
+  std::vector<std::string> missing_keys;     // the module's tensors the file does not have
+  std::vector<std::string> unexpected_keys;  // the file's tensors the module does not have (optimiser entries aside)
+  std::map<std::string, std::string> metadata;
+};
+
+namespace detail {
 
 template <typename T, typename Opt>
 void save(const nn::ModuleT<T>& module, const std::string& path, const std::map<std::string, std::string>& metadata,
@@ -106,10 +118,32 @@ void save(const nn::ModuleT<T>& module, const std::string& path, const std::map<
   format::write_safetensors(path, tensors, meta);
 }
 
+// The optimiser type a printout names ("AdamW" of "AdamW(lr=0.001, ...)").
+inline std::string optimizer_type(const std::string& repr) { return repr.substr(0, repr.find('(')); }
+
+// A checkpoint loaded with an optimiser must hold that optimiser's state: a model-only file would start it
+// fresh without a word (a resume that is not one), another optimiser's state would be a list of unknown names.
+template <typename Opt>
+void check_optimizer_state(const std::string& path, const SafetensorsFile& file, const Opt& optimizer) {
+  const auto it = file.metadata.find("optimizer");
+  bool has_state = it != file.metadata.end();
+  for (const auto& e : file.tensors) has_state = has_state || e.name.rfind(optimizer_prefix(), 0) == 0;
+  if (!has_state)
+    format::detail::bad(path, "holds no optimiser state (it was saved without an optimiser: a model-only or best "
+                              "checkpoint); load with load_checkpoint(model, path) and start the optimiser fresh");
+  const std::string mine = optimizer_type(optimizer.repr());
+  if (it != file.metadata.end() && optimizer_type(it->second) != mine)
+    format::detail::bad(path, "this checkpoint holds " + optimizer_type(it->second) + "'s state, the optimiser "
+                              "given is " + mine + "; load with load_checkpoint(model, path) and start the " +
+                              mine + " fresh, or build the optimiser the run used");
+}
+
 template <typename T, typename Opt>
-std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::string& path, Opt* optimizer) {
+LoadResult load(nn::ModuleT<T>& module, const std::string& path, Opt* optimizer, bool strict = true) {
   using format::detail::bad;
   SafetensorsFile file = read_safetensors(path);
+  if constexpr (!std::is_same<Opt, NoOptimizer>::value)
+    if (optimizer) check_optimizer_state(path, file, *optimizer);
 
   // Where each model tensor goes; the optimiser's state gets its own list.
   std::vector<std::pair<std::string, TensorT<T>*>> targets;
@@ -134,7 +168,9 @@ std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::strin
   std::map<std::string, const SafetensorsEntry*> by_name;
   for (const auto& e : file.tensors) by_name[e.name] = &e;
 
-  std::vector<std::string> missing, extra;
+  LoadResult result;
+  std::vector<std::string>& missing = result.missing_keys;
+  std::vector<std::string>& extra = result.unexpected_keys;
   std::map<std::string, bool> known;
   for (const auto& [name, t] : targets) {
     known[name] = true;
@@ -145,8 +181,8 @@ std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::strin
     if (!optimizer && e.name.rfind(optimizer_prefix(), 0) == 0) continue;
     extra.push_back(e.name);
   }
-  if (!missing.empty()) bad(path, "missing tensors for the model: " + join(missing));
-  if (!extra.empty()) bad(path, "tensors the model does not have: " + join(extra));
+  if (strict && !missing.empty()) bad(path, "missing tensors for the model: " + join(missing));
+  if (strict && !extra.empty()) bad(path, "tensors the model does not have: " + join(extra));
 
   auto stage = [&](const SafetensorsEntry& e, const Shape& expected) {
     if (e.shape != expected)
@@ -158,9 +194,10 @@ std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::strin
     format::detail::decode(path, e, file.data.data() + e.begin, file.data_start + e.begin, t.data(), t.numel());
     return t;
   };
-  std::vector<TensorT<T>> staged;
+  std::vector<TensorT<T>> staged;  // empty for a tensor the file does not have (strict = false)
   staged.reserve(targets.size());
-  for (const auto& [name, t] : targets) staged.push_back(stage(*by_name[name], t->shape()));
+  for (const auto& [name, t] : targets)
+    staged.push_back(by_name.count(name) ? stage(*by_name[name], t->shape()) : TensorT<T>());
   std::vector<std::pair<Slot, TensorT<T>>> staged_state;
   if constexpr (!std::is_same<Opt, NoOptimizer>::value) {
     for (const auto& [name, slot] : state_slot) {
@@ -172,14 +209,15 @@ std::map<std::string, std::string> load(nn::ModuleT<T>& module, const std::strin
 
   // Everything is checked: from here on nothing can fail.
   for (std::size_t k = 0; k < targets.size(); ++k)
-    std::copy(staged[k].begin(), staged[k].end(), targets[k].second->begin());
+    if (by_name.count(targets[k].first)) std::copy(staged[k].begin(), staged[k].end(), targets[k].second->begin());
   if constexpr (!std::is_same<Opt, NoOptimizer>::value) {
     if (optimizer) {
       optimizer->reset_state();
       for (auto& [slot, t] : staged_state) optimizer->set_state_tensor(slot.param, slot.key, std::move(t));
     }
   }
-  return file.metadata;
+  result.metadata = std::move(file.metadata);
+  return result;
 }
 
 }  // namespace detail
@@ -203,13 +241,24 @@ void save_checkpoint(const nn::ModuleT<T>& module, const std::string& path,
 // module, and, given an optimiser over the module's parameters, its state. Returns __metadata__. Every module
 // tensor must be present with exactly its shape; other tensors are an error, except optimiser entries when no
 // optimiser is given. On any error (format_error naming the file) nothing is changed.
+// A file without optimiser state, or with another optimiser's (its "optimizer" metadata names another type),
+// is a format_error when an optimiser is given: start the optimiser fresh by loading the model alone.
 template <typename T>
 std::map<std::string, std::string> load_checkpoint(nn::ModuleT<T>& module, const std::string& path) {
-  return detail::load(module, path, static_cast<detail::NoOptimizer*>(nullptr));
+  return detail::load(module, path, static_cast<detail::NoOptimizer*>(nullptr)).metadata;
 }
 template <typename T, typename Opt>
 std::map<std::string, std::string> load_checkpoint(nn::ModuleT<T>& module, const std::string& path, Opt* optimizer) {
-  return detail::load(module, path, optimizer);
+  return detail::load(module, path, optimizer).metadata;
+}
+
+// As PyTorch's module.load_state_dict(torch-safetensors file, strict): strict is load_checkpoint(module, path);
+// strict = false loads the tensors both have and reports the others in missing_keys and unexpected_keys
+// instead of failing (fine-tuning: a backbone's file into a model with a new head of another name). A tensor
+// whose shape differs is a format_error either way, as in PyTorch; nothing changes unless the load succeeds.
+template <typename T>
+LoadResult load_state_dict(nn::ModuleT<T>& module, const std::string& path, bool strict = true) {
+  return detail::load(module, path, static_cast<detail::NoOptimizer*>(nullptr), strict);
 }
 
 }  // namespace ember::io

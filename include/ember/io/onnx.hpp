@@ -107,12 +107,15 @@ inline std::string json_array(const std::vector<std::int64_t>& v) {
 template <typename T>
 format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
                           const std::map<std::string, std::string>& metadata = {}) {
-  bool positive = input_shape.size() >= 2;
+  bool positive = !input_shape.empty();
   for (auto d : input_shape) positive = positive && d > 0;
-  if (!positive)
-    throw shape_error(
-        "export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
-        to_string(input_shape));
+  Shape batched{1};  // the shape with a batch dimension in front: the usual mistake is leaving it out
+  batched.insert(batched.end(), input_shape.begin(), input_shape.end());
+  const std::string batch_hint = "; input_shape starts with the batch dimension (e.g. " + to_string(batched) +
+                                 " for one " + to_string(input_shape) + " sample)";
+  if (!positive || input_shape.size() < 2)
+    throw shape_error("export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
+                      to_string(input_shape) + (positive ? batch_hint : ""));
   format::OnnxModel onnx;
   onnx.producer_name = "ember";
   onnx.producer_version = ember::version();
@@ -124,7 +127,18 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
   Shape sample_shape = input_shape;
   sample_shape[0] = 2;  // 2, not 1: a layer that mixes samples across the batch shows in the output shape
   onnx_detail::Flow<T> x{"input", TensorT<T>(sample_shape)};
-  onnx_detail::walk(graph, "", model, x);
+  try {
+    onnx_detail::walk(graph, "", model, x);
+  } catch (const shape_error& e) {
+    bool takes_batched = false;  // the model takes the shape once a batch dimension is added in front
+    try {
+      model.predict(TensorT<T>(batched));
+      takes_batched = true;
+    } catch (const std::exception&) {
+    }
+    if (takes_batched) throw shape_error(std::string(e.what()) + batch_hint);
+    throw;
+  }
   graph.rename_output(x.value, "output");
 
   using Dim = format::OnnxValueInfo::Dim;

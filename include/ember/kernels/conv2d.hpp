@@ -160,7 +160,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
     const T* ci = cols + i * k * p;
     // dW_t,g[og x kg] += dy_g[og x p] cols_g^T[p x kg]: og = 50 rows cut into 5 tiles of 10 and kg = 675
     // columns fill the micro-kernel's panels (computed as dW^T, the 50 columns wasted a fifth of a 2 x 32 panel).
-    for (std::int64_t gi = 0; gi < groups; ++gi)
+    for (std::int64_t gi = 0; dw && gi < groups; ++gi)  // dw null: a frozen weight
       gemm(ws.weight_grad[t], false, true, og, kg, p, T(1), dyi + gi * og * p, p, ci + gi * kg * p, p, T(1),
            ws.wgrad[t].data() + gi * og * kg, kg);
     if (dx) {
@@ -174,7 +174,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* cols, const T* w
   });
   for (std::size_t t = 0; t < static_cast<std::size_t>(nt); ++t) {
     const T* wt = ws.wgrad[t].data();  // [out x kg], as dW
-    for (std::int64_t j = 0; j < out * kg; ++j) dw[j] += wt[j];
+    for (std::int64_t j = 0; dw && j < out * kg; ++j) dw[j] += wt[j];
     if (db) {
       const T* bt = ws.bgrad[t].data();
       for (std::int64_t j = 0; j < out; ++j) db[j] += bt[j];

@@ -51,8 +51,10 @@ void linear_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, s
   // dW[out x in] += dy^T[out x rows] x[rows x in], split by rows of dW: the optimiser's update splits the
   // weight into the same halves (contiguous chunks), so each core updates the rows it has just written in its
   // own L2 instead of fetching half of them from the other's (batch 4: 7,800 -> 8,500 images/s).
-  gemm(detail::per_thread(ws.weight_grad), true, false, out, in, rows, T(1), dy, out, x, in, T(1), dw, in,
-       /*split_rows=*/true);
+  // dw null: a frozen weight (its parameter's requires_grad is false), as db null is a frozen or absent bias.
+  if (dw)
+    gemm(detail::per_thread(ws.weight_grad), true, false, out, in, rows, T(1), dy, out, x, in, T(1), dw, in,
+         /*split_rows=*/true);
   if (db)
     for (std::int64_t r = 0; r < rows; ++r) {
       const T* g = dy + r * out;

@@ -137,8 +137,8 @@ class BatchNormBaseT : public ModuleT<T> {
           }
         }
       }
-      weight_.grad[ch] += static_cast<T>(dgamma);
-      bias_.grad[ch] += static_cast<T>(dbeta);
+      if (weight_.requires_grad) weight_.grad[ch] += static_cast<T>(dgamma);  // frozen: nothing added
+      if (bias_.requires_grad) bias_.grad[ch] += static_cast<T>(dbeta);
     });
   }
 

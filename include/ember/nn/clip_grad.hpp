@@ -36,7 +36,7 @@ double clip_grad_norm(ParameterT<T>* const* parameters, std::size_t count, doubl
   bool any = false;
   for (std::size_t i = 0; i < count; ++i) {
     const ParameterT<T>* p = parameters[i];
-    if (!p || p->grad.numel() == 0) continue;
+    if (!p || p->grad.numel() == 0 || !p->requires_grad) continue;  // frozen: PyTorch's grad None
     any = true;
     for (const T g : p->grad) {
       const double a = std::fabs(static_cast<double>(g));

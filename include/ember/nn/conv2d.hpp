@@ -125,8 +125,8 @@ class Conv2dT : public ModuleT<T> {
         grad_out.size(3) != ow)
       this->require_grad_shape(grad_out, {n, out_, oh, ow});  // throws with the message
     if (grad_in) grad_in->resize(input_shape_);
-    kernels::conv2d_backward(grad_in ? grad_in->data() : nullptr, weight_.grad.data(),
-                             has_bias_ ? bias_.grad.data() : nullptr, grad_out.data(), cols_.data(),
+    kernels::conv2d_backward(grad_in ? grad_in->data() : nullptr, weight_.requires_grad ? weight_.grad.data() : nullptr,
+                             has_bias_ && bias_.requires_grad ? bias_.grad.data() : nullptr, grad_out.data(), cols_.data(),
                              weight_.value.data(), g, n, out_, ws_);
   }
 

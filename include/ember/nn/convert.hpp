@@ -1,7 +1,7 @@
 #pragma once
 // nn::to<U>(model): a built model (or layer) converted to another scalar type, as PyTorch's model.double() or
 // model.float(), but returning a converted copy rather than changing the model in place (each scalar type is
-// its own C++ type). Parameters, gradients, buffers, names and the training mode are kept.
+// its own C++ type). Parameters, gradients (and requires_grad), buffers, names and the training mode are kept.
 //   nn::Sequential model = ...;                              // float
 //   nn::SequentialT<double> precise = nn::to<double>(model);
 // The layers of ember convert; a layer of your own throws std::invalid_argument naming it.
@@ -77,6 +77,7 @@ void copy_tensors(const ModuleT<T>& from, ModuleT<U>& to) {
   for (std::size_t i = 0; i < src.size() && i < dst.size(); ++i) {
     dst[i].second->value = src[i].second->value.template cast<U>();
     dst[i].second->grad = src[i].second->grad.template cast<U>();
+    dst[i].second->requires_grad = src[i].second->requires_grad;
   }
   auto sb = from.named_buffers();
   auto db = to.named_buffers();

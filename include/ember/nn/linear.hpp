@@ -56,8 +56,8 @@ class LinearT : public ModuleT<T> {
     this->require_forward(has_forward_);
     this->require_grad_shape(grad_out, out_shape_);
     if (grad_in) grad_in->resize(input_.shape());
-    kernels::linear_backward(grad_in ? grad_in->data() : nullptr, weight_.grad.data(),
-                             has_bias_ ? bias_.grad.data() : nullptr, grad_out.data(), input_.data(),
+    kernels::linear_backward(grad_in ? grad_in->data() : nullptr, weight_.requires_grad ? weight_.grad.data() : nullptr,
+                             has_bias_ && bias_.requires_grad ? bias_.grad.data() : nullptr, grad_out.data(), input_.data(),
                              weight_.value.data(), input_.numel() / in_, in_, out_, ws_);
   }
 

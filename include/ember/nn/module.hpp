@@ -166,6 +166,11 @@ class ModuleT {
   void zero_grad() {
     for (auto* p : parameters()) p->grad.zero();
   }
+  // As PyTorch's requires_grad_: every parameter of this module (and its children) frozen (false) or trained.
+  ModuleT& requires_grad_(bool requires_grad = true) {
+    for (auto* p : parameters()) p->requires_grad = requires_grad;
+    return *this;
+  }
 
   // Training fusion, as Sequential's forward and backward use it: a ReLU (is_relu) followed by a layer that can
   // read its input through one (absorbs_relu, as it is now: BatchNorm in training) runs as that layer alone.

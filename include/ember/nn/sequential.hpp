@@ -116,10 +116,24 @@ class SequentialT : public ModuleT<T> {
   SequentialT& push_back(std::string name, std::unique_ptr<ModuleT<T>> module) {
     if (!module) throw std::invalid_argument("Sequential: null child");
     if (name.empty()) name = std::to_string(children_.size());
+    if (name.find('.') != std::string::npos)  // as PyTorch's add_module: dotted names would be ambiguous
+      throw std::invalid_argument(display() + ": child name '" + name + "' contains '.' (module names cannot)");
     for (const auto& c : children_)
       if (c.first == name) throw std::invalid_argument("Sequential: a child named '" + name + "' exists already");
     module->train(this->training_);
     children_.emplace_back(std::move(name), std::move(module));
+    return *this;
+  }
+
+  // Swaps the child `name` for `module` (a new head), keeping its place and name, as PyTorch's
+  // `model.fc = nn.Linear(...)`; std::out_of_range naming it when there is no such child.
+  template <typename M, typename = std::enable_if_t<detail::is_module_v<M>>>
+  SequentialT& replace(const std::string& name, M&& module) {
+    ModuleT<T>* old = find(name);
+    auto child = detail::own_child<T>(std::forward<M>(module));
+    child->train(this->training_);
+    for (auto& c : children_) if (c.second.get() == old) c.second = std::move(child);
+    absorbed_relu_.clear();  // the last forward's fusion no longer holds: backward needs a new forward
     return *this;
   }
 

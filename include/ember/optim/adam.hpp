@@ -91,6 +91,7 @@ class BasicAdam : public ParamGroups<T, Options> {
     const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay);
     const T shrink = static_cast<T>(1.0 - o.lr * o.weight_decay);
     for (std::size_t i = this->group_begin(group); i < this->group_end(group); ++i) {
+      if (!params_[i]->requires_grad) continue;  // frozen: no step, no state
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
       if (state_.step[i].empty()) init_state(i, o.amsgrad);

@@ -74,6 +74,7 @@ class RMSpropT : public detail::ParamGroups<T, RMSpropOptions> {
     const T lr = static_cast<T>(o.lr), alpha = static_cast<T>(o.alpha), one_minus_alpha = static_cast<T>(1.0 - o.alpha);
     const T eps = static_cast<T>(o.eps), wd = static_cast<T>(o.weight_decay), momentum = static_cast<T>(o.momentum);
     for (std::size_t i = this->group_begin(group); i < this->group_end(group); ++i) {
+      if (!params_[i]->requires_grad) continue;  // frozen: no step, no state
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
       const Shape& shape = p.value.shape();

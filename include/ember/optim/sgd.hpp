@@ -93,6 +93,7 @@ class SGDT : public detail::ParamGroups<T, SGDOptions> {
                    static_cast<T>(o.weight_decay), o.maximize ? T(-1) : T(1)};
     const bool use_momentum = o.momentum != 0.0;
     for (std::size_t i = this->group_begin(g); i < this->group_end(g); ++i) {
+      if (!params_[i]->requires_grad) continue;  // frozen: left as it is, as PyTorch skips a None grad
       this->check_grad(i);
       ParameterT<T>& p = *params_[i];
       const bool first = use_momentum && !state_.has_momentum_buffer[i];

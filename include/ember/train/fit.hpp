@@ -24,6 +24,11 @@
 // turns NaN or Inf stops training with training_error naming the epoch and step. When the training loader
 // has dataset().num_classes, fit checks it against the model's output width before the first step.
 //
+// FitOptions::restore_best_weights: fit returns with the weights of the epoch with the lowest validation loss.
+// The validation loss is the loss given to fit (label smoothing included): evaluate(model, val_loader, loss)
+// with that loss gives the same number. fit throws std::invalid_argument when the optimiser holds parameters
+// that are not the model's (it was built on a layer before the layer was copied into a Sequential).
+//
 // Output: one line per epoch to options.log (if set); with a terminal on stderr (ProgressMode::automatic) or
 // ProgressMode::on, a live progress bar on options.progress_stream (standard error when unset). Nothing else is
 // printed, and fit never exits: errors are exceptions.
@@ -114,6 +119,26 @@ void check_classes(const Model& model, Loader& loader, const Batch& batch) {
                                   std::to_string(classes) + "] (is the last layer's out_features right?)");
   }
 }
+
+// FitOptions::restore_best_weights: the parameters and buffers of the best epoch, in memory.
+template <typename T>
+struct WeightsSnapshot {
+  std::vector<TensorT<T>> tensors;
+  template <class Model>
+  void save(Model& model) {
+    tensors.clear();
+    for (auto& [name, p] : model.named_parameters()) tensors.push_back(p->value);
+    for (auto& [name, b] : model.named_buffers()) tensors.push_back(*b);
+  }
+  template <class Model>
+  void restore(Model& model) const {
+    if (tensors.empty()) return;
+    std::size_t k = 0;
+    auto put = [&](TensorT<T>& t) { std::copy(tensors[k].begin(), tensors[k].end(), t.begin()), ++k; };
+    for (auto& [name, p] : model.named_parameters()) put(p->value);
+    for (auto& [name, b] : model.named_buffers()) put(*b);
+  }
+};
 
 // Running sums of one training epoch.
 struct EpochSums {
@@ -288,6 +313,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
   history.best_val_loss = options.best_val_loss;
   history.best_val_accuracy = options.best_val_accuracy;
 
+  detail::check_optimizer_params(model, opt);
   Step<Model, Loss, Optimizer> step(model, loss, opt);
   if (options.before_update) step.before_update(options.before_update);
   // fit leaves the model in the mode it found it in, also when it throws.
@@ -297,6 +323,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
     ~ModeGuard() { model.train(mode); }
   } mode_guard{model, model.is_training()};
   std::int64_t global_step = options.start_epoch * static_cast<std::int64_t>(train_loader.size());
+  detail::WeightsSnapshot<typename Model::Scalar> best_weights;  // restore_best_weights: the best epoch's
   std::optional<EarlyStopper> stopper;
   if (options.early_stopping) stopper.emplace(*options.early_stopping);
   detail::restore_run_state(options, stopper ? &*stopper : nullptr);
@@ -338,6 +365,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
       history.best_epoch = epoch;
       history.best_val_loss = stats.val_loss;
       history.best_val_accuracy = stats.val_accuracy;
+      if (options.restore_best_weights) best_weights.save(model);
     }
     // The schedules step after validation, before the checkpoint, so the saved state is the next epoch's.
     if (options.plateau) options.plateau->step(detail::monitored(options.plateau_monitor, stats, "ReduceLROnPlateau"));
@@ -358,6 +386,7 @@ History fit(Model& model, Loss& loss, Optimizer& opt, TrainLoader& train_loader,
       break;
     }
   }
+  best_weights.restore(model);  // nothing when this run had no best epoch (or restore_best_weights is off)
   return history;
 }
 

@@ -76,6 +76,10 @@ struct FitOptions {
   optim::ReduceLROnPlateau* plateau = nullptr;
   Monitor plateau_monitor = Monitor::val_loss;
   std::optional<EarlyStopping> early_stopping;  // none: run every epoch
+  // As Keras's EarlyStopping(restore_best_weights=True): when fit returns (done, or stopped early), the model
+  // holds the parameters and buffers of this run's epoch with the lowest validation loss, kept in memory (no
+  // checkpoint file needed). A resumed run whose best epoch came before the resume keeps its last weights.
+  bool restore_best_weights = false;
   // The best so far when resuming (restored by resume_from).
   std::int64_t best_epoch = 0;
   double best_val_loss = std::numeric_limits<double>::infinity();

@@ -42,6 +42,31 @@ const TensorT<T>& as_model_input(const TensorT<U>& input, TensorT<T>& buffer) {
 }
 
 template <class Optimizer, class = void>
+struct has_params : std::false_type {};
+template <class Optimizer>
+struct has_params<Optimizer, std::void_t<decltype(std::declval<const Optimizer&>().params())>> : std::true_type {};
+
+// An optimiser on tensors the model does not read (built on a layer before it was copied into a Sequential,
+// or on a copy of the model) would train nothing without a word: fit refuses it (std::invalid_argument).
+template <class Model, class Optimizer>
+void check_optimizer_params(Model& model, const Optimizer& opt) {
+  if constexpr (has_params<Optimizer>::value) {
+    const auto mine = model.parameters();
+    const auto& theirs = opt.params();
+    std::size_t foreign = 0, first = 0;
+    for (std::size_t i = theirs.size(); i-- > 0;)
+      if (std::find(mine.begin(), mine.end(), theirs[i]) == mine.end()) ++foreign, first = i;
+    if (foreign == 0) return;
+    throw std::invalid_argument(
+        "fit: " + std::to_string(foreign) + " of the optimiser's " + std::to_string(theirs.size()) +
+        " parameters (the first: parameter " + std::to_string(first) + ", of shape " +
+        to_string(theirs[first]->value.shape()) + ") are not parameters of the model: the "
+        "optimiser was built on parameters that are not this model's (was it built on a layer before it "
+        "was copied into the Sequential, or on a copy of the model?); build it on model.parameters()");
+  }
+}
+
+template <class Optimizer, class = void>
 struct has_step_and_zero_grad : std::false_type {};
 template <class Optimizer>
 struct has_step_and_zero_grad<Optimizer, std::void_t<decltype(std::declval<Optimizer&>().step_and_zero_grad())>>
