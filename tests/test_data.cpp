@@ -1628,6 +1628,7 @@ TEST_CASE("MixingLoader: mixed batches of a DataLoader, the class count from its
   b = 0;
   for (const auto& batch : mixed) differs = differs || !(batch.input == first[b++]);  // epoch 1
   CHECK(differs);
+}
 
 // ------------------------------------------------------------------------------------------ the first week
 

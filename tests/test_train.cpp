@@ -966,6 +966,7 @@ TEST_CASE("Classifier: a checkpoint's weights and recorded preprocessing predict
     CHECK(std::string(e.what()).find("bare.safetensors") != std::string::npos);
     CHECK(std::string(e.what()).find("classes") != std::string::npos);
   }
+}
 
 // ------------------------------------------------------------------------------------------ the first week
 
