@@ -14,12 +14,16 @@
 #include <ember/io/onnx.hpp>
 #include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "alloc_counter.hpp"
+#include "scratch.hpp"
 
 using namespace ember;
 
@@ -331,4 +335,37 @@ TEST_CASE("export_onnx of a graph: fused activations, GELU and padded average po
   const std::string path = std::string(EMBER_TEST_TMP_DIR) + "/graph.onnx";
   io::export_onnx(g, path);
   CHECK(!read_file(path).empty());
+}
+
+TEST_CASE("export_onnx of optimised graphs: accepted by onnx.checker and run by OpenCV's dnn as the plan runs them") {
+  const bool ok = std::system("/usr/bin/python3 -c 'import onnx, cv2' >/dev/null 2>&1") == 0;
+  if (!scratch::prerequisite(ok, "/usr/bin/python3 cannot import onnx and cv2 (Debian: python3-onnx, python3-opencv)"))
+    return;
+  const std::string dir = std::string(EMBER_TEST_TMP_DIR) + "/graph_interop";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto raw = [](const std::string& path, const Tensor& t) {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(t.data()),
+                                                static_cast<std::streamsize>(t.numel() * 4));
+  };
+  const auto dims = [](const Shape& s) {
+    std::string j = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) j += (i ? ", " : "") + std::to_string(s[i]);
+    return j + "]";
+  };
+  const auto add = [&](const std::string& name, const nn::Module& model, const Shape& shape) {
+    const graph::Graph g = graph::optimize(graph::trace(model, shape));
+    io::export_onnx(g, dir + "/" + name + ".onnx");
+    const Tensor x = random_input(shape, 17);
+    const Tensor y = graph::Plan(g, shape).run(x);
+    raw(dir + "/" + name + ".input", x);
+    raw(dir + "/" + name + ".output", y);
+    std::ofstream(dir + "/" + name + ".json") << "{\"input\": " << dims(x.shape()) << ", \"output\": "
+                                              << dims(y.shape()) << "}";
+  };
+  add("cnn", cnn(), {3, 1, 28, 28});
+  add("resnet", resnet(), {3, 1, 12, 12});
+  add("mlp", mlp(), {3, 1, 28, 28});
+  const std::string command = "/usr/bin/python3 " + std::string(EMBER_FIXTURE_DIR) + "/../onnx_graph_check.py " + dir;
+  CHECK(std::system(command.c_str()) == 0);
 }

@@ -4,6 +4,7 @@
 // from. An operator outside this list is one the plan cannot run: infer_shape throws naming it.
 #include <cstdint>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <vector>
 

@@ -10,6 +10,7 @@
 //   }
 // This header knows only core/ and graph/graph.hpp: nn/module.hpp includes it.
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
