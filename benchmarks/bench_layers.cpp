@@ -180,28 +180,27 @@ nn::Sequential eval_cnn() {
   m.eval();
   return m;
 }
-void BM_CNNPredict(benchmark::State& state) {
-  const nn::Sequential model = eval_cnn();
+// `run(x, y)` on a batch of 1000 images, as many times as the benchmark asks.
+template <class Run>
+void run_cnn_batch(benchmark::State& state, Run&& run) {
   const Tensor x = random_tensor({1000, 1, 28, 28}, 21);
   Tensor y;
   for (auto _ : state) {
-    model.predict_into(x, y);
+    run(x, y);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetItemsProcessed(state.iterations() * 1000);
+}
+void BM_CNNPredict(benchmark::State& state) {
+  const nn::Sequential model = eval_cnn();
+  run_cnn_batch(state, [&](const Tensor& x, Tensor& y) { model.predict_into(x, y); });
 }
 BENCHMARK(BM_CNNPredict)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_CNNPlan(benchmark::State& state) {
   const Shape shape = {1000, 1, 28, 28};
   const graph::Plan plan(graph::optimize(graph::trace(eval_cnn(), shape)), shape);
-  const Tensor x = random_tensor(shape, 21);
-  Tensor y;
-  for (auto _ : state) {
-    plan.run(x, y);
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.SetItemsProcessed(state.iterations() * 1000);
+  run_cnn_batch(state, [&](const Tensor& x, Tensor& y) { plan.run(x, y); });
 }
 BENCHMARK(BM_CNNPlan)->UseRealTime()->Unit(benchmark::kMillisecond);
 

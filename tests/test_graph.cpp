@@ -1,11 +1,12 @@
-// Models as data: graph::trace, graph::optimize, graph::Plan and the ONNX export of a graph, on the report's MLP
-// and CNN and a small ResNet.
+// Models as data: graph::trace, graph::optimize, graph::Plan and the ONNX export of a graph, on the report's
+// MLP and CNN and a small ResNet.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <ember/core/file.hpp>
 #include <ember/graph/graph.hpp>
 #include <ember/graph/optimize.hpp>
@@ -14,7 +15,6 @@
 #include <ember/io/onnx.hpp>
 #include <ember/models/report.hpp>
 #include <ember/nn/nn.hpp>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -63,7 +63,8 @@ int with_attribute(const graph::Graph& g, const std::string& key) {
   return k;
 }
 
-// Running statistics away from (0, 1), so that a BatchNorm in eval mode is no identity: a few training passes.
+// Running statistics away from (0, 1), so that a BatchNorm in eval mode is no identity: a few training
+// passes.
 template <class M>
 void settle(M& model, const Shape& shape) {
   model.train();
@@ -136,7 +137,8 @@ void check_plan(const nn::Module& model, const Shape& shape, const char* what) {
   const double d = relative_difference(plan.run(x), expected);
   const graph::Plan fast(graph::optimize(g), shape);
   const double d_opt = relative_difference(fast.run(x), expected);
-  MESSAGE(std::string(what) << ": Plan vs predict, largest relative difference " << d << " (optimised graph: " << d_opt << ")");
+  MESSAGE(std::string(what) << ": Plan vs predict, largest relative difference " << d
+                            << " (optimised graph: " << d_opt << ")");
   CHECK(d < 1e-5);
   CHECK(d_opt < 1e-5);
 }
@@ -158,8 +160,13 @@ TEST_CASE("trace: the report's MLP and CNN and a small ResNet, node by node") {
   CHECK(m.nodes().back().outputs[0] == "output");
 
   const graph::Graph c = graph::trace(cnn(), {2, 1, 28, 28});
-  CHECK(op_counts(c) == std::map<std::string, int>{{"Conv", 3}, {"Relu", 4}, {"BatchNormalization", 3},
-                                                   {"MaxPool", 3}, {"Dropout", 2}, {"Flatten", 1}, {"Gemm", 2},
+  CHECK(op_counts(c) == std::map<std::string, int>{{"Conv", 3},
+                                                   {"Relu", 4},
+                                                   {"BatchNormalization", 3},
+                                                   {"MaxPool", 3},
+                                                   {"Dropout", 2},
+                                                   {"Flatten", 1},
+                                                   {"Gemm", 2},
                                                    {"Softmax", 1}});
   const graph::Node& conv2 = c.nodes()[4];
   CHECK(conv2.op == "Conv");
@@ -299,8 +306,8 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   g.nodes()[0].op = "Relu";
   CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}, {0, graph::Precision::BFloat16}),
                        doctest::Contains("not implemented yet"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}, {0, graph::Precision::Int8}), doctest::Contains("quantize first"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}, {0, graph::Precision::Int8}),
+                       doctest::Contains("quantize first"), std::invalid_argument);
   CHECK_THROWS_AS(graph::Plan(g, {2, 5}), shape_error);
 }
 
@@ -337,16 +344,19 @@ TEST_CASE("export_onnx of a graph: fused activations, GELU and padded average po
   CHECK(!read_file(path).empty());
 }
 
-TEST_CASE("export_onnx of optimised graphs: accepted by onnx.checker and run by OpenCV's dnn as the plan runs them") {
+TEST_CASE(
+    "export_onnx of optimised graphs: accepted by onnx.checker and run by OpenCV's dnn as the plan runs "
+    "them") {
   const bool ok = std::system("/usr/bin/python3 -c 'import onnx, cv2' >/dev/null 2>&1") == 0;
-  if (!scratch::prerequisite(ok, "/usr/bin/python3 cannot import onnx and cv2 (Debian: python3-onnx, python3-opencv)"))
+  if (!scratch::prerequisite(
+          ok, "/usr/bin/python3 cannot import onnx and cv2 (Debian: python3-onnx, python3-opencv)"))
     return;
   const std::string dir = std::string(EMBER_TEST_TMP_DIR) + "/graph_interop";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const auto raw = [](const std::string& path, const Tensor& t) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(t.data()),
-                                                static_cast<std::streamsize>(t.numel() * 4));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.numel() * 4));
   };
   const auto dims = [](const Shape& s) {
     std::string j = "[";
@@ -360,12 +370,13 @@ TEST_CASE("export_onnx of optimised graphs: accepted by onnx.checker and run by 
     const Tensor y = graph::Plan(g, shape).run(x);
     raw(dir + "/" + name + ".input", x);
     raw(dir + "/" + name + ".output", y);
-    std::ofstream(dir + "/" + name + ".json") << "{\"input\": " << dims(x.shape()) << ", \"output\": "
-                                              << dims(y.shape()) << "}";
+    std::ofstream(dir + "/" + name + ".json")
+        << "{\"input\": " << dims(x.shape()) << ", \"output\": " << dims(y.shape()) << "}";
   };
   add("cnn", cnn(), {3, 1, 28, 28});
   add("resnet", resnet(), {3, 1, 12, 12});
   add("mlp", mlp(), {3, 1, 28, 28});
-  const std::string command = "/usr/bin/python3 " + std::string(EMBER_FIXTURE_DIR) + "/../onnx_graph_check.py " + dir;
+  const std::string command =
+      "/usr/bin/python3 " + std::string(EMBER_FIXTURE_DIR) + "/../onnx_graph_check.py " + dir;
   CHECK(std::system(command.c_str()) == 0);
 }

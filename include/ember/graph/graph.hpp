@@ -10,7 +10,8 @@
 // An empty input name in a node is ONNX's "optional input not given". ember's own extension: a Conv or Gemm
 // node may carry the string attribute "activation" ("Relu") that graph::optimize records when it fuses the
 // activation after it; io::export_onnx writes it back as a node of its own.
-// This header knows only core/: nn/module.hpp includes it (through graph/tracer.hpp) for the layers' describe.
+// This header knows only core/: nn/module.hpp includes it (through graph/tracer.hpp) for the layers'
+// describe.
 #include <cstdint>
 #include <map>
 #include <set>
@@ -164,7 +165,8 @@ class Graph {
       for (const auto& out : n.outputs) define(defined, out, "node " + n.describe());
     }
     for (const auto& o : outputs_)
-      if (!defined.count(o.name)) throw std::invalid_argument("graph: the output '" + o.name + "' is never written");
+      if (!defined.count(o.name))
+        throw std::invalid_argument("graph: the output '" + o.name + "' is never written");
   }
 
  private:

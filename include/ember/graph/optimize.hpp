@@ -1,9 +1,10 @@
 #pragma once
 // graph::optimize(g): an equal graph (outputs within 1e-5 relative) that does less work:
 //   - Dropout and Identity removed (the identity at inference);
-//   - a BatchNormalization folded into the Conv or Gemm before it, when that node's output feeds nothing else:
-//     W'[o] = W[o] s[o], b'[o] = (b[o] - mean[o]) s[o] + beta[o] with s = gamma / sqrt(var + eps), computed in
-//     double; the folded weights are new initializers ("conv1.weight" -> "conv1.weight_folded");
+//   - a BatchNormalization folded into the Conv or Gemm before it, when that node's output feeds nothing
+//   else:
+//     W'[o] = W[o] s[o], b'[o] = (b[o] - mean[o]) s[o] + beta[o] with s = gamma / sqrt(var + eps), computed
+//     in double; the folded weights are new initializers ("conv1.weight" -> "conv1.weight_folded");
 //   - a Relu after a Conv or Gemm (whose output feeds nothing else) fused into it as the string attribute
 //     "activation" = "Relu", ember's own extension: graph::Plan applies it as the product stores its output,
 //     io::export_onnx writes it back as a Relu node.
@@ -43,6 +44,15 @@ inline bool feeds_only(const Graph& g, std::size_t i, std::size_t j) {
   return !g.is_output(v) && users.size() == 1 && users[0] == j;
 }
 
+// The Conv or Gemm (without a fused activation) whose output only node j reads, or -1.
+inline long product_before(const Graph& g, std::size_t j) {
+  const long pi = producer(g, g.nodes()[j].inputs.at(0));
+  if (pi < 0) return -1;
+  const Node& p = g.nodes()[static_cast<std::size_t>(pi)];
+  const bool product = p.op == "Conv" || p.op == "Gemm";
+  return product && !p.has("activation") && feeds_only(g, static_cast<std::size_t>(pi), j) ? pi : -1;
+}
+
 inline std::string fresh_initializer(const Graph& g, const std::string& base) {
   std::string name = base;
   for (int k = 1; g.has_initializer(name); ++k) name = base + "_" + std::to_string(k);
@@ -76,13 +86,11 @@ inline void remove_identities(Graph& g) {
 inline void fold_batchnorms(Graph& g) {
   auto& nodes = g.nodes();
   for (std::size_t j = 0; j < nodes.size(); ++j) {
-    if (nodes[j].op != "BatchNormalization") continue;
-    const long pi = producer(g, nodes[j].inputs.at(0));
+    const long pi = nodes[j].op == "BatchNormalization" ? product_before(g, j) : -1;
     if (pi < 0) continue;
-    const auto i = static_cast<std::size_t>(pi);
-    Node& p = nodes[i];
-    if ((p.op != "Conv" && p.op != "Gemm") || p.has("activation") || !feeds_only(g, i, j)) continue;
-    if (p.op == "Gemm" && (p.get_int("transA", 0) != 0 || p.get_float("alpha", 1) != 1 || p.get_float("beta", 1) != 1))
+    Node& p = nodes[static_cast<std::size_t>(pi)];
+    if (p.op == "Gemm" &&
+        (p.get_int("transA", 0) != 0 || p.get_float("alpha", 1) != 1 || p.get_float("beta", 1) != 1))
       continue;
     const Node& bn = nodes[j];
     const Tensor &gamma = g.initializer(bn.inputs.at(1)), &beta = g.initializer(bn.inputs.at(2)),
@@ -119,12 +127,9 @@ inline void fold_batchnorms(Graph& g) {
 inline void fuse_activations(Graph& g) {
   auto& nodes = g.nodes();
   for (std::size_t j = 0; j < nodes.size(); ++j) {
-    if (nodes[j].op != "Relu") continue;
-    const long pi = producer(g, nodes[j].inputs.at(0));
+    const long pi = nodes[j].op == "Relu" ? product_before(g, j) : -1;
     if (pi < 0) continue;
-    const auto i = static_cast<std::size_t>(pi);
-    Node& p = nodes[i];
-    if ((p.op != "Conv" && p.op != "Gemm") || p.has("activation") || !feeds_only(g, i, j)) continue;
+    Node& p = nodes[static_cast<std::size_t>(pi)];
     p.attributes["activation"] = Attribute::text("Relu");
     p.outputs[0] = nodes[j].outputs[0];
     nodes.erase(nodes.begin() + static_cast<long>(j));

@@ -1,20 +1,23 @@
 #pragma once
 // graph::Plan(graph, input_shape, options): a graph compiled for inference, as a list of steps over buffers
 // planned once.
-//   - Steps: each node runs the kernels/ function its nn layer calls (graph/plan_steps.hpp). A Conv followed by
-//     a Relu and an eval-mode BatchNormalization (with Dropout or Identity between, when each value feeds only
-//     the next) runs as one step, the others applied by the GEMM's epilogue as it stores its output
+//   - Steps: each node runs the kernels/ function its nn layer calls (graph/plan_steps.hpp). A Conv followed
+//   by
+//     a Relu and an eval-mode BatchNormalization (with Dropout or Identity between, when each value feeds
+//     only the next) runs as one step, the others applied by the GEMM's epilogue as it stores its output
 //     (kernels/epilogue.hpp), as Sequential's predict does; Dropout, Identity and Flatten cost nothing (their
 //     output is their input's buffer).
-//   - Memory: every value's size comes from its shape at plan time; values share buffers by liveness (a buffer
-//     is free after its value's last reader). The batch is cut into chunks of at most `chunk()` samples, sized
-//     so that the largest value of a chunk stays in L2 (about 256 K values), no larger than the planned batch.
+//   - Memory: every value's size comes from its shape at plan time; values share buffers by liveness (a
+//   buffer
+//     is free after its value's last reader). The batch is cut into chunks of at most `chunk()` samples,
+//     sized so that the largest value of a chunk stays in L2 (about 256 K values), no larger than the planned
+//     batch.
 //   - run(): const. A call takes a workspace (the buffers of one chunk) from a pool guarded by a mutex, or
 //     makes one when every workspace is in use; it is put back after, so a warm call allocates nothing
-//     (run(x, out) with `out` of the right size). Several chunks run at once on up to options.threads threads,
-//     each single-threaded inside; a lone chunk (a small batch) uses the kernels' own threads. Every sample's
-//     result depends only on the chunking, which depends only on the batch: calls from several threads at once
-//     give the bits of a lone call. Any batch runs: larger ones in more chunks.
+//     (run(x, out) with `out` of the right size). Several chunks run at once on up to options.threads
+//     threads, each single-threaded inside; a lone chunk (a small batch) uses the kernels' own threads. Every
+//     sample's result depends only on the chunking, which depends only on the batch: calls from several
+//     threads at once give the bits of a lone call. Any batch runs: larger ones in more chunks.
 // Precision::Float32 only for now: BFloat16 throws "not implemented yet", Int8 needs a quantized graph.
 #include <algorithm>
 #include <cstdint>
@@ -22,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,8 +55,9 @@ class Plan {
     if (options.precision == Precision::BFloat16)
       throw std::invalid_argument("Plan: Precision::BFloat16 is not implemented yet; use Float32");
     if (options.precision == Precision::Int8)
-      throw std::invalid_argument("Plan: Precision::Int8 needs a quantized graph (quantize first); this graph "
-                                  "holds float weights");
+      throw std::invalid_argument(
+          "Plan: Precision::Int8 needs a quantized graph (quantize first); this graph "
+          "holds float weights");
     graph_.validate();
     if (graph_.inputs().size() != 1 || graph_.outputs().size() != 1)
       throw std::invalid_argument("Plan: the graph must have one input and one output, got " +
@@ -60,7 +65,8 @@ class Plan {
                                   std::to_string(graph_.outputs().size()));
     const Shape& declared = graph_.inputs()[0].shape;
     bool fits = input_shape.size() == declared.size() && input_shape.size() >= 2 && input_shape[0] > 0;
-    for (std::size_t i = 1; fits && i < declared.size(); ++i) fits = declared[i] < 0 || declared[i] == input_shape[i];
+    for (std::size_t i = 1; fits && i < declared.size(); ++i)
+      fits = declared[i] < 0 || declared[i] == input_shape[i];
     if (!fits)
       throw shape_error("Plan: input_shape " + to_string(input_shape) + " does not fit the graph's input " +
                         to_string(declared) + " (a batch of at least 1 first)");
@@ -92,14 +98,26 @@ class Plan {
       return;
     }
     std::exception_ptr error;
+    const auto keep = [&error] {
+      EMBER_OMP(critical(ember_plan_run))
+      if (!error) error = std::current_exception();
+    };
     EMBER_OMP(parallel num_threads(nt)) {
+      // Every thread reaches the loop (its end is a barrier), even one whose workspace could not be made.
+      std::optional<Lease> ws;
       try {
-        Lease ws(*this);
-        EMBER_OMP(for schedule(dynamic, 1))
-        for (std::int64_t c = 0; c < chunks; ++c) one(c, *ws.ws);
+        ws.emplace(*this);
       } catch (...) {
-        EMBER_OMP(critical(ember_plan_run))
-        if (!error) error = std::current_exception();
+        keep();
+      }
+      EMBER_OMP(for schedule(dynamic, 1))
+      for (std::int64_t c = 0; c < chunks; ++c) {
+        if (!ws) continue;
+        try {
+          one(c, *ws->ws);
+        } catch (...) {
+          keep();
+        }
       }
     }
     if (error) std::rethrow_exception(error);
@@ -213,10 +231,10 @@ class Plan {
   Shape input_shape_, output_shape_;
   std::vector<plan_detail::Step> steps_;
   std::map<std::string, int> ids_;
-  std::vector<std::int64_t> sizes_;  // values per sample, per value id
-  std::vector<Shape> shapes_;        // per value id, batch 1
-  std::vector<int> root_;            // the value whose buffer a value is (itself, or an alias's source)
-  std::vector<int> storage_;         // per root: kInput, kOutput or a slot
+  std::vector<std::int64_t> sizes_;       // values per sample, per value id
+  std::vector<Shape> shapes_;             // per value id, batch 1
+  std::vector<int> root_;                 // the value whose buffer a value is (itself, or an alias's source)
+  std::vector<int> storage_;              // per root: kInput, kOutput or a slot
   std::vector<std::int64_t> slot_sizes_;  // values per sample
   std::size_t linear_count_ = 0;
   int output_ = -1;
@@ -231,7 +249,8 @@ inline void Plan::build(std::int64_t batch) {
   shapes_[0][0] = 1;
   sizes_[0] = plan_detail::per_sample(shapes_[0]);
   const auto shape_of = [&](const std::string& v) -> const Shape& {
-    return graph_.has_initializer(v) ? graph_.initializer(v).shape() : shapes_[static_cast<std::size_t>(ids_.at(v))];
+    return graph_.has_initializer(v) ? graph_.initializer(v).shape()
+                                     : shapes_[static_cast<std::size_t>(ids_.at(v))];
   };
   // Every value's shape for one sample.
   for (const auto& n : nodes) {
@@ -257,7 +276,8 @@ inline void Plan::build(std::int64_t batch) {
                                     " must be a computed value, not an initializer");
       return ids_.at(n.inputs[k]);
     };
-    plan_detail::Step step = plan_detail::compile(n, graph_, shapes_[static_cast<std::size_t>(activation(0))]);
+    plan_detail::Step step =
+        plan_detail::compile(n, graph_, shapes_[static_cast<std::size_t>(activation(0))]);
     std::string value = n.outputs[0];
     if (step.kind == plan_detail::Kind::Copy && !graph_.is_output(value)) {
       root_[static_cast<std::size_t>(ids_.at(value))] = root_[static_cast<std::size_t>(activation(0))];
@@ -279,8 +299,8 @@ inline void Plan::build(std::int64_t batch) {
   plan_memory();
 }
 
-// The Relu, eval-mode BatchNormalization, Dropout and Identity nodes after a Conv, each the only reader of the
-// value before it, as the Conv's epilogue: ReLU first, then the affine map, with Sequential's numbers.
+// The Relu, eval-mode BatchNormalization, Dropout and Identity nodes after a Conv, each the only reader of
+// the value before it, as the Conv's epilogue: ReLU first, then the affine map, with Sequential's numbers.
 inline void Plan::absorb_epilogue(plan_detail::Step& step, std::string& value, std::vector<char>& done) {
   bool affine = false;
   for (long c; (c = sole_consumer(value)) >= 0;) {
@@ -306,15 +326,17 @@ inline void Plan::absorb_epilogue(plan_detail::Step& step, std::string& value, s
   step.has_epilogue = step.relu || affine;
 }
 
-// Buffers by liveness: a step's output takes a free slot (the smallest that holds it, else the largest, grown);
-// its inputs' slots are free again after their last reader. Slots hold one chunk of their largest value.
+// Buffers by liveness: a step's output takes a free slot (the smallest that holds it, else the largest,
+// grown); its inputs' slots are free again after their last reader. Slots hold one chunk of their largest
+// value.
 inline void Plan::plan_memory() {
   constexpr int kUnassigned = -3;
   storage_.assign(sizes_.size(), kUnassigned);
   std::vector<long> last(sizes_.size(), -1);
   std::vector<char> freed(sizes_.size(), 0);
   for (std::size_t i = 0; i < steps_.size(); ++i)
-    for (int v : steps_[i].in) last[static_cast<std::size_t>(root_[static_cast<std::size_t>(v)])] = static_cast<long>(i);
+    for (int v : steps_[i].in)
+      last[static_cast<std::size_t>(root_[static_cast<std::size_t>(v)])] = static_cast<long>(i);
   storage_[static_cast<std::size_t>(root_[0])] = kInput;
   storage_[static_cast<std::size_t>(root_[static_cast<std::size_t>(output_)])] = kOutput;
   std::vector<int> free;
@@ -343,7 +365,8 @@ inline void Plan::plan_memory() {
       } else {
         free.erase(std::find(free.begin(), free.end(), best));
       }
-      slot_sizes_[static_cast<std::size_t>(best)] = std::max(slot_sizes_[static_cast<std::size_t>(best)], need);
+      slot_sizes_[static_cast<std::size_t>(best)] =
+          std::max(slot_sizes_[static_cast<std::size_t>(best)], need);
       storage_[r] = best;
     }
     for (int v : steps_[i].in) {

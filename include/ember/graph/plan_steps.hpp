@@ -1,7 +1,7 @@
 #pragma once
-// The operators of graph::Plan (graph/plan.hpp): each node, or a run of nodes the plan fuses, compiled once into
-// a Step that holds what its kernel needs (geometry, weights, epilogue) and run on a chunk of n samples by the
-// same kernels/ functions the nn layers call. Dimensions are per sample; the batch is the chunk's.
+// The operators of graph::Plan (graph/plan.hpp): each node, or a run of nodes the plan fuses, compiled once
+// into a Step that holds what its kernel needs (geometry, weights, epilogue) and run on a chunk of n samples
+// by the same kernels/ functions the nn layers call. Dimensions are per sample; the batch is the chunk's.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,11 +21,25 @@
 
 namespace ember::graph::plan_detail {
 
-enum class Kind { Gemm, Conv, MaxPool, AveragePool, GlobalAveragePool, BatchNorm, Relu, LeakyRelu, Sigmoid, Tanh,
-                  Gelu, Softmax, Add, Copy };
+enum class Kind {
+  Gemm,
+  Conv,
+  MaxPool,
+  AveragePool,
+  GlobalAveragePool,
+  BatchNorm,
+  Relu,
+  LeakyRelu,
+  Sigmoid,
+  Tanh,
+  Gelu,
+  Softmax,
+  Add,
+  Copy
+};
 
-// The buffers one call works in: the planned slots and the kernels' packing workspaces, allocated on first use
-// and kept.
+// The buffers one call works in: the planned slots and the kernels' packing workspaces, allocated on first
+// use and kept.
 struct Workspace {
   std::vector<std::vector<float, AlignedAllocator<float>>> slots;
   kernels::Conv2dWorkspace<float> conv;
@@ -34,9 +48,9 @@ struct Workspace {
 
 struct Step {
   Kind kind = Kind::Copy;
-  std::string node;            // the (first) node's name, for errors
-  std::vector<int> in;         // value ids read
-  int out = -1;                // value id written
+  std::string node;                        // the (first) node's name, for errors
+  std::vector<int> in;                     // value ids read
+  int out = -1;                            // value id written
   std::int64_t in_size = 0, out_size = 0;  // values per sample
   // Gemm: rows of in_features -> out_features; relu from a fused activation.
   std::int64_t in_features = 0, out_features = 0;
@@ -75,8 +89,8 @@ struct Step {
         return;
       case Kind::Conv: {
         const kernels::RowEpilogue<float> epi = epilogue();
-        kernels::conv2d_forward(y, static_cast<float*>(nullptr), a, weight, bias, conv, n, out_channels, ws.conv,
-                                has_epilogue ? &epi : nullptr);
+        kernels::conv2d_forward(y, static_cast<float*>(nullptr), a, weight, bias, conv, n, out_channels,
+                                ws.conv, has_epilogue ? &epi : nullptr);
         return;
       }
       case Kind::MaxPool:
@@ -138,7 +152,8 @@ inline kernels::Pool2dGeometry pool_geometry(const Node& n, const Shape& x) {
   const auto k = n.get_ints("kernel_shape", {}), s = n.get_ints("strides", {1, 1});
   const auto p = n.get_ints("pads", {0, 0, 0, 0});
   if (p[0] != p[2] || p[1] != p[3])
-    throw std::invalid_argument("Plan: node " + n.describe() + ": pads must be symmetric, got begin and end apart");
+    throw std::invalid_argument("Plan: node " + n.describe() +
+                                ": pads must be symmetric, got begin and end apart");
   return {x[2], x[3], k[0], k[1], s[0], s[1], p[0], p[1]};
 }
 
@@ -155,13 +170,15 @@ inline Step compile(const Node& n, const Graph& g, const Shape& x) {
   };
   const std::string act = n.get_string("activation", "");
   if (!act.empty() && act != "Relu")
-    throw std::invalid_argument("Plan: node " + n.describe() + ": fused activation '" + act + "' is not supported");
+    throw std::invalid_argument("Plan: node " + n.describe() + ": fused activation '" + act +
+                                "' is not supported");
   s.relu = act == "Relu";
   const auto& op = n.op;
   if (op == "Gemm") {
     const Shape& w = g.initializer(n.inputs.at(1)).shape();
     if (n.get_int("transB", 0) != 1 || n.get_float("alpha", 1) != 1 || n.get_float("beta", 1) != 1)
-      throw std::invalid_argument("Plan: node " + n.describe() + ": only Gemm with transB=1, alpha=beta=1 (Linear)");
+      throw std::invalid_argument("Plan: node " + n.describe() +
+                                  ": only Gemm with transB=1, alpha=beta=1 (Linear)");
     s.kind = Kind::Gemm;
     s.in_features = w[1];
     s.out_features = w[0];
@@ -183,9 +200,10 @@ inline Step compile(const Node& n, const Graph& g, const Shape& x) {
     s.has_epilogue = s.relu;
   } else if (op == "MaxPool" || op == "AveragePool") {
     s.kind = op == "MaxPool" ? Kind::MaxPool : Kind::AveragePool;
-    if (op == "AveragePool" && n.get_int("count_include_pad", 0) == 0 && n.get_ints("pads", {0, 0, 0, 0}) !=
-                                                                             std::vector<std::int64_t>{0, 0, 0, 0})
-      throw std::invalid_argument("Plan: node " + n.describe() + ": padded AveragePool needs count_include_pad=1");
+    if (op == "AveragePool" && n.get_int("count_include_pad", 0) == 0 &&
+        n.get_ints("pads", {0, 0, 0, 0}) != std::vector<std::int64_t>{0, 0, 0, 0})
+      throw std::invalid_argument("Plan: node " + n.describe() +
+                                  ": padded AveragePool needs count_include_pad=1");
     s.pool = pool_geometry(n, x);
     s.channels = x[1];
   } else if (op == "GlobalAveragePool") {

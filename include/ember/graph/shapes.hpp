@@ -3,8 +3,8 @@
 // ONNX's meanings: what the tracer records as a layer describes itself and what the plan sizes its buffers
 // from. An operator outside this list is one the plan cannot run: infer_shape throws naming it.
 #include <cstdint>
-#include <stdexcept>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,8 +16,8 @@ namespace ember::graph {
 
 // Operators that map each value on its own: the output has the input's shape.
 inline bool is_pointwise(const std::string& op) {
-  static const std::set<std::string> ops = {"Relu",    "LeakyRelu", "Sigmoid", "Tanh",    "Gelu",
-                                            "Softmax", "Dropout",   "Identity", "BatchNormalization"};
+  static const std::set<std::string> ops = {
+      "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Gelu", "Softmax", "Dropout", "Identity", "BatchNormalization"};
   return ops.count(op) != 0;
 }
 
@@ -27,8 +27,8 @@ namespace detail {
 }
 
 // A 2-d window's (kernel_shape, strides, pads, dilations) output extent along one axis.
-inline std::int64_t window_out(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t pad_begin,
-                               std::int64_t pad_end, std::int64_t dilation) {
+inline std::int64_t window_out(std::int64_t in, std::int64_t kernel, std::int64_t stride,
+                               std::int64_t pad_begin, std::int64_t pad_end, std::int64_t dilation) {
   return (in + pad_begin + pad_end - (dilation * (kernel - 1) + 1)) / stride + 1;
 }
 
@@ -48,16 +48,19 @@ inline Shape windowed(const Node& n, const Shape& x, std::int64_t channels) {
 }  // namespace detail
 
 inline Shape infer_shape(const Node& n, const std::vector<Shape>& in) {
-  if (in.empty() || in[0].empty()) throw std::invalid_argument("graph: node " + n.describe() + " has no input");
+  if (in.empty() || in[0].empty())
+    throw std::invalid_argument("graph: node " + n.describe() + " has no input");
   const Shape& x = in[0];
   const auto need = [&](std::size_t count) {
     if (in.size() < count)
-      throw std::invalid_argument("graph: node " + n.describe() + " needs " + std::to_string(count) + " inputs");
+      throw std::invalid_argument("graph: node " + n.describe() + " needs " + std::to_string(count) +
+                                  " inputs");
   };
   if (is_pointwise(n.op)) {
     if (n.op == "BatchNormalization") {
       need(5);
-      if (x.size() < 2 || in[1] != Shape{x[1]}) detail::bad_input(n, "input [N, C, ...] matching its scale", x);
+      if (x.size() < 2 || in[1] != Shape{x[1]})
+        detail::bad_input(n, "input [N, C, ...] matching its scale", x);
     }
     return x;
   }

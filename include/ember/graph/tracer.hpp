@@ -1,9 +1,9 @@
 #pragma once
-// What a layer describes itself to (ModuleT::describe): the tracer builds a graph::Graph as graph::trace walks
-// a model. A layer adds its parameters and buffers as initializers (under its dotted name: "conv1.weight"),
-// then its nodes, each reading value names and giving the name of its output; the tracer follows every
-// value's shape (graph/shapes.hpp), so a layer can read its input's (shape(x)). A container describes each
-// child with child(name, module, x), which puts the child's name into the dotted names.
+// What a layer describes itself to (ModuleT::describe): the tracer builds a graph::Graph as graph::trace
+// walks a model. A layer adds its parameters and buffers as initializers (under its dotted name:
+// "conv1.weight"), then its nodes, each reading value names and giving the name of its output; the tracer
+// follows every value's shape (graph/shapes.hpp), so a layer can read its input's (shape(x)). A container
+// describes each child with child(name, module, x), which puts the child's name into the dotted names.
 //   std::string describe(graph::Tracer& t, const std::string& x) const override {
 //     return t.node("Gemm", {x, t.parameter("weight", weight_.value), t.parameter("bias", bias_.value)},
 //                   {{"transB", graph::Attribute::integer(1)}});
@@ -39,7 +39,8 @@ class Tracer {
   template <typename T>
   std::string parameter(const std::string& leaf, const TensorT<T>& t) {
     const std::string name = scope_.empty() ? leaf : scope_ + "." + leaf;
-    if (used_.count(name)) throw std::logic_error("trace: the name '" + name + "' is used twice in the graph");
+    if (used_.count(name))
+      throw std::logic_error("trace: the name '" + name + "' is used twice in the graph");
     reserve(name);
     shapes_[name] = t.shape();
     graph_.add_initializer(name, t.template cast<float>());
@@ -47,8 +48,8 @@ class Tracer {
   }
 
   // A node of the layer being described, named after it (its dotted name, the op at the root; `suffix`, if
-  // given, after a '/' for a layer of several nodes); returns its output's value name. A node that does not fit
-  // its inputs is a shape_error naming the layer.
+  // given, after a '/' for a layer of several nodes); returns its output's value name. A node that does not
+  // fit its inputs is a shape_error naming the layer.
   std::string node(const std::string& op, std::vector<std::string> inputs, Attributes attributes = {},
                    const std::string& suffix = "") {
     std::string base = scope_.empty() ? op : scope_;
