@@ -309,6 +309,21 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}, {0, graph::Precision::Int8}),
                        doctest::Contains("quantize first"), std::invalid_argument);
   CHECK_THROWS_AS(graph::Plan(g, {2, 5}), shape_error);
+
+  // A model that computes nothing still has a node writing "output", which optimize keeps.
+  const graph::Graph empty = graph::optimize(graph::trace(nn::Sequential(), {2, 3}));
+  REQUIRE(empty.nodes().size() == 1);
+  CHECK(empty.nodes()[0].op == "Identity");
+  const Tensor e = random_input({4, 3}, 16);
+  CHECK(same_bits(graph::Plan(empty, {2, 3}).run(e), e));
+}
+
+TEST_CASE("Plan: one thread or all, the same bits") {
+  const graph::Graph g = graph::optimize(graph::trace(cnn(), {40, 1, 28, 28}));
+  const Tensor x = random_input({40, 1, 28, 28}, 18);
+  const graph::Plan all(g, {40, 1, 28, 28}), one(g, {40, 1, 28, 28}, {1, graph::Precision::Float32});
+  CHECK(all.chunk() < 40);
+  CHECK(same_bits(one.run(x), all.run(x)));
 }
 
 TEST_CASE("export_onnx of a graph: fused activations, GELU and padded average pooling written as opset 13") {
