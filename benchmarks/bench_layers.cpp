@@ -2,11 +2,15 @@
 // Softmax + CrossEntropyLoss, Linear, ReLU; and the layers of small modern CNNs at the same places: AvgPool2d,
 // AdaptiveAvgPool2d (global average pooling), BatchNorm1d, GELU. Forward + backward per iteration unless the
 // name says otherwise.
+// And the report's CNN at inference, batch 1000: Sequential::predict against graph::Plan (traced and optimised).
 // These are memory-bound: bytes/s is the figure to read (against the machine's memory bandwidth), not GFLOPS.
 #include <cstdint>
 #include <vector>
 
 #include <ember/core/random.hpp>
+#include <ember/graph/optimize.hpp>
+#include <ember/graph/plan.hpp>
+#include <ember/graph/trace.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/nn/activation.hpp>
 #include <ember/nn/avgpool2d.hpp>
@@ -14,6 +18,7 @@
 #include <ember/nn/batchnorm2d.hpp>
 #include <ember/nn/linear.hpp>
 #include <ember/nn/maxpool2d.hpp>
+#include <ember/models/report.hpp>
 
 #include "bench_common.hpp"
 
@@ -167,5 +172,36 @@ BENCHMARK(BM_Linear)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// The report's CNN on 1000 images: predict (Sequential's chunks and fused channel maps) and a Plan of its
+// optimised graph (the same kernels, buffers planned once). Images/s is items_per_second.
+nn::Sequential eval_cnn() {
+  auto m = models::report_cnn(24, true);
+  m.eval();
+  return m;
+}
+// `run(x, y)` on a batch of 1000 images, as many times as the benchmark asks.
+template <class Run>
+void run_cnn_batch(benchmark::State& state, Run&& run) {
+  const Tensor x = random_tensor({1000, 1, 28, 28}, 21);
+  Tensor y;
+  for (auto _ : state) {
+    run(x, y);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+void BM_CNNPredict(benchmark::State& state) {
+  const nn::Sequential model = eval_cnn();
+  run_cnn_batch(state, [&](const Tensor& x, Tensor& y) { model.predict_into(x, y); });
+}
+BENCHMARK(BM_CNNPredict)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_CNNPlan(benchmark::State& state) {
+  const Shape shape = {1000, 1, 28, 28};
+  const graph::Plan plan(graph::optimize(graph::trace(eval_cnn(), shape)), shape);
+  run_cnn_batch(state, [&](const Tensor& x, Tensor& y) { plan.run(x, y); });
+}
+BENCHMARK(BM_CNNPlan)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 EMBER_BENCHMARK_MAIN();

@@ -22,6 +22,7 @@
 #include "ember/core/tensor.hpp"
 #include "ember/format/onnx_proto.hpp"
 #include "ember/io/onnx_builder.hpp"
+#include "ember/io/onnx_graph.hpp"
 #include "ember/io/onnx_layers.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/residual.hpp"

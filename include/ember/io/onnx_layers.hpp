@@ -193,21 +193,18 @@ std::optional<std::string> tanh_layer(const nn::ModuleT<T>& m, Context<T>& c) {
 }
 
 // GELU has no operator before opset 20: its formula, as torch exports it. Exact: x * 0.5 * (1 + erf(x / √2));
-// approximate='tanh': x * 0.5 * (1 + tanh(√(2/π) * (x + 0.044715 x³))).
+// approximate='tanh': x * 0.5 * (1 + tanh(√(2/π) * (x + 0.044715 x³))). The nodes are named name/Op, the last
+// one `name`; returns its output.
 template <typename T>
-std::optional<std::string> gelu(const nn::ModuleT<T>& m, Context<T>& c) {
-  const auto* l = dynamic_cast<const nn::GELUT<T>*>(&m);
-  if (!l) return std::nullopt;
-  auto& g = c.graph;
-  const std::string& x = c.input;
+std::string gelu_formula(OnnxGraphBuilder<T>& g, const std::string& name, const std::string& x, bool tanh) {
   const auto op = [&](const std::string& type, std::vector<std::string> in) {
-    return g.node(type, c.name + "/" + type, std::move(in));
+    return g.node(type, name + "/" + type, std::move(in));
   };
   const auto constant = [&](const std::string& what, double v) {
-    return g.scalar_constant(c.name + "/" + what, static_cast<T>(v));
+    return g.scalar_constant(name + "/" + what, static_cast<T>(v));
   };
   std::string inner;
-  if (l->approximate() == "tanh") {
+  if (tanh) {
     const std::string cube = op("Mul", {op("Mul", {x, x}), x});
     const std::string sum = op("Add", {x, op("Mul", {cube, constant("coefficient", 0.044715)})});
     inner = op("Tanh", {op("Mul", {sum, constant("sqrt_2_over_pi", 0.7978845608028654)})});
@@ -215,7 +212,14 @@ std::optional<std::string> gelu(const nn::ModuleT<T>& m, Context<T>& c) {
     inner = op("Erf", {op("Div", {x, constant("sqrt_2", 1.4142135623730951)})});
   }
   const std::string half_x = op("Mul", {op("Add", {inner, constant("one", 1.0)}), x});
-  return g.node("Mul", c.name, {half_x, constant("half", 0.5)});
+  return g.node("Mul", name, {half_x, constant("half", 0.5)});
+}
+
+template <typename T>
+std::optional<std::string> gelu(const nn::ModuleT<T>& m, Context<T>& c) {
+  const auto* l = dynamic_cast<const nn::GELUT<T>*>(&m);
+  if (!l) return std::nullopt;
+  return gelu_formula(c.graph, c.name, c.input, l->approximate() == "tanh");
 }
 
 // Identity, like Dropout, leaves no node.

@@ -13,9 +13,12 @@
 // a polynomial within 1.5e-7 of it): a few ulp from the C library's functions, as PyTorch's own vectorised
 // kernels are. Double GELU calls the C library's erf. leaky_relu is a plain loop the compiler vectorises.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+
+#include "ember/core/parallel.hpp"
 
 namespace ember::kernels {
 
@@ -183,6 +186,25 @@ void tanh_backward(T* dinp, const T* dout, const T* out, std::int64_t n) {
 template <typename T>
 void tanh_backward_ref(T* dinp, const T* dout, const T* out, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) dinp[i] = dout[i] * (T(1) - out[i] * out[i]);
+}
+
+// A pointwise forward kernel `apply(out, in, count)` over n values, split over threads by its flops (erf and
+// exp cost tens of cycles a value). The kernels' vectorised expressions and their scalar tails differ in the
+// last bits; every value goes through the vector code (the tail padded to a whole packet), so a value's result
+// does not depend on where it sits: a batch predicted in chunks gives the bits of the whole batch.
+constexpr double kPointwiseFlops = 20;
+constexpr std::int64_t kPointwisePacket = 16;
+template <typename T, class F>
+void pointwise_forward(T* out, const T* in, std::int64_t n, F&& apply) {
+  const std::int64_t body = n / kPointwisePacket * kPointwisePacket;
+  parallel_chunks(body, [&](std::int64_t lo, std::int64_t hi) { apply(out + lo, in + lo, hi - lo); },
+                  kPointwiseFlops);
+  if (body < n) {
+    alignas(64) T tin[kPointwisePacket] = {}, tout[kPointwisePacket];
+    std::copy(in + body, in + n, tin);
+    apply(tout, tin, kPointwisePacket);
+    std::copy(tout, tout + (n - body), out + body);
+  }
 }
 
 }  // namespace ember::kernels

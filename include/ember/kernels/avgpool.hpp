@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ember/core/parallel.hpp"
 #include "ember/kernels/pool.hpp"
 
 namespace ember::kernels {
@@ -167,6 +168,22 @@ void adaptive_avgpool2d_backward(T* grad_in, const T* grad_out, std::int64_t h, 
         for (std::int64_t x = x0; x < x1; ++x) grad_in[y * w + x] += share;
     }
   }
+}
+
+// The forward kernels over `planes` planes (images x channels) one after another, split over threads by plane.
+template <typename T>
+void avgpool2d_forward_planes(const Pool2dGeometry& g, T* out, const T* in, std::int64_t planes) {
+  const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
+  parallel_for(threads_for(planes, static_cast<double>(out_plane * g.kernel_h * g.kernel_w)), planes,
+               [&](std::int64_t p) { avgpool2d_forward(g, out + p * out_plane, in + p * in_plane); });
+}
+template <typename T>
+void adaptive_avgpool2d_forward_planes(T* out, const T* in, std::int64_t planes, std::int64_t h, std::int64_t w,
+                                       std::int64_t oh, std::int64_t ow) {
+  // Each input value is read about once per bin it falls in.
+  parallel_for(threads_for(planes, static_cast<double>(h * w + oh * ow)), planes, [&](std::int64_t p) {
+    adaptive_avgpool2d_forward(out + p * oh * ow, in + p * h * w, h, w, oh, ow);
+  });
 }
 
 }  // namespace ember::kernels

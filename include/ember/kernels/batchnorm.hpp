@@ -110,6 +110,19 @@ void batchnorm_apply(T* y, const T* x, std::int64_t n, std::int64_t c, std::int6
   }
 }
 
+// Eval mode: channel c is (x - mean[c]) * scale + beta[c] with scale = gamma[c] / sqrt(var[c] + eps) (in
+// double, rounded to T once), through batchnorm_apply; mean is a T already, so centring on it is exact.
+template <typename T>
+T batchnorm_running_scale(T gamma, T var, double eps) {
+  return static_cast<T>(gamma * (1.0 / std::sqrt(static_cast<double>(var) + eps)));
+}
+template <typename T>
+void batchnorm_eval_forward(T* y, const T* x, std::int64_t n, std::int64_t c, std::int64_t hw, const T* mean,
+                            const T* var, const T* gamma, const T* beta, double eps) {
+  for (std::int64_t ch = 0; ch < c; ++ch)
+    batchnorm_apply(y, x, n, c, hw, ch, mean[ch], batchnorm_running_scale(gamma[ch], var[ch], eps), beta[ch]);
+}
+
 // The reference of batchnorm_backward below: its formulas, term by term in double.
 template <typename T>
 void batchnorm_backward_ref(T* dx, double& dgamma, double& dbeta, const T* x, const T* dy, std::int64_t n,

@@ -9,6 +9,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "ember/core/parallel.hpp"
 #include "ember/kernels/isa.hpp"
 
 #if EMBER_X86_KERNELS
@@ -193,6 +194,17 @@ template <typename T>
 void maxpool2d_backward(const Pool2dGeometry& g, const T* grad_out, const std::int32_t* argmax, T* grad_in) {
   const std::int64_t n = g.out_h() * g.out_w();
   for (std::int64_t i = 0; i < n; ++i) grad_in[argmax[i]] += grad_out[i];
+}
+
+// maxpool2d_forward over `planes` planes (images x channels) one after another in memory, split over threads by
+// plane; argmax (one per output value) may be null.
+template <typename T>
+void maxpool2d_forward_planes(const Pool2dGeometry& g, const T* in, T* out, std::int32_t* argmax,
+                              std::int64_t planes) {
+  const std::int64_t in_plane = g.height * g.width, out_plane = g.out_h() * g.out_w();
+  parallel_for(threads_for_elements(planes, in_plane + out_plane), planes, [&](std::int64_t p) {
+    maxpool2d_forward(g, in + p * in_plane, out + p * out_plane, argmax ? argmax + p * out_plane : nullptr);
+  });
 }
 
 }  // namespace ember::kernels

@@ -5,9 +5,11 @@
 // The float versions run on the instruction set isa.hpp picks: the select on a byte mask does not vectorise
 // for SSE2, so a default build's loop ran scalar (a fifth of a CNN training step).
 // Naming, as in every kernel: the fast pair, and *_ref their plain references.
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
+#include "ember/core/parallel.hpp"
 #include "ember/kernels/isa.hpp"
 
 #if EMBER_X86_KERNELS
@@ -109,6 +111,12 @@ void relu_mask_backward(const T* g, const std::uint8_t* m, T* d, std::int64_t n)
   }
 #endif
   relu_mask_backward_ref(g, m, d, n);
+}
+
+// y = relu(x) over n values (inference: no mask), split over threads when large; y may be x.
+template <typename T>
+void relu_forward(const T* x, T* y, std::int64_t n) {
+  parallel_chunks(n, [&](std::int64_t lo, std::int64_t hi) { std::transform(x + lo, x + hi, y + lo, relu_value<T>); });
 }
 
 }  // namespace ember::kernels

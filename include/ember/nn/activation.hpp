@@ -50,13 +50,10 @@ class ReLUT : public ModuleT<T> {
   }
   void predict_into(const TensorT<T>& x, TensorT<T>& out) const override {
     out.resize(x.shape());
-    const T* in = x.data();
-    T* y = out.data();
-    parallel_chunks(x.numel(), [&](std::int64_t lo, std::int64_t hi) {
-      std::transform(in + lo, in + hi, y + lo, kernels::relu_value<T>);
-    });
+    kernels::relu_forward(x.data(), out.data(), x.numel());
   }
   bool is_relu() const override { return true; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Relu", {x}); }
   // The map applies ReLU before its affine part, so not after one.
   bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {
     (void)in;
@@ -103,6 +100,9 @@ class SoftmaxT : public ModuleT<T> {
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<SoftmaxT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Softmax"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    return t.node("Softmax", {x}, {{"axis", graph::Attribute::integer(1)}});
+  }
   std::string extra_repr() const override { return "dim=" + std::to_string(dim_); }
   std::int64_t dim() const { return dim_; }
 
@@ -164,21 +164,10 @@ class PointwiseT : public ModuleT<T> {
   virtual void derive(T* dinp, const T* dout, const T* saved, std::int64_t n) const = 0;
 
  private:
-  // Pointwise work is split over threads by its flops (parallel_chunks): erf and exp cost tens of cycles a value.
-  static constexpr double kFlops = 20;
-  // The kernels' vectorised expressions and their scalar tails differ in the last bits; every value goes
-  // through the vector code (the tail padded to a whole packet), so a value's result does not depend on where
-  // it sits: a batch predicted in chunks gives the bits of the whole batch.
-  static constexpr std::int64_t kPacket = 16;
+  static constexpr double kFlops = kernels::kPointwiseFlops;
+  static constexpr std::int64_t kPacket = kernels::kPointwisePacket;
   void apply_all(T* out, const T* in, std::int64_t n) const {
-    const std::int64_t body = n / kPacket * kPacket;
-    parallel_chunks(body, [&](std::int64_t lo, std::int64_t hi) { apply(out + lo, in + lo, hi - lo); }, kFlops);
-    if (body < n) {
-      alignas(64) T tin[kPacket] = {}, tout[kPacket];
-      std::copy(in + body, in + n, tin);
-      apply(tout, tin, kPacket);
-      std::copy(tout, tout + (n - body), out + body);
-    }
+    kernels::pointwise_forward(out, in, n, [this](T* o, const T* i, std::int64_t k) { apply(o, i, k); });
   }
 
   TensorT<T> saved_;
@@ -192,6 +181,9 @@ class LeakyReLUT : public detail::PointwiseT<T> {
   explicit LeakyReLUT(double negative_slope = 0.01) : slope_(negative_slope) {}
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LeakyReLUT>(*this); }
   std::string type_name() const override { return "LeakyReLU"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    return t.node("LeakyRelu", {x}, {{"alpha", graph::Attribute::real(slope_)}});
+  }
   std::string extra_repr() const override { return "negative_slope=" + python_float(slope_); }
   double negative_slope() const { return slope_; }
 
@@ -218,6 +210,10 @@ class GELUT : public detail::PointwiseT<T> {
   }
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<GELUT>(*this); }
   std::string type_name() const override { return "GELU"; }
+  // ONNX's Gelu (opset 20); io::export_onnx writes it as its formula for older runtimes.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    return t.node("Gelu", {x}, {{"approximate", graph::Attribute::text(approximate_)}});
+  }
   std::string extra_repr() const override { return "approximate='" + approximate_ + "'"; }
   const std::string& approximate() const { return approximate_; }
 
@@ -239,6 +235,7 @@ class SigmoidT : public detail::PointwiseT<T> {
  public:
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<SigmoidT>(*this); }
   std::string type_name() const override { return "Sigmoid"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Sigmoid", {x}); }
 
  protected:
   bool saves_output() const override { return true; }
@@ -253,6 +250,7 @@ class TanhT : public detail::PointwiseT<T> {
  public:
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<TanhT>(*this); }
   std::string type_name() const override { return "Tanh"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Tanh", {x}); }
 
  protected:
   bool saves_output() const override { return true; }

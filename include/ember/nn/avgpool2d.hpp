@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
@@ -63,17 +64,22 @@ class AvgPool2dT : public ModuleT<T> {
     if (g.height + 2 * g.pad_h < g.kernel_h || g.width + 2 * g.pad_w < g.kernel_w)
       throw shape_error(this->repr() + ": input " + to_string(x.shape()) + " is smaller than the kernel " +
                         kernel_.str());
-    const std::int64_t oh = g.out_h(), ow = g.out_w(), in_plane = g.height * g.width, out_plane = oh * ow;
-    ensure_shape(out, {x.size(0), x.size(1), oh, ow});
-    detail::for_each_plane(x.size(0) * x.size(1), static_cast<double>(out_plane * g.kernel_h * g.kernel_w),
-                              [&](std::int64_t p) {
-                                kernels::avgpool2d_forward(g, out.data() + p * out_plane, x.data() + p * in_plane);
-                              });
+    ensure_shape(out, {x.size(0), x.size(1), g.out_h(), g.out_w()});
+    kernels::avgpool2d_forward_planes(g, out.data(), x.data(), x.size(0) * x.size(1));
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<AvgPool2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "AvgPool2d"; }
+  // count_include_pad as ours (always: padding counts as zeros).
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    using A = graph::Attribute;
+    return t.node("AveragePool", {x},
+                  {{"kernel_shape", A::integers({kernel_.h, kernel_.w})},
+                   {"strides", A::integers({stride_.h, stride_.w})},
+                   {"pads", A::integers({padding_.h, padding_.w, padding_.h, padding_.w})},
+                   {"count_include_pad", A::integer(1)}});
+  }
   std::string extra_repr() const override {
     return "kernel_size=" + detail::one_or_pair(kernel_) + ", stride=" + detail::one_or_pair(stride_) +
            ", padding=" + detail::one_or_pair(padding_);
@@ -130,18 +136,29 @@ class AdaptiveAvgPool2dT : public ModuleT<T> {
     if (x.dim() != 4) throw shape_error(this->repr() + ": expected input [N, C, H, W], got " + to_string(x.shape()));
     if (x.size(2) == 0 || x.size(3) == 0)
       throw shape_error(this->repr() + ": expected a non-empty plane, got input " + to_string(x.shape()));
-    const std::int64_t h = x.size(2), w = x.size(3), in_plane = h * w, out_plane = out_.h * out_.w;
     ensure_shape(out, {x.size(0), x.size(1), out_.h, out_.w});
-    // Each input value is read about once per bin it falls in.
-    const double work = static_cast<double>(in_plane + out_plane);
-    detail::for_each_plane(x.size(0) * x.size(1), work, [&](std::int64_t p) {
-      kernels::adaptive_avgpool2d_forward(out.data() + p * out_plane, x.data() + p * in_plane, h, w, out_.h, out_.w);
-    });
+    kernels::adaptive_avgpool2d_forward_planes(out.data(), x.data(), x.size(0) * x.size(1), x.size(2), x.size(3),
+                                               out_.h, out_.w);
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<AdaptiveAvgPool2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+  // GlobalAveragePool for a 1x1 output; AveragePool with kernel = stride = in / out when the output size
+  // divides the input's (PyTorch's bins are then those windows). Other sizes have bins of unequal widths that no
+  // ONNX operator expresses.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    const Shape& s = t.shape(x);
+    if (s.size() != 4) throw shape_error(this->repr() + ": expected input [N, C, H, W], got " + to_string(s));
+    if (out_.h == 1 && out_.w == 1) return t.node("GlobalAveragePool", {x});
+    if (s[2] % out_.h != 0 || s[3] % out_.w != 0)
+      throw std::invalid_argument(this->repr() + ": pools " + std::to_string(s[2]) + "x" + std::to_string(s[3]) +
+                                  " into " + out_.str() + ": a graph can express adaptive average pooling only "
+                                  "when the output size divides the input size (or is 1x1)");
+    const std::vector<std::int64_t> k = {s[2] / out_.h, s[3] / out_.w};
+    return t.node("AveragePool", {x}, {{"kernel_shape", graph::Attribute::integers(k)},
+                                       {"strides", graph::Attribute::integers(k)}});
+  }
   std::string extra_repr() const override { return "output_size=" + detail::one_or_pair(out_); }
 
   Size2 output_size() const { return out_; }

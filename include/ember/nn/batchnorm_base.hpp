@@ -150,6 +150,14 @@ class BatchNormBaseT : public ModuleT<T> {
   }
 
   bool batch_independent() const override { return true; }
+  // BatchNormalization with the running statistics (eval mode); ONNX's momentum is 1 - PyTorch's.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    this->require_parameters();
+    return t.node("BatchNormalization",
+                  {x, t.parameter("weight", weight_.value), t.parameter("bias", bias_.value),
+                   t.parameter("running_mean", running_mean_), t.parameter("running_var", running_var_)},
+                  {{"epsilon", graph::Attribute::real(eps_)}, {"momentum", graph::Attribute::real(1.0 - momentum_)}});
+  }
   std::string extra_repr() const override {
     return std::to_string(c_) + ", eps=" + python_float(eps_) + ", momentum=" + python_float(momentum_) +
            ", affine=True, track_running_stats=True";
@@ -183,7 +191,9 @@ class BatchNormBaseT : public ModuleT<T> {
   double running_invstd(std::int64_t ch) const {
     return 1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + eps_);
   }
-  T running_scale(std::int64_t ch) const { return static_cast<T>(weight_.value[ch] * running_invstd(ch)); }
+  T running_scale(std::int64_t ch) const {
+    return kernels::batchnorm_running_scale(weight_.value[ch], running_var_[ch], eps_);
+  }
 
   // The eval-mode normalisation as a ChannelMap's affine part, with normalise_with_running's numbers; false if
   // the map has one already.
@@ -219,10 +229,8 @@ class BatchNormBaseT : public ModuleT<T> {
 
   void normalise_with_running(const TensorT<T>& x, TensorT<T>& out) const {
     const std::int64_t n = x.size(0), hw = plane(x.shape());
-    // running_mean is already a T: centring on it is exact.
-    for (std::int64_t ch = 0; ch < c_; ++ch)
-      kernels::batchnorm_apply(out.data(), x.data(), n, c_, hw, ch, running_mean_[ch], running_scale(ch),
-                               bias_.value[ch]);
+    kernels::batchnorm_eval_forward(out.data(), x.data(), n, c_, hw, running_mean_.data(), running_var_.data(),
+                                    weight_.value.data(), bias_.value.data(), eps_);
   }
 
   std::int64_t c_;

@@ -85,11 +85,11 @@ class Conv2dT : public ModuleT<T> {
         padding_(o.padding_), dilation_(o.dilation_), groups_(o.groups_), has_bias_(o.bias_) {
     if (in_ <= 0 || out_ <= 0 || kernel_.h <= 0 || kernel_.w <= 0 || stride_.h <= 0 || stride_.w <= 0 ||
         padding_.h < 0 || padding_.w < 0 || dilation_.h <= 0 || dilation_.w <= 0 || groups_ <= 0)
-      throw std::invalid_argument("Conv2d(" + describe() +
+      throw std::invalid_argument("Conv2d(" + arguments() +
                                   "): channels, kernel_size, stride, dilation and groups must be positive and "
                                   "padding non-negative");
     if (in_ % groups_ != 0 || out_ % groups_ != 0)
-      throw std::invalid_argument("Conv2d(" + describe() + "): in_channels " + std::to_string(in_) +
+      throw std::invalid_argument("Conv2d(" + arguments() + "): in_channels " + std::to_string(in_) +
                                   " and out_channels " + std::to_string(out_) + " must both be divisible by groups " +
                                   std::to_string(groups_));
     weight_.value = TensorT<T>({out_, in_ / groups_, kernel_.h, kernel_.w});
@@ -146,10 +146,23 @@ class Conv2dT : public ModuleT<T> {
     predict_with(x, out, &epi);
   }
 
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    this->require_parameters();
+    std::vector<std::string> in = {x, t.parameter("weight", weight_.value)};
+    if (has_bias_) in.push_back(t.parameter("bias", bias_.value));
+    using A = graph::Attribute;
+    return t.node("Conv", std::move(in),
+                  {{"kernel_shape", A::integers({kernel_.h, kernel_.w})},
+                   {"strides", A::integers({stride_.h, stride_.w})},
+                   {"pads", A::integers({padding_.h, padding_.w, padding_.h, padding_.w})},
+                   {"dilations", A::integers({dilation_.h, dilation_.w})},
+                   {"group", A::integer(groups_)}});
+  }
+
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<Conv2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Conv2d"; }
-  std::string extra_repr() const override { return describe(); }
+  std::string extra_repr() const override { return arguments(); }
 
   void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
     out.emplace_back(prefix + "weight", &weight_);
@@ -179,7 +192,7 @@ class Conv2dT : public ModuleT<T> {
   }
 
  private:
-  std::string describe() const {
+  std::string arguments() const {
     std::string s = std::to_string(in_) + ", " + std::to_string(out_) + ", kernel_size=" + kernel_.str() +
                     ", stride=" + stride_.str();
     if (padding_.h != 0 || padding_.w != 0) s += ", padding=" + padding_.str();

@@ -86,6 +86,8 @@ class DropoutT : public ModuleT<T> {
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<DropoutT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Dropout"; }
+  // The identity at inference: graph::optimize removes the node.
+  std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Dropout", {x}); }
   std::string extra_repr() const override { return "p=" + python_float(p_) + ", inplace=False"; }
 
   double p() const { return p_; }

@@ -39,6 +39,13 @@ class FlattenT : public ModuleT<T> {
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<FlattenT>(*this); }
   bool batch_independent() const override { return start_ >= 1; }
   std::string type_name() const override { return "Flatten"; }
+  // Flatten from dim 1 to the last is ONNX's Flatten(axis=1); other ranges are not traced yet.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    const auto d = static_cast<std::int64_t>(t.shape(x).size());
+    if (start_ != 1 || (end_ != -1 && end_ != d - 1))
+      throw std::invalid_argument(this->repr() + ": trace takes Flatten from dim 1 to the last only");
+    return t.node("Flatten", {x}, {{"axis", graph::Attribute::integer(1)}});
+  }
   std::string extra_repr() const override {
     return "start_dim=" + std::to_string(start_) + ", end_dim=" + std::to_string(end_);
   }

@@ -26,6 +26,7 @@ class IdentityT : public ModuleT<T> {
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<IdentityT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Identity"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Identity", {x}); }
 
  private:
   Shape shape_;

@@ -72,6 +72,17 @@ class LinearT : public ModuleT<T> {
                             x.numel() / in_, in_, out_, ws);
   }
 
+  // Gemm (y = x W^T + b), on 2-d input [N, in] only.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    this->require_parameters();
+    if (t.shape(x).size() != 2 || t.shape(x)[1] != in_)
+      throw shape_error(this->repr() + ": trace takes input [N, " + std::to_string(in_) + "] (a Gemm), got " +
+                        to_string(t.shape(x)));
+    std::vector<std::string> in = {x, t.parameter("weight", weight_.value)};
+    if (has_bias_) in.push_back(t.parameter("bias", bias_.value));
+    return t.node("Gemm", std::move(in), {{"transB", graph::Attribute::integer(1)}});
+  }
+
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LinearT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "Linear"; }

@@ -53,6 +53,13 @@ class MaxPool2dT : public ModuleT<T> {
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<MaxPool2dT>(*this); }
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "MaxPool2d"; }
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    using A = graph::Attribute;
+    return t.node("MaxPool", {x},
+                  {{"kernel_shape", A::integers({kernel_.h, kernel_.w})},
+                   {"strides", A::integers({stride_.h, stride_.w})},
+                   {"pads", A::integers({padding_.h, padding_.w, padding_.h, padding_.w})}});
+  }
   std::string extra_repr() const override {
     return "kernel_size=" + one_or_pair(kernel_) + ", stride=" + one_or_pair(stride_) +
            ", padding=" + one_or_pair(padding_) + ", dilation=1, ceil_mode=False";
@@ -76,16 +83,10 @@ class MaxPool2dT : public ModuleT<T> {
     if (g.height + 2 * g.pad_h < g.kernel_h || g.width + 2 * g.pad_w < g.kernel_w)
       throw shape_error(this->repr() + ": input " + to_string(x.shape()) + " is smaller than the kernel " +
                         kernel_.str());
-    const std::int64_t planes = x.size(0) * x.size(1);
-    const std::int64_t oh = g.out_h(), ow = g.out_w(), in_plane = g.height * g.width, out_plane = oh * ow;
+    const std::int64_t planes = x.size(0) * x.size(1), oh = g.out_h(), ow = g.out_w();
     ensure_shape(out, {x.size(0), x.size(1), oh, ow});
-    if (argmax) argmax->resize(static_cast<std::size_t>(planes * out_plane));
-    std::int32_t* am = argmax ? argmax->data() : nullptr;
-    const int nt = threads_for_elements(planes, in_plane + out_plane);
-    parallel_for(nt, planes, [&](std::int64_t p) {
-      kernels::maxpool2d_forward(g, x.data() + p * in_plane, out.data() + p * out_plane,
-                                 am ? am + p * out_plane : nullptr);
-    });
+    if (argmax) argmax->resize(static_cast<std::size_t>(planes * oh * ow));
+    kernels::maxpool2d_forward_planes(g, x.data(), out.data(), argmax ? argmax->data() : nullptr, planes);
   }
 
   Size2 kernel_, stride_, padding_;

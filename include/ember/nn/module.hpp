@@ -31,6 +31,7 @@
 #include "ember/kernels/epilogue.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/graph/tracer.hpp"
 
 namespace ember::nn {
 
@@ -207,6 +208,15 @@ class ModuleT {
   virtual bool append_channel_map(const Shape& in, ChannelMap<T>& map) const {
     (void)in, (void)map;
     return false;
+  }
+
+  // The module as nodes of a graph (graph::trace, graph/tracer.hpp): adds its initializers and nodes reading
+  // the value `x` and returns the name of its output value, with eval-mode semantics. Every layer of ember
+  // describes itself; a layer of your own that does not is named by the error trace throws.
+  virtual std::string describe(graph::Tracer& t, const std::string& x) const {
+    (void)t, (void)x;
+    throw std::invalid_argument(repr() + ": this layer does not describe itself as a graph (override "
+                                "ModuleT::describe; docs/adding-a-layer.md)");
   }
 
   // True when predict() treats every sample of the batch on its own (no statistic across the batch), so a

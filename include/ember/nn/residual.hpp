@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "ember/core/tensor.hpp"
+#include "ember/kernels/add.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/sequential.hpp"
 
@@ -87,6 +88,14 @@ class ResidualT : public ModuleT<T> {
     }
   }
 
+  // Body and shortcut (the identity without one) from the same value, then Add.
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    require_body();
+    const std::string body = t.child("body", *body_, x);
+    const std::string shortcut = shortcut_ ? t.child("shortcut", *shortcut_, x) : x;
+    return t.node("Add", {body, shortcut});
+  }
+
   bool batch_independent() const override {
     return body_ && body_->batch_independent() && (!shortcut_ || shortcut_->batch_independent());
   }
@@ -157,7 +166,7 @@ class ResidualT : public ModuleT<T> {
       throw shape_error("Residual: the body gives " + to_string(sum.shape()) + " but the " +
                         (shortcut_ ? "shortcut gives " : "identity shortcut gives (the input) ") +
                         to_string(other.shape()) + "; give a shortcut that maps the input to the body's shape");
-    sum.vector() += other.vector();
+    kernels::add_forward(sum.data(), sum.data(), other.data(), sum.numel());
   }
 
   std::unique_ptr<ModuleT<T>> body_, shortcut_;

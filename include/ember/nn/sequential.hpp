@@ -247,6 +247,12 @@ class SequentialT : public ModuleT<T> {
     if (error) std::rethrow_exception(error);
   }
 
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    std::string v = x;
+    for (const auto& [name, child] : children_) v = t.child(name, *child, v);
+    return v;
+  }
+
   bool batch_independent() const override {
     for (const auto& c : children_)
       if (!c.second->batch_independent()) return false;

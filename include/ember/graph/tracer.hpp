@@ -1,0 +1,111 @@
+#pragma once
+// What a layer describes itself to (ModuleT::describe): the tracer builds a graph::Graph as graph::trace
+// walks a model. A layer adds its parameters and buffers as initializers (under its dotted name:
+// "conv1.weight"), then its nodes, each reading value names and giving the name of its output; the tracer
+// follows every value's shape (graph/shapes.hpp), so a layer can read its input's (shape(x)). A container
+// describes each child with child(name, module, x), which puts the child's name into the dotted names.
+//   std::string describe(graph::Tracer& t, const std::string& x) const override {
+//     return t.node("Gemm", {x, t.parameter("weight", weight_.value), t.parameter("bias", bias_.value)},
+//                   {{"transB", graph::Attribute::integer(1)}});
+//   }
+// This header knows only core/ and graph/graph.hpp: nn/module.hpp includes it.
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ember/core/error.hpp"
+#include "ember/core/tensor.hpp"
+#include "ember/graph/graph.hpp"
+#include "ember/graph/shapes.hpp"
+
+namespace ember::graph {
+
+class Tracer {
+ public:
+  explicit Tracer(Graph& graph) : graph_(graph) {}
+
+  // A graph input (the batch as given; the graph records it as -1).
+  void input(const std::string& name, const Shape& shape) {
+    reserve(name);
+    shapes_[name] = shape;
+    Shape dynamic = shape;
+    if (!dynamic.empty()) dynamic[0] = -1;
+    graph_.inputs().push_back({name, dynamic});
+  }
+
+  // A parameter or buffer of the layer being described, under its dotted name; stored as float.
+  template <typename T>
+  std::string parameter(const std::string& leaf, const TensorT<T>& t) {
+    const std::string name = scope_.empty() ? leaf : scope_ + "." + leaf;
+    if (used_.count(name))
+      throw std::logic_error("trace: the name '" + name + "' is used twice in the graph");
+    reserve(name);
+    shapes_[name] = t.shape();
+    graph_.add_initializer(name, t.template cast<float>());
+    return name;
+  }
+
+  // A node of the layer being described, named after it (its dotted name, the op at the root; `suffix`, if
+  // given, after a '/' for a layer of several nodes); returns its output's value name. A node that does not
+  // fit its inputs is a shape_error naming the layer.
+  std::string node(const std::string& op, std::vector<std::string> inputs, Attributes attributes = {},
+                   const std::string& suffix = "") {
+    std::string base = scope_.empty() ? op : scope_;
+    if (!suffix.empty()) base += "/" + suffix;
+    const std::string out = fresh(base);
+    Node n{op, out, std::move(inputs), {out}, std::move(attributes)};
+    std::vector<Shape> in;
+    for (const auto& v : n.inputs) in.push_back(shape(v));
+    try {
+      shapes_[out] = infer_shape(n, in);
+    } catch (const shape_error& e) {
+      throw shape_error("trace: layer " + where() + ": " + e.what());
+    }
+    graph_.add_node(std::move(n));
+    return out;
+  }
+
+  const Shape& shape(const std::string& value) const {
+    const auto it = shapes_.find(value);
+    if (it == shapes_.end()) throw std::logic_error("trace: no value named '" + value + "' in the graph");
+    return it->second;
+  }
+
+  // `module` described under `name` (a child's name in its container), reading x; returns its output.
+  template <class M>
+  std::string child(const std::string& name, const M& module, const std::string& x) {
+    const std::string saved = scope_, saved_layer = layer_;
+    scope_ = scope_.empty() ? name : scope_ + "." + name;
+    layer_ = module.repr().substr(0, module.repr().find('\n'));
+    std::string out = module.describe(*this, x);
+    scope_ = saved;
+    layer_ = saved_layer;
+    return out;
+  }
+
+  // The dotted name of the layer being described ("" at the root).
+  const std::string& scope() const { return scope_; }
+  // "'block.0' (Conv2d(...))": how errors name it.
+  std::string where() const { return scope_.empty() ? layer_ : "'" + scope_ + "' (" + layer_ + ")"; }
+  Graph& graph() { return graph_; }
+
+  // A name not used yet: base itself, else base_1, base_2, ...
+  std::string fresh(const std::string& base) {
+    std::string name = base;
+    for (int k = 1; used_.count(name); ++k) name = base + "_" + std::to_string(k);
+    reserve(name);
+    return name;
+  }
+  void reserve(const std::string& name) { used_.insert(name); }
+  void set_root(const std::string& layer) { layer_ = layer; }
+
+ private:
+  Graph& graph_;
+  std::map<std::string, Shape> shapes_;
+  std::set<std::string> used_;
+  std::string scope_, layer_;
+};
+
+}  // namespace ember::graph
