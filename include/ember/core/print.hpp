@@ -1,5 +1,7 @@
 #pragma once
 // Numbers printed the way Python prints them, so printouts (modules, optimisers) match PyTorch's text.
+#include <cxxabi.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -36,6 +38,15 @@ inline std::string python_float(double v) {
   const auto int_len = static_cast<std::size_t>(exponent + 1);
   if (digits.size() <= int_len) return sign + digits + std::string(int_len - digits.size(), '0') + ".0";
   return sign + digits.substr(0, int_len) + "." + digits.substr(int_len);
+}
+
+// A type's name as C++ spells it ("ember::nn::LinearT<float>"), for messages that name a type.
+inline std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = status == 0 && d ? d : name;
+  std::free(d);
+  return out;
 }
 
 }  // namespace ember

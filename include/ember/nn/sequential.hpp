@@ -10,7 +10,6 @@
 // an rvalue is moved in. Copying a Sequential copies its children (clone()).
 #include <algorithm>
 #include <cstdlib>
-#include <cxxabi.h>
 #include <deque>
 #include <exception>
 #include <typeinfo>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "ember/core/parallel.hpp"
+#include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
 
@@ -50,13 +50,7 @@ std::unique_ptr<ModuleT<T>> own_child(M&& m) {
   return std::make_unique<D>(std::forward<M>(m));
 }
 
-inline std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = status == 0 && d ? d : name;
-  std::free(d);
-  return out;
-}
+using ember::demangle;
 }  // namespace detail
 
 // get<M>() on a child of another type: still a std::bad_cast, with a message naming both types.
