@@ -533,3 +533,64 @@ TEST_CASE("frozen parameters are saved and loaded as any other") {
   ember::io::load_checkpoint(other, path);
   CHECK(snapshot(other) == snapshot(net));
 }
+
+// ------------------------------------------------------------------------------- format/json.hpp (headers)
+
+TEST_CASE("format::Json reads what nlohmann's parser reads, to the same values, and writes JSON that reads back") {
+  using ember::format::Json;
+  const std::vector<std::string> docs = {
+      R"({})", R"([])", R"(  {"a" : [1, -2, 3.5, 1e3, -0.25e-2, 0, -0] , "b":{"c":null,"d":true,"e":false}} )",
+      R"({"__metadata__":{"epoch":"3","classes":"[\"a\",\"b\"]"},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})",
+      R"(["\"\\\/\b\f\n\r\t", "\u00e9\u4e2d\ud83d\ude00", "caf\u00C9", "tab\there"])",
+      "[\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"]",  // UTF-8 as it is
+      R"([18446744073709551615, -9223372036854775808, 18446744073709551616, 0.1, 1.7976931348623157e308, 5e-324])",
+      R"([[[[[[[[[[1]]]]]]]]]])"};
+  for (const auto& text : docs) {
+    CAPTURE(text);
+    const Json ours = Json::parse(text);
+    const nlohmann::json theirs = nlohmann::json::parse(text);
+    CHECK(nlohmann::json::parse(ours.dump()) == theirs);
+    CHECK(Json::parse(ours.dump()).dump() == ours.dump());  // stable
+  }
+  const Json j = Json::parse(R"({"u": 18446744073709551615, "i": -5, "d": 0.1, "s": "x"})");
+  CHECK(j.find("u")->as_unsigned() == 18446744073709551615ull);
+  CHECK(j.find("i")->as_integer() == -5);
+  CHECK_FALSE(j.find("i")->is_unsigned());
+  CHECK(j.find("d")->as_double() == 0.1);
+  CHECK_FALSE(j.find("d")->is_integer());
+  CHECK(j.find("missing") == nullptr);
+  CHECK_THROWS_AS(j.find("s")->as_double(), std::invalid_argument);
+  CHECK(Json::array_of(std::vector<float>{0.485f, 2.0f}).dump() == "[0.48500001430511475,2]");
+  CHECK(Json::array_of(std::vector<std::string>{"a\"b", "\x01"}).dump() == R"(["a\"b","\u0001"])");
+  // A string that is not UTF-8 is written with U+FFFD, so the text stays valid JSON.
+  CHECK(Json(std::string("a\xff" "b")).dump() == "\"a\xef\xbf\xbd" "b\"");
+}
+
+TEST_CASE("format::Json refuses malformed text with the offset, and numbers no double holds as out of range") {
+  using ember::format::Json;
+  using ember::format::JsonError;
+  const std::vector<std::pair<std::string, std::size_t>> bad = {
+      {"", 0},          {"{", 1},           {"[1,]", 3},       {"{\"a\" 1}", 5},     {"[01]", 1},
+      {"[1.]", 3},      {"[-]", 2},         {"[1e]", 3},       {"tru", 0},          {"\"abc", 4},
+      {"\"\\x\"", 2},   {"\"\\ud800\"", 7}, {"\"\\udc00\"", 7}, {"\"a\nb\"", 2},     {"[1] x", 4},
+      {"{\"a\":1,\"a\":2}", 7}, {"\"\xc0\xaf\"", 1}, {"\"\xed\xa0\x80\"", 1}, {"\"\\u12G4\"", 5}};
+  for (const auto& [text, offset] : bad) {
+    CAPTURE(text);
+    try {
+      Json::parse(text);
+      FAIL("parsed");
+    } catch (const JsonError& e) {
+      CHECK(e.offset == offset);
+      CHECK_FALSE(e.out_of_range);
+    }
+  }
+  std::string deep(Json::kMaxDepth + 2, '[');
+  CHECK_THROWS_AS(Json::parse(deep), JsonError);
+  try {
+    Json::parse("[1e999]");
+    FAIL("parsed");
+  } catch (const JsonError& e) {
+    CHECK(e.out_of_range);
+    CHECK(e.offset == 1);
+  }
+}

@@ -18,7 +18,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "ember/core/file.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/format/json.hpp"
 
 namespace ember::format {
 
@@ -167,41 +167,40 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   file.data_start = 8 + n;
   file.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(file.data_start), bytes.end());
 
-  nlohmann::json j;
+  Json j;
   try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::parse_error& e) {
-    bad(path, "header is not valid JSON at offset " + std::to_string(8 + e.byte) + ": " + e.what());
-  } catch (const nlohmann::json::exception& e) {
-    // Valid syntax the parser still refuses, e.g. a number too large for a double ("1e999").
-    bad(path, std::string("header (offset 8) cannot be parsed: ") + e.what());
+    j = Json::parse(header);
+  } catch (const JsonError& e) {
+    // Valid syntax can still hold a number no double can hold ("1e999").
+    if (e.out_of_range) bad(path, "header (offset 8) cannot be parsed: " + e.reason + " (offset " + std::to_string(8 + e.offset) + ")");
+    bad(path, "header is not valid JSON at offset " + std::to_string(8 + e.offset) + ": " + e.reason);
   }
   if (!j.is_object()) bad(path, "header (offset 8) is not a JSON object");
   const std::uint64_t data_size = file.data.size();
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& key = it.key();
-    const auto& v = it.value();
+  for (const auto& [key, v] : j.members()) {
     if (key == "__metadata__") {
       if (!v.is_object()) bad(path, "__metadata__ is not a JSON object");
-      for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string()) bad(path, "__metadata__ entry '" + m.key() + "' is not a string");
-        file.metadata[m.key()] = m.value().get<std::string>();
+      for (const auto& [mkey, mvalue] : v.members()) {
+        if (!mvalue.is_string()) bad(path, "__metadata__ entry '" + mkey + "' is not a string");
+        file.metadata[mkey] = mvalue.as_string();
       }
       continue;
     }
     const std::string who = "tensor '" + key + "'";
     if (!v.is_object()) bad(path, who + " is not a JSON object");
-    if (!v.contains("dtype") || !v["dtype"].is_string()) bad(path, who + " has no dtype string");
+    const Json* dtype = v.find("dtype");
+    if (!dtype || !dtype->is_string()) bad(path, who + " has no dtype string");
     SafetensorsEntry e;
     e.name = key;
-    e.dtype = v["dtype"].get<std::string>();
+    e.dtype = dtype->as_string();
     const std::uint64_t esize = detail::dtype_size(e.dtype);
     if (esize == 0) bad(path, who + " has unknown dtype '" + e.dtype + "'");
-    if (!v.contains("shape") || !v["shape"].is_array()) bad(path, who + " has no shape array");
-    for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-        bad(path, who + " has an invalid extent in its shape " + v["shape"].dump());
-      e.shape.push_back(d.get<std::int64_t>());
+    const Json* shape = v.find("shape");
+    if (!shape || !shape->is_array()) bad(path, who + " has no shape array");
+    for (const auto& d : shape->items()) {
+      if (!d.is_unsigned() || d.as_unsigned() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        bad(path, who + " has an invalid extent in its shape " + shape->dump());
+      e.shape.push_back(static_cast<std::int64_t>(d.as_unsigned()));
     }
     std::int64_t numel = 0;
     try {
@@ -209,11 +208,12 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
     } catch (const shape_error&) {
       bad(path, who + " has a shape " + to_string(e.shape) + " too large to index");
     }
-    const auto& off = v.contains("data_offsets") ? v["data_offsets"] : nlohmann::json();
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    const Json* off = v.find("data_offsets");
+    if (!off || !off->is_array() || off->items().size() != 2 || !off->items()[0].is_unsigned() ||
+        !off->items()[1].is_unsigned())
       bad(path, who + " has no data_offsets [begin, end] of two non-negative integers");
-    e.begin = off[0].get<std::uint64_t>();
-    e.end = off[1].get<std::uint64_t>();
+    e.begin = off->items()[0].as_unsigned();
+    e.end = off->items()[1].as_unsigned();
     if (e.begin > e.end)
       bad(path, who + " has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
                     "] with begin after end");
@@ -262,19 +262,22 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
 template <typename T>
 void write_safetensors(const std::string& path, const std::vector<SafetensorsTensor<T>>& tensors,
                        const std::map<std::string, std::string>& meta) {
-  nlohmann::ordered_json header;
-  header["__metadata__"] = meta;
+  Json header = Json::object();
+  Json metadata = Json::object();
+  for (const auto& [k, v] : meta) metadata.add(k, Json(v));
+  header.add("__metadata__", std::move(metadata));
   std::uint64_t offset = 0;
   const char* float_dtype = sizeof(T) == 4 ? "F32" : "F64";
   for (const auto& t : tensors) {
-    if (header.contains(t.name)) throw std::invalid_argument("safetensors: duplicate tensor name '" + t.name + "'");
+    if (t.name == "__metadata__" || header.find(t.name))
+      throw std::invalid_argument("safetensors: duplicate tensor name '" + t.name + "'");
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.tensor->numel()) * (t.as_int64 ? 8 : sizeof(T));
-    header[t.name] = {{"dtype", t.as_int64 ? "I64" : float_dtype},
-                      {"shape", t.tensor->shape()},
-                      {"data_offsets", {offset, offset + bytes}}};
+    header.add(t.name, Json::object({{"dtype", Json(t.as_int64 ? "I64" : float_dtype)},
+                                     {"shape", Json::array_of(t.tensor->shape())},
+                                     {"data_offsets", Json::array({Json(offset), Json(offset + bytes)})}}));
     offset += bytes;
   }
-  std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text = header.dump();
   // Padding to 8 bytes keeps the data section aligned for readers that map the file.
   text.append((8 - text.size() % 8) % 8, ' ');
 

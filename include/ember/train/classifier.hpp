@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -31,6 +30,7 @@
 #include "ember/core/tensor.hpp"
 #include "ember/data/image_folder.hpp"
 #include "ember/data/transforms.hpp"
+#include "ember/format/json.hpp"
 #include "ember/io/checkpoint.hpp"
 #include "ember/nn/module.hpp"
 
@@ -46,10 +46,11 @@ struct Preprocessing {
 
   // The keys above, as FitOptions::metadata takes them.
   std::map<std::string, std::string> to_metadata() const {
-    return {{"classes", nlohmann::json(classes).dump()},
-            {"input_shape", nlohmann::json(input_shape).dump()},
-            {"normalize_mean", nlohmann::json(mean).dump()},
-            {"normalize_std", nlohmann::json(std).dump()},
+    using format::Json;
+    return {{"classes", Json::array_of(classes).dump()},
+            {"input_shape", Json::array_of(input_shape).dump()},
+            {"normalize_mean", Json::array_of(mean).dump()},
+            {"normalize_std", Json::array_of(std).dump()},
             {"resize", fit == data::FitMode::ResizeCenterCrop ? "resize_center_crop" : "stretch"},
             {"head", softmax_head ? "softmax" : "logits"}};
   }
@@ -65,21 +66,28 @@ struct Preprocessing {
     };
     auto parse = [&](const char* key) {
       try {
-        return nlohmann::json::parse(get(key));
-      } catch (const nlohmann::json::exception& e) {
+        return format::Json::parse(get(key));
+      } catch (const format::JsonError& e) {
         throw std::invalid_argument(source + ": metadata '" + key + "' is not JSON (" + e.what() + "): " + get(key));
       }
     };
+    // A JSON array of what `convert` takes from each item, else the error says what was expected.
+    auto array = [&](const char* key, auto convert) {
+      const format::Json j = parse(key);
+      std::vector<decltype(convert(j))> out;
+      try {
+        for (const auto& item : j.items()) out.push_back(convert(item));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(source + ": metadata '" + key + "' of the wrong type (" + e.what() +
+                                    "): expected classes as strings and the others as arrays of numbers");
+      }
+      return out;
+    };
     Preprocessing p;
-    try {
-      p.classes = parse("classes").get<std::vector<std::string>>();
-      p.input_shape = parse("input_shape").get<std::vector<std::int64_t>>();
-      p.mean = parse("normalize_mean").get<std::vector<float>>();
-      p.std = parse("normalize_std").get<std::vector<float>>();
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(source + ": metadata of the wrong type (" + e.what() +
-                                  "): expected classes as strings and the others as arrays of numbers");
-    }
+    p.classes = array("classes", [](const format::Json& v) { return v.as_string(); });
+    p.input_shape = array("input_shape", [](const format::Json& v) { return v.as_integer(); });
+    p.mean = array("normalize_mean", [](const format::Json& v) { return static_cast<float>(v.as_double()); });
+    p.std = array("normalize_std", [](const format::Json& v) { return static_cast<float>(v.as_double()); });
     if (p.input_shape.size() != 3 || (p.input_shape[0] != 1 && p.input_shape[0] != 3) || p.input_shape[1] < 1 ||
         p.input_shape[2] < 1)
       throw std::invalid_argument(source + ": input_shape " + get("input_shape") + ", expected [C, H, W] with C 1 or 3");
