@@ -2,6 +2,10 @@
 // ember's umbrella header: everything in one include. Each header below also compiles on its own, so a
 // program can include only what it uses (image I/O, checkpoints and the training loop are the heavy parts).
 // The report's models (ember/models/report.hpp) are a model zoo, not included here.
+// Programs that include the umbrella print with std::cout, as they always could; the library's own headers do
+// not include <iostream> (its static initialiser would run in every translation unit).
+#include <iostream>
+
 #include "ember/version.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/file.hpp"
