@@ -612,7 +612,7 @@ TEST_CASE("in training, a ReLU then BatchNorm runs as the BatchNorm alone, with 
     x[3] = std::numeric_limits<float>::quiet_NaN();
     Tensor dy;
     std::vector<std::string> ready;
-    fused.set_gradients_ready_hook([&](const std::string& name, nn::Module&) { ready.push_back(name); });
+    fused.add_gradients_ready_listener([&](const std::string& name, nn::Module&) { ready.push_back(name); });
     fused.zero_grad();
     plain.zero_grad();
     const Tensor y = fused.forward(x);

@@ -224,14 +224,21 @@ class ModuleT {
   // a Sequential holding one layer without it predicts a large batch whole, on one chunk.
   virtual bool batch_independent() const { return false; }
 
-  // Called during backward as a part of the model has its parameters' gradients (train/step.hpp). A
-  // container stores the hook, calls it after each child's backward and returns true; a single layer returns
-  // false, and the caller reports the whole module once its backward is done. Null removes the hook.
+  // Listeners called during backward as a part of the model has its parameters' gradients (train/step.hpp,
+  // dist::GradientReducer): several at once, each called for every part, in the order they were added. A
+  // container (reports_gradients_ready) calls them after each child's backward; a single layer does not, and
+  // the caller reports the whole module once its backward is done. The returned id removes the listener.
+  // Copies of a module start without listeners (they point into whoever added them).
   using GradientsReadyHook = std::function<void(const std::string& name, ModuleT& module)>;
-  virtual bool set_gradients_ready_hook(GradientsReadyHook hook) {
-    (void)hook;
-    return false;
+  std::size_t add_gradients_ready_listener(GradientsReadyHook fn) {
+    listeners_.items.emplace_back(++listeners_.last_id, std::move(fn));
+    return listeners_.last_id;
   }
+  void remove_gradients_ready_listener(std::size_t id) {
+    auto& v = listeners_.items;
+    v.erase(std::remove_if(v.begin(), v.end(), [id](const auto& l) { return l.first == id; }), v.end());
+  }
+  virtual bool reports_gradients_ready() const { return false; }
 
   // The type's name as PyTorch prints it ("Linear", "Conv2d", ...).
   virtual std::string type_name() const = 0;
@@ -285,8 +292,24 @@ class ModuleT {
                         to_string(grad_out.shape()));
   }
 
+  // For containers: every listener, for the child `name` whose gradients are now complete.
+  void notify_gradients_ready(const std::string& name, ModuleT& child) {
+    for (auto& l : listeners_.items) l.second(name, child);
+  }
+
   bool training_ = true;
   bool moved_from_ = false;
+
+ private:
+  struct Listeners {
+    Listeners() = default;
+    Listeners(const Listeners&) {}
+    Listeners& operator=(const Listeners&) { return *this; }
+    Listeners(Listeners&&) noexcept = default;
+    Listeners& operator=(Listeners&&) noexcept = default;
+    std::vector<std::pair<std::size_t, GradientsReadyHook>> items;
+    std::size_t last_id = 0;
+  } listeners_;
 };
 
 using Module = ModuleT<float>;

@@ -66,10 +66,10 @@ class ResidualT : public ModuleT<T> {
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     require_body();
     body_->backward_into(grad_out, grad_in);
-    if (hook_) hook_("body", *body_);
+    this->notify_gradients_ready("body", *body_);
     if (shortcut_) {
       shortcut_->backward_into(grad_out, grad_in ? &short_grad_ : nullptr);
-      if (hook_) hook_("shortcut", *shortcut_);
+      this->notify_gradients_ready("shortcut", *shortcut_);
       if (grad_in) add_into(*grad_in, short_grad_);
     } else if (grad_in) {
       add_into(*grad_in, grad_out);
@@ -104,11 +104,8 @@ class ResidualT : public ModuleT<T> {
     if (body_) body_->train(mode);
     if (shortcut_) shortcut_->train(mode);
   }
-  // As a container: the hook runs after the body's backward ("body") and the shortcut's ("shortcut").
-  bool set_gradients_ready_hook(typename ModuleT<T>::GradientsReadyHook hook) override {
-    hook_ = std::move(hook);
-    return true;
-  }
+  // As a container: the listeners run after the body's backward ("body") and the shortcut's ("shortcut").
+  bool reports_gradients_ready() const override { return true; }
 
   std::string type_name() const override { return "Residual"; }
   std::string repr() const override {
@@ -171,7 +168,6 @@ class ResidualT : public ModuleT<T> {
 
   std::unique_ptr<ModuleT<T>> body_, shortcut_;
   TensorT<T> short_out_, short_grad_;
-  typename ModuleT<T>::GradientsReadyHook hook_;
 };
 
 using Residual = ResidualT<float>;

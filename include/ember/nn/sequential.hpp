@@ -178,18 +178,15 @@ class SequentialT : public ModuleT<T> {
       } catch (const shape_error& e) {
         throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
       }
-      if (gradients_ready_) gradients_ready_(children_[i].first, *children_[i].second);
-      if (with_relu && gradients_ready_) gradients_ready_(children_[first].first, *children_[first].second);
+      this->notify_gradients_ready(children_[i].first, *children_[i].second);
+      if (with_relu) this->notify_gradients_ready(children_[first].first, *children_[first].second);
       g = gi;
       next ^= 1;
       i = first;
     }
   }
 
-  bool set_gradients_ready_hook(typename ModuleT<T>::GradientsReadyHook hook) override {
-    gradients_ready_ = std::move(hook);
-    return true;
-  }
+  bool reports_gradients_ready() const override { return true; }
 
   // A large batch whose children all treat samples independently runs in chunks, several at once (one per
   // thread, each single-threaded inside), so that no activation of the whole batch (200 MB after conv1 at
@@ -390,7 +387,6 @@ class SequentialT : public ModuleT<T> {
   std::vector<std::pair<std::string, std::unique_ptr<ModuleT<T>>>> children_;
   std::vector<TensorT<T>> acts_, grads_;
   std::vector<char> absorbed_relu_;  // per child: its last forward also ran the ReLU before it
-  typename ModuleT<T>::GradientsReadyHook gradients_ready_;
 };
 
 using Sequential = SequentialT<float>;
