@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "ember/dist/context.hpp"
+#include "ember/distributed/context.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::dist {
