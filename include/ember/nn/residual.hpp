@@ -99,11 +99,6 @@ class ResidualT : public ModuleT<T> {
   bool batch_independent() const override {
     return body_ && body_->batch_independent() && (!shortcut_ || shortcut_->batch_independent());
   }
-  void train(bool mode = true) override {
-    ModuleT<T>::train(mode);
-    if (body_) body_->train(mode);
-    if (shortcut_) shortcut_->train(mode);
-  }
   // As a container: the listeners run after the body's backward ("body") and the shortcut's ("shortcut").
   bool reports_gradients_ready() const override { return true; }
 
@@ -114,19 +109,9 @@ class ResidualT : public ModuleT<T> {
     return s + ")";
   }
 
-  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
-    if (body_) body_->collect_parameters(prefix + "body.", out);
-    if (shortcut_) shortcut_->collect_parameters(prefix + "shortcut.", out);
-  }
-  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
-    if (body_) body_->collect_buffers(prefix + "body.", out);
-    if (shortcut_) shortcut_->collect_buffers(prefix + "shortcut.", out);
-  }
-  void collect_modules(const std::string& name, typename ModuleT<T>::NamedModules& out) override {
-    out.emplace_back(name, this);
-    const std::string dot = name.empty() ? "" : name + ".";
-    if (body_) body_->collect_modules(dot + "body", out);
-    if (shortcut_) shortcut_->collect_modules(dot + "shortcut", out);
+  void collect_children(typename ModuleT<T>::NamedModules& out) override {
+    if (body_) out.emplace_back("body", body_.get());
+    if (shortcut_) out.emplace_back("shortcut", shortcut_.get());
   }
 
   ModuleT<T>& body() {
