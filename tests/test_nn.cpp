@@ -666,7 +666,7 @@ TEST_CASE("in training, a ReLU then BatchNorm runs as the BatchNorm alone, with 
 }
 
 TEST_CASE("predict applies the ReLU, Dropout and BatchNorm2d after a Conv2d inside its output, with their values") {
-  // Sequential's predict hands a Conv2d the channel maps that follow it (module.hpp's ChannelMap). The result
+  // Sequential's predict hands a Conv2d the channel maps that follow it (nn/fusion.hpp's ChannelMap). The result
   // must be the children's own predict_into, one after the other, within an FMA's rounding; a ReLU after the
   // BatchNorm cannot be folded and runs on its own; NaN still passes through.
   Generator g(61);
