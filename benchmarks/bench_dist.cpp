@@ -10,7 +10,7 @@
 // compute of a step over per-rank batches (joined by straight lines), and projects ring all-reduce over
 // 10/25/100 Gbit/s Ethernet (the alpha-beta model of docs/distributed.md) for 2 to 64 machines: a markdown
 // table on stdout and the efficiency plot as SVG.
-#include <ember/dist/mpi.hpp>
+#include <ember/distributed/mpi.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/models/report.hpp>
 #include <ember/optim/sgd.hpp>

@@ -391,6 +391,8 @@ TEST_CASE(
   add("cnn", cnn(), {3, 1, 28, 28});
   add("resnet", resnet(), {3, 1, 12, 12});
   add("mlp", mlp(), {3, 1, 28, 28});
+  // A layer of one's own (SquashT: it describes itself as Relu then Sigmoid), exported and run by OpenCV.
+  add("user_layer", nn::Sequential({{"fc", nn::Linear(6, 4)}, {"squash", SquashT()}}), {3, 6});
   const std::string command =
       "/usr/bin/python3 " + std::string(EMBER_FIXTURE_DIR) + "/../onnx_graph_check.py " + dir;
   CHECK(std::system(command.c_str()) == 0);

@@ -612,7 +612,7 @@ TEST_CASE("in training, a ReLU then BatchNorm runs as the BatchNorm alone, with 
     x[3] = std::numeric_limits<float>::quiet_NaN();
     Tensor dy;
     std::vector<std::string> ready;
-    fused.set_gradients_ready_hook([&](const std::string& name, nn::Module&) { ready.push_back(name); });
+    fused.add_gradients_ready_listener([&](const std::string& name, nn::Module&) { ready.push_back(name); });
     fused.zero_grad();
     plain.zero_grad();
     const Tensor y = fused.forward(x);
@@ -666,7 +666,7 @@ TEST_CASE("in training, a ReLU then BatchNorm runs as the BatchNorm alone, with 
 }
 
 TEST_CASE("predict applies the ReLU, Dropout and BatchNorm2d after a Conv2d inside its output, with their values") {
-  // Sequential's predict hands a Conv2d the channel maps that follow it (module.hpp's ChannelMap). The result
+  // Sequential's predict hands a Conv2d the channel maps that follow it (nn/fusion.hpp's ChannelMap). The result
   // must be the children's own predict_into, one after the other, within an FMA's rounding; a ReLU after the
   // BatchNorm cannot be folded and runs on its own; NaN still passes through.
   Generator g(61);
@@ -885,6 +885,50 @@ TEST_CASE("named_modules walks the model with PyTorch's dotted names") {
   nn::Linear single(2, 2);
   REQUIRE(single.named_modules().size() == 1);
   CHECK(single.named_modules()[0].first.empty());
+}
+
+namespace {
+// A container of one's own: it only names its children; parameters, buffers, modules and train() follow.
+struct LinearThenNorm : nn::Module {
+  nn::Linear fc{3, 2};
+  nn::BatchNorm1d bn{2};
+  void forward_into(const Tensor& x, Tensor& out) override { bn.forward_into(fc.forward(x), out); }
+  void backward_into(const Tensor& g, Tensor* gi) override { fc.backward_into(bn.backward(g), gi); }
+  void predict_into(const Tensor& x, Tensor& out) const override { bn.predict_into(fc.predict(x), out); }
+  std::string type_name() const override { return "LinearThenNorm"; }
+  void collect_children(NamedModules& out) override {
+    out.emplace_back("fc", &fc);
+    out.emplace_back("bn", &bn);
+  }
+};
+}  // namespace
+
+TEST_CASE("children(): the direct children with their names; a container of one's own needs only them") {
+  nn::Sequential model({{"block", nn::Residual(nn::Sequential({{"fc", nn::Linear(3, 3)}}))},
+                        {"relu", nn::ReLU()},
+                        {"own", LinearThenNorm()}});
+  std::vector<std::string> names;
+  for (const auto& [name, m] : model.children()) names.push_back(name + "=" + m->type_name());
+  CHECK(names == std::vector<std::string>{"block=Residual", "relu=ReLU", "own=LinearThenNorm"});
+  CHECK(model.children()[2].second == &model["own"]);
+  CHECK(model["block"].children().size() == 1);
+  CHECK(model["block"].children()[0].first == "body");
+  CHECK(model["relu"].children().empty());
+  const nn::Sequential& cm = model;
+  static_assert(std::is_same_v<decltype(cm.children()[0].second), const nn::Module*>);
+  names.clear();
+  for (const auto& [name, m] : model.named_modules()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"", "block", "block.body", "block.body.fc", "relu", "own", "own.fc",
+                                          "own.bn"});
+  names.clear();
+  for (const auto& [name, p] : model.named_parameters()) names.push_back(name);
+  CHECK(names == std::vector<std::string>{"block.body.fc.weight", "block.body.fc.bias", "own.fc.weight",
+                                          "own.fc.bias", "own.bn.weight", "own.bn.bias"});
+  CHECK(model.named_buffers().size() == 3);  // own.bn's running_mean, running_var, num_batches_tracked
+  model.eval();
+  for (const auto& [name, m] : model.named_modules()) CHECK_MESSAGE(!m->is_training(), name);
+  model.train();
+  CHECK(model.get<LinearThenNorm>("own").bn.is_training());
 }
 
 TEST_CASE("each layer's configuration is readable, so a walker needs no knowledge of the printout") {

@@ -157,7 +157,7 @@ TEST_CASE("Residual and the new layers in a training step: hooks report each chi
   // A Residual as the whole model reports its body, then its shortcut.
   nn::Residual block = conv_block<float>();
   std::vector<std::string> names;
-  block.set_gradients_ready_hook([&](const std::string& n, nn::Module&) { names.push_back(n); });
+  block.add_gradients_ready_listener([&](const std::string& n, nn::Module&) { names.push_back(n); });
   const Tensor xb = layer_check::random_tensor({2, 3, 4, 4}, 5).cast<float>();
   block.backward(Tensor::ones(block.forward(xb).shape()));
   CHECK(names == std::vector<std::string>{"body", "shortcut"});

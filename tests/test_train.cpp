@@ -668,6 +668,54 @@ TEST_CASE("train::Step with fuse_zero_grad: the same updates as zero_grad + step
   CHECK(b.parameters()[0]->grad != Tensor(b.parameters()[0]->grad.shape()));  // readable again
 }
 
+TEST_CASE("gradients-ready listeners: a Step's and another (a reducer's) both get every child, each removable") {
+  ember::manual_seed(22);
+  nn::Sequential net("Net", {{"fc1", nn::Linear(6, 4)}, {"relu", nn::ReLU()}, {"fc2", nn::Linear(4, 3)}});
+  nn::CrossEntropyLoss loss;
+  ember::optim::SGD opt(net.parameters(), {0.05});
+  std::vector<std::string> by_step, by_other, by_third;
+  const Tensor x = Tensor::ones({2, 6});
+  const std::vector<std::int64_t> y = {0, 2};
+  const std::vector<std::string> order = {"fc2", "relu", "fc1"};
+  const std::size_t other = net.add_gradients_ready_listener([&](const std::string& n, nn::Module& m) {
+    CHECK(&m == &net[n]);
+    by_other.push_back(n);
+  });
+  {
+    train::Step step(net, loss, opt);
+    // Added after the other listener: the one that registers last no longer replaces the first.
+    step.gradients_ready([&](const std::string& n, nn::Module&) { by_step.push_back(n); });
+    step(x, y);
+    CHECK(by_step == order);
+    CHECK(by_other == order);
+    const std::size_t third = net.add_gradients_ready_listener([&](const std::string& n, nn::Module&) {
+      by_third.push_back(n);
+    });
+    step(x, y);
+    CHECK(by_step.size() == 6);
+    CHECK(by_other.size() == 6);
+    CHECK(by_third == order);
+    net.remove_gradients_ready_listener(third);
+    step.gradients_ready([&](const std::string& n, nn::Module&) { by_step.push_back("again " + n); });
+    step(x, y);
+    CHECK(by_step.size() == 9);
+    CHECK(by_step.back() == "again fc1");
+    CHECK(by_other.size() == 9);
+    CHECK(by_third.size() == 3);
+  }
+  // The step removed its own listener as it ended; the other stays.
+  net.backward(Tensor::ones(net.forward(x).shape()));
+  CHECK(by_step.size() == 9);
+  CHECK(by_other.size() == 12);
+  // A copy of the model starts without listeners.
+  nn::Sequential copy = net;
+  copy.backward(Tensor::ones(copy.forward(x).shape()));
+  CHECK(by_other.size() == 12);
+  net.remove_gradients_ready_listener(other);
+  net.backward(Tensor::ones(net.forward(x).shape()));
+  CHECK(by_other.size() == 12);
+}
+
 TEST_CASE("a double model trains from float batches") {
   BlobLoader train_data(160, 16, 17, true), val_data(64, 32, 18, false);
   auto net = make_net<double>(19);

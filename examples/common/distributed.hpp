@@ -10,7 +10,7 @@
 #include <string>
 
 #ifdef EMBER_EXAMPLES_MPI
-#include <ember/dist/mpi.hpp>
+#include <ember/distributed/mpi.hpp>
 #endif
 
 namespace examples {

@@ -21,7 +21,7 @@ set(allowed_io core kernels format nn optim graph io)
 set(allowed_train core kernels format nn loss optim data graph io train)
 set(allowed_models core nn models)
 set(allowed_testing core kernels nn testing)
-set(allowed_dist core kernels format nn loss optim data graph io train models testing dist)
+set(allowed_distributed core kernels format nn loss optim data graph io train models testing distributed)
 set(max_lines 400)
 
 file(GLOB_RECURSE headers RELATIVE ${INCLUDE_DIR}/ember ${INCLUDE_DIR}/ember/*.hpp)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,13 @@
 #include "ember/kernels/activation.hpp"
 #include "ember/kernels/relu.hpp"
 #include "ember/kernels/softmax.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
 
 template <typename T>
-class ReLUT : public ModuleT<T> {
+class ReLUT : public ModuleT<T>, public ReluFusion<T>, public ChannelFusion<T> {
  public:
   // Keeps one byte per element (x > 0) for backward rather than a copy of the output: a quarter of the memory
   // and of the traffic.
@@ -53,6 +55,8 @@ class ReLUT : public ModuleT<T> {
     kernels::relu_forward(x.data(), out.data(), x.numel());
   }
   bool is_relu() const override { return true; }
+  void forward_into_relu(const TensorT<T>&, TensorT<T>&) override { throw std::logic_error("ReLU: takes no ReLU's input"); }
+  void backward_into_relu(const TensorT<T>&, TensorT<T>*) override { throw std::logic_error("ReLU: takes no ReLU's input"); }
   std::string describe(graph::Tracer& t, const std::string& x) const override { return t.node("Relu", {x}); }
   // The map applies ReLU before its affine part, so not after one.
   bool append_channel_map(const Shape& in, ChannelMap<T>& map) const override {

@@ -14,12 +14,13 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/batchnorm.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
 
 template <typename T>
-class BatchNormBaseT : public ModuleT<T> {
+class BatchNormBaseT : public ModuleT<T>, public ReluFusion<T>, public ChannelFusion<T> {
  protected:
   BatchNormBaseT(const char* name, std::int64_t num_features, double eps, double momentum)
       : c_(num_features), eps_(eps), momentum_(momentum) {

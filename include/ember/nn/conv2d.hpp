@@ -20,6 +20,7 @@
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/conv2d.hpp"
 #include "ember/nn/init.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
@@ -58,7 +59,7 @@ struct Conv2dOptions {
 };
 
 template <typename T>
-class Conv2dT : public ModuleT<T> {
+class Conv2dT : public ModuleT<T>, public ChannelFusion<T> {
  public:
   Conv2dT(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Size2 stride = 1, Size2 padding = 0,
           Size2 dilation = 1, std::int64_t groups = 1, bool bias = true, Generator& gen = default_generator())

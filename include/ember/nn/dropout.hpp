@@ -12,6 +12,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
@@ -28,7 +29,7 @@ inline std::uint64_t splitmix64(std::uint64_t key, std::uint64_t i) {
 }  // namespace detail
 
 template <typename T>
-class DropoutT : public ModuleT<T> {
+class DropoutT : public ModuleT<T>, public ChannelFusion<T> {
  public:
   explicit DropoutT(double p = 0.5, Generator* gen = nullptr) : p_(p), gen_(gen) {
     if (!(p >= 0.0 && p <= 1.0))

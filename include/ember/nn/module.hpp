@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "ember/core/parameter.hpp"
-#include "ember/kernels/epilogue.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/graph/tracer.hpp"
@@ -48,29 +47,6 @@ struct Scratch : V {
   Scratch(Scratch&&) noexcept = default;
   Scratch& operator=(Scratch&&) noexcept = default;
   ~Scratch() = default;
-};
-
-// A map of each channel c of a [N, C, ...] activation on its own: ReLU if relu, then
-// (v - center[c]) * scale[c] + shift[c] if scale is not empty (an eval-mode BatchNorm). A layer that writes
-// channels (Conv2d) can apply it as it stores its output, in place of the layers that follow it: Sequential's
-// predict gathers it from them (ModuleT::append_channel_map) and hands it over (predict_into_mapped).
-template <typename T>
-struct ChannelMap {
-  bool relu = false;
-  std::vector<T> center, scale, shift;
-
-  void clear() {
-    relu = false;
-    center.clear();
-    scale.clear();
-    shift.clear();
-  }
-  bool affine() const { return !scale.empty(); }
-  // As the GEMM epilogue of a product whose rows are the channels.
-  kernels::RowEpilogue<T> rows() const {
-    if (!affine()) return {relu, nullptr, nullptr, nullptr};
-    return {relu, center.data(), scale.data(), shift.data()};
-  }
 };
 
 template <typename T>
@@ -122,8 +98,11 @@ class ModuleT {
   // pointer instead of a copy (BatchNorm). Layers without such a need ignore the promise.
   virtual void forward_into_kept(const TensorT<T>& x, TensorT<T>& out) { forward_into(x, out); }
 
-  // As PyTorch: train(true) / train(false) == eval(). Containers pass it on to their children.
-  virtual void train(bool mode = true) { training_ = mode; }
+  // As PyTorch: train(true) / train(false) == eval(), passed on to the children.
+  virtual void train(bool mode = true) {
+    training_ = mode;
+    for (auto& [name, child] : children()) child->train(mode);
+  }
   void eval() { train(false); }
   bool is_training() const noexcept { return training_; }
 
@@ -154,6 +133,18 @@ class ModuleT {
   }
   // Every module with its dotted name, as PyTorch's named_modules(): the root as "", then its children
   // ("fc1", "block.0", ...) depth first, in registration order.
+  // The direct children with their names, as PyTorch's named_children(): a Sequential's in order, a Residual's
+  // "body" and "shortcut"; none for a layer.
+  NamedModules children() {
+    NamedModules out;
+    collect_children(out);
+    return out;
+  }
+  std::vector<std::pair<std::string, const ModuleT<T>*>> children() const {
+    NamedModules all;
+    const_cast<ModuleT*>(this)->collect_children(all);
+    return {all.begin(), all.end()};
+  }
   NamedModules named_modules() {
     NamedModules out;
     collect_modules("", out);
@@ -173,43 +164,6 @@ class ModuleT {
     return *this;
   }
 
-  // Training fusion, as Sequential's forward and backward use it: a ReLU (is_relu) followed by a layer that can
-  // read its input through one (absorbs_relu, as it is now: BatchNorm in training) runs as that layer alone.
-  // forward_into_relu(x, out) is forward_into_kept(relu(x), out), and backward_into_relu(g, gi) its backward
-  // followed by the ReLU's (gi: the gradient at the ReLU's input), with the same values; the ReLU's own passes
-  // over the activation are saved.
-  virtual bool is_relu() const { return false; }
-  virtual bool absorbs_relu() const { return false; }
-  virtual void forward_into_relu(const TensorT<T>& x, TensorT<T>& out) {
-    (void)x, (void)out;
-    throw std::logic_error(type_name() + ": cannot take a ReLU's input");
-  }
-  virtual void backward_into_relu(const TensorT<T>& grad_out, TensorT<T>* grad_in) {
-    (void)grad_out, (void)grad_in;
-    throw std::logic_error(type_name() + ": cannot take a ReLU's input");
-  }
-
-  // Inference fusion, as Sequential's predict uses it. A layer that can apply a ChannelMap to its output as it
-  // writes it (Conv2d) sets `out` to the output shape for an input of shape `in` and returns true; when `in` is
-  // not one it takes, it returns false and its predict_into reports the error.
-  virtual bool mapped_output_shape(const Shape& in, Shape& out) const {
-    (void)in, (void)out;
-    return false;
-  }
-  // predict_into, then `map` on the output: the same values as running the layers the map stands for, within
-  // the rounding of a fused multiply-add. Only for layers whose mapped_output_shape returns true.
-  virtual void predict_into_mapped(const TensorT<T>& x, TensorT<T>& out, const ChannelMap<T>& map) const {
-    (void)x, (void)out, (void)map;
-    throw std::logic_error(type_name() + ": cannot apply a channel map to its output");
-  }
-  // A layer whose predict is such a map for an input of shape `in` (ReLU; BatchNorm2d; Dropout, the identity)
-  // appends itself to `map` and returns true; false when it cannot (`in` not one it takes, or a ReLU after the
-  // affine part, which the map cannot express).
-  virtual bool append_channel_map(const Shape& in, ChannelMap<T>& map) const {
-    (void)in, (void)map;
-    return false;
-  }
-
   // The module as nodes of a graph (graph::trace, graph/tracer.hpp): adds its initializers and nodes reading
   // the value `x` and returns the name of its output value, with eval-mode semantics. Every layer of ember
   // describes itself; a layer of your own that does not is named by the error trace throws.
@@ -224,14 +178,21 @@ class ModuleT {
   // a Sequential holding one layer without it predicts a large batch whole, on one chunk.
   virtual bool batch_independent() const { return false; }
 
-  // Called during backward as a part of the model has its parameters' gradients (train/step.hpp). A
-  // container stores the hook, calls it after each child's backward and returns true; a single layer returns
-  // false, and the caller reports the whole module once its backward is done. Null removes the hook.
+  // Listeners called during backward as a part of the model has its parameters' gradients (train/step.hpp,
+  // dist::GradientReducer): several at once, each called for every part, in the order they were added. A
+  // container (reports_gradients_ready) calls them after each child's backward; a single layer does not, and
+  // the caller reports the whole module once its backward is done. The returned id removes the listener.
+  // Copies of a module start without listeners (they point into whoever added them).
   using GradientsReadyHook = std::function<void(const std::string& name, ModuleT& module)>;
-  virtual bool set_gradients_ready_hook(GradientsReadyHook hook) {
-    (void)hook;
-    return false;
+  std::size_t add_gradients_ready_listener(GradientsReadyHook fn) {
+    listeners_.items.emplace_back(++listeners_.last_id, std::move(fn));
+    return listeners_.last_id;
   }
+  void remove_gradients_ready_listener(std::size_t id) {
+    auto& v = listeners_.items;
+    v.erase(std::remove_if(v.begin(), v.end(), [id](const auto& l) { return l.first == id; }), v.end());
+  }
+  virtual bool reports_gradients_ready() const { return false; }
 
   // The type's name as PyTorch prints it ("Linear", "Conv2d", ...).
   virtual std::string type_name() const = 0;
@@ -240,17 +201,22 @@ class ModuleT {
   // The whole printout, as PyTorch's repr() of the same module.
   virtual std::string repr() const { return type_name() + "(" + extra_repr() + ")"; }
 
-  // Parameters and buffers with `prefix` before each name ("fc1." inside a Sequential).
+  // A container adds its direct children (collect_children); everything below follows from them.
+  virtual void collect_children(NamedModules& out) { (void)out; }
+  // Parameters and buffers with `prefix` before each name ("fc1." inside a Sequential): by default the
+  // children's, each under its name; a layer adds its own.
   virtual void collect_parameters(const std::string& prefix, NamedParameters& out) {
-    (void)prefix;
-    (void)out;
+    for (auto& [name, child] : children()) child->collect_parameters(prefix + name + ".", out);
   }
   virtual void collect_buffers(const std::string& prefix, NamedBuffers& out) {
-    (void)prefix;
-    (void)out;
+    for (auto& [name, child] : children()) child->collect_buffers(prefix + name + ".", out);
   }
-  // This module under `name`; containers add their children after it ("name.child").
-  virtual void collect_modules(const std::string& name, NamedModules& out) { out.emplace_back(name, this); }
+  // This module under `name`, then its children's modules ("name.child"), depth first.
+  void collect_modules(const std::string& name, NamedModules& out) {
+    out.emplace_back(name, this);
+    for (auto& [child_name, child] : children())
+      child->collect_modules(name.empty() ? child_name : name + "." + child_name, out);
+  }
 
  protected:
   // Copies are deep (each layer copies its tensors); protected so that a module is never sliced.
@@ -285,8 +251,24 @@ class ModuleT {
                         to_string(grad_out.shape()));
   }
 
+  // For containers: every listener, for the child `name` whose gradients are now complete.
+  void notify_gradients_ready(const std::string& name, ModuleT& child) {
+    for (auto& l : listeners_.items) l.second(name, child);
+  }
+
   bool training_ = true;
   bool moved_from_ = false;
+
+ private:
+  struct Listeners {
+    Listeners() = default;
+    Listeners(const Listeners&) {}
+    Listeners& operator=(const Listeners&) { return *this; }
+    Listeners(Listeners&&) noexcept = default;
+    Listeners& operator=(Listeners&&) noexcept = default;
+    std::vector<std::pair<std::size_t, GradientsReadyHook>> items;
+    std::size_t last_id = 0;
+  } listeners_;
 };
 
 using Module = ModuleT<float>;

@@ -10,6 +10,7 @@
 #include "ember/nn/conv2d.hpp"
 #include "ember/nn/dropout.hpp"
 #include "ember/nn/flatten.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/identity.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/linear.hpp"

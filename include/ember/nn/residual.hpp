@@ -66,10 +66,10 @@ class ResidualT : public ModuleT<T> {
   void backward_into(const TensorT<T>& grad_out, TensorT<T>* grad_in) override {
     require_body();
     body_->backward_into(grad_out, grad_in);
-    if (hook_) hook_("body", *body_);
+    this->notify_gradients_ready("body", *body_);
     if (shortcut_) {
       shortcut_->backward_into(grad_out, grad_in ? &short_grad_ : nullptr);
-      if (hook_) hook_("shortcut", *shortcut_);
+      this->notify_gradients_ready("shortcut", *shortcut_);
       if (grad_in) add_into(*grad_in, short_grad_);
     } else if (grad_in) {
       add_into(*grad_in, grad_out);
@@ -99,16 +99,8 @@ class ResidualT : public ModuleT<T> {
   bool batch_independent() const override {
     return body_ && body_->batch_independent() && (!shortcut_ || shortcut_->batch_independent());
   }
-  void train(bool mode = true) override {
-    ModuleT<T>::train(mode);
-    if (body_) body_->train(mode);
-    if (shortcut_) shortcut_->train(mode);
-  }
-  // As a container: the hook runs after the body's backward ("body") and the shortcut's ("shortcut").
-  bool set_gradients_ready_hook(typename ModuleT<T>::GradientsReadyHook hook) override {
-    hook_ = std::move(hook);
-    return true;
-  }
+  // As a container: the listeners run after the body's backward ("body") and the shortcut's ("shortcut").
+  bool reports_gradients_ready() const override { return true; }
 
   std::string type_name() const override { return "Residual"; }
   std::string repr() const override {
@@ -117,19 +109,9 @@ class ResidualT : public ModuleT<T> {
     return s + ")";
   }
 
-  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
-    if (body_) body_->collect_parameters(prefix + "body.", out);
-    if (shortcut_) shortcut_->collect_parameters(prefix + "shortcut.", out);
-  }
-  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
-    if (body_) body_->collect_buffers(prefix + "body.", out);
-    if (shortcut_) shortcut_->collect_buffers(prefix + "shortcut.", out);
-  }
-  void collect_modules(const std::string& name, typename ModuleT<T>::NamedModules& out) override {
-    out.emplace_back(name, this);
-    const std::string dot = name.empty() ? "" : name + ".";
-    if (body_) body_->collect_modules(dot + "body", out);
-    if (shortcut_) shortcut_->collect_modules(dot + "shortcut", out);
+  void collect_children(typename ModuleT<T>::NamedModules& out) override {
+    if (body_) out.emplace_back("body", body_.get());
+    if (shortcut_) out.emplace_back("shortcut", shortcut_.get());
   }
 
   ModuleT<T>& body() {
@@ -171,7 +153,6 @@ class ResidualT : public ModuleT<T> {
 
   std::unique_ptr<ModuleT<T>> body_, shortcut_;
   TensorT<T> short_out_, short_grad_;
-  typename ModuleT<T>::GradientsReadyHook hook_;
 };
 
 using Residual = ResidualT<float>;

@@ -22,6 +22,7 @@
 #include "ember/core/parallel.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/nn/fusion.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
@@ -172,24 +173,21 @@ class SequentialT : public ModuleT<T> {
       TensorT<T>* gi = first == 0 ? grad_in : &grads_[next];
       try {
         if (with_relu)
-          children_[i].second->backward_into_relu(*g, gi);
+          relu_fusion_of(*children_[i].second)->backward_into_relu(*g, gi);
         else
           children_[i].second->backward_into(*g, gi);
       } catch (const shape_error& e) {
         throw shape_error(display() + " (" + children_[i].first + "): " + e.what());
       }
-      if (gradients_ready_) gradients_ready_(children_[i].first, *children_[i].second);
-      if (with_relu && gradients_ready_) gradients_ready_(children_[first].first, *children_[first].second);
+      this->notify_gradients_ready(children_[i].first, *children_[i].second);
+      if (with_relu) this->notify_gradients_ready(children_[first].first, *children_[first].second);
       g = gi;
       next ^= 1;
       i = first;
     }
   }
 
-  bool set_gradients_ready_hook(typename ModuleT<T>::GradientsReadyHook hook) override {
-    gradients_ready_ = std::move(hook);
-    return true;
-  }
+  bool reports_gradients_ready() const override { return true; }
 
   // A large batch whose children all treat samples independently runs in chunks, several at once (one per
   // thread, each single-threaded inside), so that no activation of the whole batch (200 MB after conv1 at
@@ -253,10 +251,6 @@ class SequentialT : public ModuleT<T> {
     return true;
   }
 
-  void train(bool mode = true) override {
-    ModuleT<T>::train(mode);
-    for (auto& c : children_) c.second->train(mode);
-  }
 
   std::string type_name() const override { return display(); }
   // PyTorch's layout: one "(name): child" line per child, nested reprs indented by two spaces.
@@ -274,16 +268,8 @@ class SequentialT : public ModuleT<T> {
     return s + ")";
   }
 
-  void collect_parameters(const std::string& prefix, typename ModuleT<T>::NamedParameters& out) override {
-    for (auto& [name, child] : children_) child->collect_parameters(prefix + name + ".", out);
-  }
-  void collect_buffers(const std::string& prefix, typename ModuleT<T>::NamedBuffers& out) override {
-    for (auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
-  }
-  void collect_modules(const std::string& name, typename ModuleT<T>::NamedModules& out) override {
-    out.emplace_back(name, this);
-    for (auto& [child_name, child] : children_)
-      child->collect_modules(name.empty() ? child_name : name + "." + child_name, out);
+  void collect_children(typename ModuleT<T>::NamedModules& out) override {
+    for (auto& [name, child] : children_) out.emplace_back(name, child.get());
   }
   const std::string& display_name() const { return display_name_; }
 
@@ -299,14 +285,15 @@ class SequentialT : public ModuleT<T> {
       const TensorT<T>& in = i == 0 ? x : acts_[i - 1];
       // A ReLU whose input stays alive, followed by a layer that can read through it (BatchNorm in training):
       // that layer runs the pair, and the ReLU's output buffer is not written.
-      const bool fuse = i + 1 < children_.size() && (i > 0 || x_kept) && children_[i].second->is_relu() &&
-                        children_[i + 1].second->absorbs_relu();
+      ReluFusion<T>* const next = i + 1 < children_.size() ? relu_fusion_of(*children_[i + 1].second) : nullptr;
+      const ReluFusion<T>* const self = next ? relu_fusion_of(*children_[i].second) : nullptr;
+      const bool fuse = (i > 0 || x_kept) && self && self->is_relu() && next->absorbs_relu();
       const std::size_t last = fuse ? i + 1 : i;
       TensorT<T>& o = last + 1 == children_.size() ? out : acts_[last];
       try {
         // acts_ is left alone until the next forward, so every child after the first may keep its input.
         if (fuse)
-          children_[last].second->forward_into_relu(in, o);
+          next->forward_into_relu(in, o);
         else if (i > 0 || x_kept)
           children_[i].second->forward_into_kept(in, o);
         else
@@ -353,7 +340,7 @@ class SequentialT : public ModuleT<T> {
       ~Level() { --d; }
     } level{++depth};
     // The channel maps that follow a layer able to apply them (a Conv2d's ReLU, Dropout and BatchNorm2d) run
-    // inside its output's store: module.hpp's ChannelMap. Kept per thread, so a warm prediction allocates nothing.
+    // inside its output's store: nn/fusion.hpp's ChannelMap. Kept per thread, so a warm prediction allocates nothing.
     static thread_local ChannelMap<T> map;
     static thread_local Shape mapped_shape;
     const TensorT<T>* in = &x;
@@ -362,12 +349,17 @@ class SequentialT : public ModuleT<T> {
     for (std::size_t i = 0; i < count;) {
       std::size_t last = i;  // the last child whose work this step does
       map.clear();
-      if (children_[i].second->mapped_output_shape(in->shape(), mapped_shape))
-        while (last + 1 < count && children_[last + 1].second->append_channel_map(mapped_shape, map)) ++last;
+      const ChannelFusion<T>* const writer = channel_fusion_of(*children_[i].second);
+      if (writer && writer->mapped_output_shape(in->shape(), mapped_shape))
+        while (last + 1 < count) {
+          const ChannelFusion<T>* const stage = channel_fusion_of(*children_[last + 1].second);
+          if (!stage || !stage->append_channel_map(mapped_shape, map)) break;
+          ++last;
+        }
       TensorT<T>& o = last + 1 == count ? out : acts[last];
       try {
         if (last > i)
-          children_[i].second->predict_into_mapped(*in, o, map);
+          writer->predict_into_mapped(*in, o, map);
         else
           children_[i].second->predict_into(*in, o);
       } catch (const shape_error& e) {
@@ -390,7 +382,6 @@ class SequentialT : public ModuleT<T> {
   std::vector<std::pair<std::string, std::unique_ptr<ModuleT<T>>>> children_;
   std::vector<TensorT<T>> acts_, grads_;
   std::vector<char> absorbed_relu_;  // per child: its last forward also ran the ReLU before it
-  typename ModuleT<T>::GradientsReadyHook gradients_ready_;
 };
 
 using Sequential = SequentialT<float>;

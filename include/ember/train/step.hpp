@@ -83,7 +83,7 @@ class Step {
   Step(const Step&) = delete;
   Step& operator=(const Step&) = delete;
   ~Step() {
-    if (gradients_ready_) model_.set_gradients_ready_hook(nullptr);
+    if (listener_) model_.remove_gradients_ready_listener(listener_);
   }
 
   // Runs one step on (input, target); returns the batch's loss (before the update). A loss that is not finite
@@ -97,7 +97,7 @@ class Step {
     const T l = loss_.forward(output_, target);
     loss_.backward_into(grad_);
     model_.backward_into(grad_, nullptr);
-    if (gradients_ready_ && !model_reports_) gradients_ready_("", model_);
+    if (gradients_ready_ && !model_.reports_gradients_ready()) gradients_ready_("", model_);
     if (before_update_) before_update_();
     if constexpr (detail::has_step_and_zero_grad<Optimizer>::value) {
       if (fuse_zero_grad_) {
@@ -120,9 +120,12 @@ class Step {
   }
 
   void before_update(std::function<void()> fn) { before_update_ = std::move(fn); }
+  // Replaces this step's earlier function; other listeners of the model (a GradientReducer's) stay.
   void gradients_ready(GradientsReady fn) {
+    if (listener_) model_.remove_gradients_ready_listener(listener_);
+    listener_ = 0;
     gradients_ready_ = fn;
-    model_reports_ = model_.set_gradients_ready_hook(std::move(fn));
+    if (fn && model_.reports_gradients_ready()) listener_ = model_.add_gradients_ready_listener(std::move(fn));
   }
 
   // The model's output of the last step (logits for a classifier).
@@ -138,7 +141,7 @@ class Step {
   TensorT<T> input_buffer_, output_, grad_;
   std::function<void()> before_update_;
   GradientsReady gradients_ready_;
-  bool model_reports_ = false;  // the model calls gradients_ready_ itself, child by child
+  std::size_t listener_ = 0;  // non-zero: the model calls gradients_ready_ itself, child by child
   bool fuse_zero_grad_ = false;
   bool grads_zeroed_ = false;  // the last step's update zeroed the gradients
 };

@@ -1,5 +1,5 @@
 // ember::dist from an install tree: a world of one without mpirun.
-#include <ember/dist/context.hpp>
+#include <ember/distributed/context.hpp>
 
 #include <cstdio>
 

@@ -1,4 +1,4 @@
-// Data-parallel training checked against one process, run by ctest through mpirun (tests/dist/CMakeLists.txt).
+// Data-parallel training checked against one process, run by ctest through mpirun (tests/distributed/CMakeLists.txt).
 //   dist_train equivalence           the report's MLP, 50 steps: N ranks x batch 32/N against 1 x 32
 //   dist_train cnn                   the report's CNN, N ranks against one process: the same accuracy
 //   dist_train fail                  rank 1 throws at step 3: the job must end, with the message
@@ -6,7 +6,7 @@
 //   dist_train resume DIR            continues DIR/last.safetensors, then compares with an uninterrupted run
 //   dist_train syncbn                a small CNN with SyncBatchNorm, 2 x 16 against BatchNorm2d, 1 x 32
 //   dist_train sampler               (one process) the sampler's slices against the single loader's batches
-#include <ember/dist/mpi.hpp>
+#include <ember/distributed/mpi.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/models/report.hpp>
 #include <ember/optim/sgd.hpp>

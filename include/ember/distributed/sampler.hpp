@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "ember/data/dataloader.hpp"
-#include "ember/dist/context.hpp"
+#include "ember/distributed/context.hpp"
 
 namespace ember::dist {
 

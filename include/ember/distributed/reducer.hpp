@@ -1,7 +1,7 @@
 #pragma once
 // Gradient averaging that overlaps backward, as PyTorch's DistributedDataParallel: the parameters are grouped
 // into buckets of about bucket_bytes, in backward order (the last layer's first); when the model reports that a
-// child's gradients are complete (ModuleT::set_gradients_ready_hook), every bucket whose gradients are then all
+// child's gradients are complete (ModuleT::add_gradients_ready_listener), every bucket whose gradients are then all
 // in is copied into its flat buffer and handed to MPI_Iallreduce, and backward goes on. OpenMPI advances a
 // non-blocking collective only inside MPI calls, so each report also polls the buckets in flight (MPI_Testall).
 // finish(), between backward and the optimiser step, waits for the rest and writes the means into the .grad
@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "ember/dist/context.hpp"
+#include "ember/distributed/context.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::dist {
@@ -70,15 +70,15 @@ class GradientReducerT {
     std::int64_t buffer_numel = 0;
     for (auto* t : buffers_) buffer_numel += t->numel();
     buffer_flat_.assign(static_cast<std::size_t>(buffer_numel), T(0));
-    if (ctx_.size() > 1) model_.set_gradients_ready_hook([this](const std::string& name, nn::ModuleT<T>& m) {
-      on_ready(name, m);
-    });
+    if (ctx_.size() > 1)
+      listener_ = model_.add_gradients_ready_listener(
+          [this](const std::string& name, nn::ModuleT<T>& m) { on_ready(name, m); });
     reset();
   }
   GradientReducerT(const GradientReducerT&) = delete;
   GradientReducerT& operator=(const GradientReducerT&) = delete;
   ~GradientReducerT() {
-    if (ctx_.size() > 1) model_.set_gradients_ready_hook(nullptr);
+    if (listener_) model_.remove_gradients_ready_listener(listener_);
   }
 
   // Between backward and the optimiser step: every gradient becomes the mean over the ranks (and the buffers
@@ -196,6 +196,7 @@ class GradientReducerT {
 
   const Context& ctx_;
   nn::ModuleT<T>& model_;
+  std::size_t listener_ = 0;  // 0: none added (a single process)
   ReducerOptions options_;
   std::vector<ParameterT<T>*> params_;
   std::vector<std::size_t> bucket_of_;

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "ember/dist/context.hpp"
+#include "ember/distributed/context.hpp"
 #include "ember/kernels/batchnorm.hpp"
 #include "ember/nn/batchnorm2d.hpp"
 #include "ember/nn/sequential.hpp"

@@ -8,8 +8,8 @@
 //   dist::GradientReducer reducer(ctx, model);            // bucketed all-reduce overlapping backward
 //   fit_options.before_update = reducer.before_update();
 //   data::DataLoader train(ds, {16, true, false, seed, true, dist::DistributedSampler(ctx, 16).index_sampler()});
-#include "ember/dist/collectives.hpp"
-#include "ember/dist/context.hpp"
-#include "ember/dist/reducer.hpp"
-#include "ember/dist/sampler.hpp"
-#include "ember/dist/sync_batchnorm.hpp"
+#include "ember/distributed/collectives.hpp"
+#include "ember/distributed/context.hpp"
+#include "ember/distributed/reducer.hpp"
+#include "ember/distributed/sampler.hpp"
+#include "ember/distributed/sync_batchnorm.hpp"

@@ -6,7 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "alloc_counter.hpp"
 
-#include <ember/dist/mpi.hpp>
+#include <ember/distributed/mpi.hpp>
 #include <ember/loss/cross_entropy.hpp>
 #include <ember/models/report.hpp>
 #include <ember/optim/sgd.hpp>

@@ -7,7 +7,7 @@
 //   dist::average_gradients(ctx, model);      // blocking: every .grad becomes the mean over the ranks
 //
 // average_gradients is the plain blocking form (one MPI_Allreduce per parameter after backward);
-// dist::GradientReducer (dist/reducer.hpp) does the same in buckets that start during backward.
+// dist::GradientReducer (distributed/reducer.hpp) does the same in buckets that start during backward.
 #include <mpi.h>
 
 #include <algorithm>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "ember/core/error.hpp"
-#include "ember/dist/context.hpp"
+#include "ember/distributed/context.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/train/evaluate.hpp"
 #include "ember/train/fit.hpp"
