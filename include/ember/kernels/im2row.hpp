@@ -1,0 +1,32 @@
+#pragma once
+// im2row: a convolution's patches as rows (pixels x (channel, ky, kx)), the layout in which the int8 and bf16
+// products (gemm_int8.hpp, gemm_bf16.hpp) take their activations, with weights [out_channels x (c, ky, kx)] as
+// a Conv's weight is stored. `pad` fills the border: 0 for floats, the zero point for u8. groups == 1 only.
+#include <cstdint>
+
+#include "ember/kernels/im2col.hpp"
+
+namespace ember::kernels {
+
+// img: channels x height x width; rows: out_h * out_w rows of col_rows() values.
+template <typename T>
+void im2row(const Conv2dGeometry& g, const T* img, T* rows, T pad) {
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), k = g.col_rows();
+  for (std::int64_t oy = 0; oy < oh; ++oy)
+    for (std::int64_t ox = 0; ox < ow; ++ox) {
+      T* r = rows + (oy * ow + ox) * k;
+      for (std::int64_t c = 0; c < g.channels; ++c) {
+        const T* plane = img + c * g.height * g.width;
+        for (std::int64_t ki = 0; ki < g.kernel_h; ++ki) {
+          const std::int64_t y = oy * g.stride_h - g.pad_h + ki * g.dilation_h;
+          const bool row_in = y >= 0 && y < g.height;
+          for (std::int64_t kj = 0; kj < g.kernel_w; ++kj) {
+            const std::int64_t x = ox * g.stride_w - g.pad_w + kj * g.dilation_w;
+            *r++ = row_in && x >= 0 && x < g.width ? plane[y * g.width + x] : pad;
+          }
+        }
+      }
+    }
+}
+
+}  // namespace ember::kernels
