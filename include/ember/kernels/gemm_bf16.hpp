@@ -80,7 +80,28 @@ inline void bf16_portable(std::int64_t rows, const std::uint32_t* a, std::int64_
   }
 }
 
+// A row of k floats rounded to bf16, pairs packed in 32-bit words (zero past k).
+inline void round_row(const float* row, std::int64_t k, std::uint32_t* out) {
+  for (std::int64_t g = 0; 2 * g < k; ++g) {
+    const std::uint32_t lo = to_bf16(row[2 * g]);
+    const std::uint32_t hi = 2 * g + 1 < k ? to_bf16(row[2 * g + 1]) : 0u;
+    out[g] = lo | (hi << 16);
+  }
+}
+
 #if EMBER_X86_KERNELS
+// The same with vcvtneps2bf16 (round to nearest even, as to_bf16).
+EMBER_TARGET_BF16 inline void round_row_native(const float* row, std::int64_t k, std::uint32_t* out) {
+  auto* out16 = reinterpret_cast<std::uint16_t*>(out);
+  if (k % 2) out16[k] = 0;
+  for (std::int64_t q = 0; q < k; q += 16) {
+    const std::int64_t left = k - q;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row + q));
+    _mm256_mask_storeu_epi16(out16 + q, mask, (__m256i)v);
+  }
+}
+
 template <int R, int P>
 EMBER_TARGET_BF16 void bf16_tile(const std::uint32_t* a, std::int64_t pairs, const bf16_t* w,
                                  std::int64_t panel_values, float* c, std::int64_t ldc, std::int64_t cols) {
@@ -137,28 +158,26 @@ inline void gemm_bf16(Bf16Workspace& ws, std::int64_t m, const float* a, std::in
   const bool native = bf16_native();
   for (std::int64_t i0 = 0; i0 < m; i0 += kRows) {
     const std::int64_t rows = std::min(kRows, m - i0);
-    for (std::int64_t i = 0; i < rows; ++i) {
-      const float* row = a + (i0 + i) * lda;
-      std::uint32_t* out = ws.a.data() + i * w.pairs;
-      for (std::int64_t g = 0; g < w.pairs; ++g) {
-        const std::uint32_t lo = to_bf16(row[2 * g]);
-        const std::uint32_t hi = 2 * g + 1 < w.k ? to_bf16(row[2 * g + 1]) : 0u;
-        out[g] = lo | (hi << 16);
-      }
-    }
 #if EMBER_X86_KERNELS
-    if (native)
+    if (native) {
+      for (std::int64_t i = 0; i < rows; ++i)
+        detail::round_row_native(a + (i0 + i) * lda, w.k, ws.a.data() + i * w.pairs);
       detail::bf16_rows(rows, ws.a.data(), w.pairs, w, ws.c.data(), w.n);
-    else
+    } else
 #endif
+    {
+      for (std::int64_t i = 0; i < rows; ++i) detail::round_row(a + (i0 + i) * lda, w.k, ws.a.data() + i * w.pairs);
       detail::bf16_portable(rows, ws.a.data(), w.pairs, w, ws.c.data(), w.n);
+    }
     (void)native;
-    for (std::int64_t i = 0; i < rows; ++i)
-      for (std::int64_t j = 0; j < w.n; ++j) {
-        float v = ws.c[static_cast<std::size_t>(i * w.n + j)];
-        if (bias) v += bias[j];
-        if (relu) v = v > 0 ? v : 0.0f;
-        y[(i0 + i) * y_row + j * y_col] = v;
+    // Along y's contiguous side (a convolution's pixels when y_row is 1).
+    const bool by_column = y_row == 1 && y_col != 1;
+    const std::int64_t outer = by_column ? w.n : rows, inner = by_column ? rows : w.n;
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t t = 0; t < inner; ++t) {
+        const std::int64_t i = by_column ? t : o, j = by_column ? o : t;
+        const float v = ws.c[static_cast<std::size_t>(i * w.n + j)] + (bias ? bias[j] : 0.0f);
+        y[(i0 + i) * y_row + j * y_col] = relu ? (v > 0 ? v : 0.0f) : v;
       }
   }
 }

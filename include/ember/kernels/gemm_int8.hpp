@@ -134,14 +134,26 @@ struct Requant {
 };
 
 inline float requantize_value(std::int32_t acc, const Requant& r, std::int64_t j) {
-  float v = static_cast<float>(acc - r.offset[j]) * r.scale[j];
-  if (r.bias) v += r.bias[j];
+  const float v = static_cast<float>(acc - r.offset[j]) * r.scale[j] + (r.bias ? r.bias[j] : 0.0f);
   return r.relu ? (v > 0 ? v : 0.0f) : v;
 }
 
 // acc [m x n] (stride ldacc) -> y[i * y_row + j * y_col] as float.
+// The loop runs along y's contiguous side (a convolution's pixels), so the stores vectorise.
 inline void requantize(const std::int32_t* acc, std::int64_t ldacc, std::int64_t m, std::int64_t n,
                        const Requant& r, float* y, std::int64_t y_row, std::int64_t y_col) {
+  if (y_row == 1 && y_col != 1) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      const std::int32_t off = r.offset[j];
+      const float s = r.scale[j], b = r.bias ? r.bias[j] : 0.0f;
+      float* out = y + j * y_col;
+      for (std::int64_t i = 0; i < m; ++i) {
+        const float v = static_cast<float>(acc[i * ldacc + j] - off) * s + b;
+        out[i] = r.relu ? (v > 0 ? v : 0.0f) : v;
+      }
+    }
+    return;
+  }
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) y[i * y_row + j * y_col] = requantize_value(acc[i * ldacc + j], r, j);
 }

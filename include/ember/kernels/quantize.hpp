@@ -37,9 +37,18 @@ inline QuantParams choose_u8_params(float lo, float hi) {
 // Symmetric s8 scale for values within [-absmax, absmax] (levels -127..127; -128 unused, as ONNX Runtime).
 inline float choose_s8_scale(float absmax) { return absmax > 0 ? absmax / 127.0f : 1.0f; }
 
+// Round half to even of |v| <= 2^22 by adding and taking away 1.5 * 2^23 (the FPU's default rounding mode):
+// no call to nearbyint, which a build without SSE4.1 makes per value, and a loop of it vectorises.
+inline float round_even(float v) {
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
 inline std::uint8_t quantize_u8(float x, float inv_scale, std::int32_t zero_point) {
-  const float q = std::nearbyint(x * inv_scale) + static_cast<float>(zero_point);
-  return static_cast<std::uint8_t>(std::clamp(q, 0.0f, 255.0f));  // NaN: clamp gives 0
+  float t = x * inv_scale;
+  t = t > -512.0f ? t : -512.0f;  // NaN -> -512 -> 0
+  t = t < 512.0f ? t : 512.0f;
+  const float q = round_even(t) + static_cast<float>(zero_point);
+  return static_cast<std::uint8_t>(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
 }
 inline std::int8_t quantize_s8(float x, float inv_scale) {
   return static_cast<std::int8_t>(std::clamp(std::nearbyint(x * inv_scale), -127.0f, 127.0f));
