@@ -833,4 +833,24 @@ TEST_CASE("im2row lays a convolution's patches out as rows, the border filled wi
   kernels::im2row(g, u.data(), ur.data(), std::uint8_t(77));
   CHECK(ur[0] == 77);  // top-left tap of the first patch is padding
   CHECK(ur[4] == 9);   // its centre is inside
+  // Channels last: the same patches with each row ordered (ky, kx, c); also with stride 1 and no padding
+  // (whole kernel rows copied at once) and dilation.
+  for (const kernels::Conv2dGeometry& h :
+       {g, kernels::Conv2dGeometry{3, 5, 6, 3, 2, 1, 1, 0, 0}, kernels::Conv2dGeometry{2, 7, 7, 3, 3, 1, 2, 2, 1, 2, 2}}) {
+    const std::int64_t hk = h.col_rows(), pixels = h.out_h() * h.out_w(), plane = h.height * h.width;
+    const std::int64_t taps = h.kernel_h * h.kernel_w;
+    std::vector<float> chw(static_cast<std::size_t>(h.channels * plane)), hwc(chw.size());
+    for (std::size_t i = 0; i < chw.size(); ++i) chw[i] = float(i + 1);
+    for (std::int64_t c = 0; c < h.channels; ++c)
+      for (std::int64_t p = 0; p < plane; ++p) hwc[p * h.channels + c] = chw[c * plane + p];
+    std::vector<float> a(static_cast<std::size_t>(pixels * hk)), b(a.size());
+    kernels::im2row(h, chw.data(), a.data(), -1.0f);
+    kernels::im2row_hwc(h, hwc.data(), b.data(), -1.0f);
+    bool same = true;
+    for (std::int64_t p = 0; p < pixels; ++p)
+      for (std::int64_t c = 0; c < h.channels; ++c)
+        for (std::int64_t t = 0; t < taps; ++t)
+          same = same && a[p * hk + c * taps + t] == b[p * hk + t * h.channels + c];
+    CHECK(same);
+  }
 }

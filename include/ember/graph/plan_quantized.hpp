@@ -1,8 +1,8 @@
 #pragma once
 // The low-precision steps of graph::Plan (graph/plan.hpp): a Conv or Gemm step (plan_steps.hpp) lowered to
 //   int8   a node graph::quantize_int8 marked (graph/quantize.hpp): its input quantized to u8 with the node's
-//          activation scale and zero point (per tensor), im2row for a convolution (the border at the zero
-//          point, which stands for 0), the u8 x s8 product (kernels/gemm_int8.hpp), requantised to float with
+//          activation scale and zero point (per tensor), im2row for a convolution (channels last, so that
+//          kernel rows copy whole; the border at the zero point, which stands for 0), the u8 x s8 product (kernels/gemm_int8.hpp), requantised to float with
 //          the per-channel weight scales, bias and ReLU as it is stored;
 //   bf16   with Precision::BFloat16, a float node: weights rounded to bf16 and packed once here, activations
 //          rounded as the product reads them, float accumulation (kernels/gemm_bf16.hpp).
@@ -39,7 +39,7 @@ namespace plan_detail {
 // Per-call buffers of the lowered steps (one set per plan workspace).
 struct LowScratch {
   std::vector<std::uint8_t> image, rows8;
-  std::vector<float> rows;
+  std::vector<float> rows, hwc;
   kernels::Int8Workspace int8;
   kernels::Bf16Workspace bf16;
 };
@@ -74,20 +74,49 @@ struct LowPrecision {
       const float* x = a + i * in_size;
       float* out = y + i * out_features * pixels;
       if (int8) {
+        // Quantized channels last, so that im2row copies whole kernel rows (the weights are in that order).
         s.image.resize(static_cast<std::size_t>(in_size));
         s.rows8.resize(static_cast<std::size_t>(pixels * k));
-        kernels::quantize_u8(x, s.image.data(), in_size, input);
-        kernels::im2row(g, s.image.data(), s.rows8.data(), static_cast<std::uint8_t>(input.zero_point));
+        const std::int64_t plane = g.height * g.width;
+        const float inv = 1.0f / input.scale;
+        for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t p = 0; p < plane; ++p)
+            s.image[static_cast<std::size_t>(p * g.channels + c)] =
+                kernels::quantize_u8(x[c * plane + p], inv, input.zero_point);
+        kernels::im2row_hwc(g, s.image.data(), s.rows8.data(), static_cast<std::uint8_t>(input.zero_point));
         kernels::gemm_int8(s.int8, pixels, s.rows8.data(), k, w8, rq, out, 1, pixels);
       } else {
         s.rows.resize(static_cast<std::size_t>(pixels * k));
-        kernels::im2row(g, x, s.rows.data(), 0.0f);
+        s.hwc.resize(static_cast<std::size_t>(in_size));
+        const std::int64_t plane = g.height * g.width;
+        for (std::int64_t c = 0; c < g.channels; ++c)
+          for (std::int64_t p = 0; p < plane; ++p) s.hwc[static_cast<std::size_t>(p * g.channels + c)] = x[c * plane + p];
+        kernels::im2row_hwc(g, s.hwc.data(), s.rows.data(), 0.0f);
         kernels::gemm_bf16(s.bf16, pixels, s.rows.data(), k, w16, bias, relu, out, 1, pixels);
       }
-      if (affine) kernels::apply_rows(out, pixels, out_features, pixels, *affine);
+      if (affine) {
+        // BatchNorm after the ReLU, per channel (one contiguous plane each: the loop vectorises).
+        for (std::int64_t j = 0; j < out_features; ++j) {
+          const float c = affine->center[j], sc = affine->scale[j], sh = affine->shift[j];
+          float* o = out + j * pixels;
+          for (std::int64_t p = 0; p < pixels; ++p) o[p] = (o[p] - c) * sc + sh;
+        }
+      }
     }
   }
 };
+
+// A convolution's weights [out x (c, ky, kx)] reordered to [out x (ky, kx, c)], the order of im2row_hwc.
+template <typename T>
+std::vector<T> channels_last(const std::vector<T>& w, std::int64_t out, std::int64_t channels) {
+  const std::int64_t taps = static_cast<std::int64_t>(w.size()) / (out * channels);
+  std::vector<T> r(w.size());
+  for (std::int64_t o = 0; o < out; ++o)
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t t = 0; t < taps; ++t)
+        r[static_cast<std::size_t>((o * taps + t) * channels + c)] = w[static_cast<std::size_t>((o * channels + c) * taps + t)];
+  return r;
+}
 
 // The lowered form of a Conv or Gemm node, or null when it runs in float: a quantized node always runs int8;
 // a float node runs bf16 when bf16 is asked for and it is not a grouped convolution.
@@ -114,7 +143,9 @@ inline std::shared_ptr<const LowPrecision> lower(const Node& n, const Graph& g, 
     low->geometry = {x[1], x[2], x[3], k[0], k[1], st[0], st[1], p[0], p[1], d[0], d[1], 1};
   }
   if (!int8) {
-    low->w16 = kernels::pack_bf16(w.data(), low->out_features, low->in_features);
+    std::vector<float> f(w.data(), w.data() + w.numel());
+    if (low->conv) f = channels_last(f, low->out_features, low->geometry.channels);
+    low->w16 = kernels::pack_bf16(f.data(), low->out_features, low->in_features);
     return low;
   }
   std::vector<std::int8_t> q(static_cast<std::size_t>(w.numel()));
@@ -125,6 +156,7 @@ inline std::shared_ptr<const LowPrecision> lower(const Node& n, const Graph& g, 
                                   "[-128, 127], got " + std::to_string(v));
     q[static_cast<std::size_t>(i)] = static_cast<std::int8_t>(v);
   }
+  if (low->conv) q = channels_last(q, low->out_features, low->geometry.channels);
   low->w8 = kernels::pack_int8(q.data(), low->out_features, low->in_features);
   low->input = {static_cast<float>(n.get_float(quant_attr::kInputScale, 1)),
                 static_cast<std::int32_t>(n.get_int(quant_attr::kInputZeroPoint, 0))};
