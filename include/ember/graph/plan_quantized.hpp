@@ -38,7 +38,7 @@ namespace plan_detail {
 
 // Per-call buffers of the lowered steps (one set per plan workspace).
 struct LowScratch {
-  std::vector<std::uint8_t> image, rows8;
+  std::vector<std::uint8_t> chw, image, rows8;
   std::vector<float> rows, hwc;
   kernels::Int8Workspace int8;
   kernels::Bf16Workspace bf16;
@@ -75,14 +75,14 @@ struct LowPrecision {
       float* out = y + i * out_features * pixels;
       if (int8) {
         // Quantized channels last, so that im2row copies whole kernel rows (the weights are in that order).
+        s.chw.resize(static_cast<std::size_t>(in_size));
         s.image.resize(static_cast<std::size_t>(in_size));
         s.rows8.resize(static_cast<std::size_t>(pixels * k));
+        kernels::quantize_u8(x, s.chw.data(), in_size, input);  // contiguous: vectorised
         const std::int64_t plane = g.height * g.width;
-        const float inv = 1.0f / input.scale;
         for (std::int64_t c = 0; c < g.channels; ++c)
           for (std::int64_t p = 0; p < plane; ++p)
-            s.image[static_cast<std::size_t>(p * g.channels + c)] =
-                kernels::quantize_u8(x[c * plane + p], inv, input.zero_point);
+            s.image[static_cast<std::size_t>(p * g.channels + c)] = s.chw[static_cast<std::size_t>(c * plane + p)];
         kernels::im2row_hwc(g, s.image.data(), s.rows8.data(), static_cast<std::uint8_t>(input.zero_point));
         kernels::gemm_int8(s.int8, pixels, s.rows8.data(), k, w8, rq, out, 1, pixels);
       } else {

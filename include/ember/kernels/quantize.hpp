@@ -47,8 +47,10 @@ inline std::uint8_t quantize_u8(float x, float inv_scale, std::int32_t zero_poin
   float t = x * inv_scale;
   t = t > -512.0f ? t : -512.0f;  // NaN -> -512 -> 0
   t = t < 512.0f ? t : 512.0f;
-  const float q = round_even(t) + static_cast<float>(zero_point);
-  return static_cast<std::uint8_t>(q < 0.0f ? 0.0f : q > 255.0f ? 255.0f : q);
+  float q = round_even(t) + static_cast<float>(zero_point);
+  q = q > 0.0f ? q : 0.0f;  // each clamp one maxss / minss: no branch, and loops of it vectorise
+  q = q < 255.0f ? q : 255.0f;
+  return static_cast<std::uint8_t>(static_cast<std::int32_t>(q));
 }
 inline std::int8_t quantize_s8(float x, float inv_scale) {
   return static_cast<std::int8_t>(std::clamp(std::nearbyint(x * inv_scale), -127.0f, 127.0f));
