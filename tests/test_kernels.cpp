@@ -11,6 +11,10 @@
 #include <ember/kernels/conv2d.hpp>
 #include <ember/kernels/epilogue.hpp>
 #include <ember/kernels/gemm.hpp>
+#include <ember/kernels/gemm_bf16.hpp>
+#include <ember/kernels/gemm_int8.hpp>
+#include <ember/kernels/im2row.hpp>
+#include <ember/kernels/quantize.hpp>
 #include <ember/kernels/isa.hpp>
 #include <ember/kernels/linear.hpp>
 #include <ember/kernels/pool.hpp>
@@ -623,4 +627,230 @@ TEST_CASE("branch-free 2x2 max pooling matches the general kernel, ties and NaN 
         }
       });
     }
+}
+
+// ---- Quantized inference kernels (gemm_int8.hpp, gemm_bf16.hpp, quantize.hpp, im2row.hpp) ----
+
+namespace {
+std::vector<std::uint8_t> random_u8(std::size_t n, std::uint64_t seed) {
+  Generator g(seed);
+  std::vector<std::uint8_t> v(n);
+  for (auto& x : v) x = static_cast<std::uint8_t>(std::min(255.0, g.uniform(0, 256)));
+  return v;
+}
+std::vector<std::int8_t> random_s8(std::size_t n, std::uint64_t seed) {
+  Generator g(seed);
+  std::vector<std::int8_t> v(n);
+  for (auto& x : v) x = static_cast<std::int8_t>(std::min(127.0, g.uniform(-128, 128)));
+  return v;
+}
+}  // namespace
+
+TEST_CASE("gemm_u8s8 gives the reference's integers exactly on every path, extremes included") {
+  struct Case {
+    std::int64_t m, n, k;
+  };
+  bool saw_extremes = false;
+  for (const Case& s : {Case{1, 1, 1}, Case{3, 17, 5}, Case{9, 33, 7}, Case{130, 40, 75}, Case{8, 32, 800},
+                        Case{200, 10, 1}, Case{17, 64, 257}}) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.k);
+    auto a = random_u8(static_cast<std::size_t>(s.m * s.k), 11);
+    auto w = random_s8(static_cast<std::size_t>(s.n * s.k), 12);
+    if (s.k == 800) {
+      // The saturation trap of vpmaddubsw: 255 * -128 + 255 * -128 pairs, on row 0 / channel 0.
+      std::fill(a.begin(), a.begin() + s.k, std::uint8_t(255));
+      std::fill(w.begin(), w.begin() + s.k, std::int8_t(-128));
+      saw_extremes = true;
+    }
+    std::vector<std::int32_t> ref(static_cast<std::size_t>(s.m * s.n));
+    kernels::gemm_u8s8_ref(s.m, s.n, s.k, a.data(), w.data(), ref.data());
+    if (s.k == 800) CHECK(ref[0] == 800 * 255 * -128);
+    const auto packed = kernels::pack_int8(w.data(), s.n, s.k);
+    for (std::int64_t j = 0; j < s.n; ++j) {
+      std::int32_t sum = 0;
+      for (std::int64_t q = 0; q < s.k; ++q) sum += w[static_cast<std::size_t>(j * s.k + q)];
+      CHECK(packed.sums[static_cast<std::size_t>(j)] == sum);
+    }
+    for_each_isa([&] {
+      CAPTURE(kernels::int8_path_name(kernels::int8_path()));
+      // A wider C than n (ldc) must keep its extra columns.
+      const std::int64_t ldc = s.n + 3;
+      std::vector<std::int32_t> c(static_cast<std::size_t>(s.m * ldc), -7);
+      kernels::gemm_u8s8(s.m, a.data(), s.k, packed, c.data(), ldc);
+      bool same = true, kept = true;
+      for (std::int64_t i = 0; i < s.m; ++i) {
+        for (std::int64_t j = 0; j < s.n; ++j) same = same && c[i * ldc + j] == ref[i * s.n + j];
+        for (std::int64_t j = s.n; j < ldc; ++j) kept = kept && c[i * ldc + j] == -7;
+      }
+      CHECK(same);
+      CHECK(kept);
+    });
+  }
+  CHECK(saw_extremes);
+  // Paths this CPU offers: vnni under avx512 when it has VNNI, avx2 under avx2.
+  const kernels::Isa saved = kernels::active_isa();
+  kernels::set_isa(kernels::Isa::portable);
+  CHECK(kernels::int8_path() == kernels::Int8Path::portable);
+  if (kernels::isa_supported(kernels::Isa::avx512) && kernels::cpu_has_vnni()) {
+    kernels::set_isa(kernels::Isa::avx512);
+    CHECK(kernels::int8_path() == kernels::Int8Path::vnni);
+  }
+  if (kernels::isa_supported(kernels::Isa::avx2)) {
+    kernels::set_isa(kernels::Isa::avx2);
+    CHECK(kernels::int8_path() == kernels::Int8Path::avx2);
+  }
+  kernels::set_isa(saved);
+}
+
+TEST_CASE("gemm_int8 requantizes with the zero point, per-channel scales, bias and ReLU, to float or u8") {
+  const std::int64_t m = 70, n = 5, k = 12;
+  auto a = random_u8(static_cast<std::size_t>(m * k), 21);
+  auto w = random_s8(static_cast<std::size_t>(n * k), 22);
+  const auto packed = kernels::pack_int8(w.data(), n, k);
+  const std::int32_t zp = 100;
+  const float scale_a = 0.02f;
+  std::vector<float> scale_w = {0.01f, 0.02f, 0.005f, 0.1f, 0.03f}, bias = {0.5f, -0.25f, 0, 1, -2};
+  std::vector<std::int32_t> offset(n);
+  std::vector<float> scale(n);
+  for (std::int64_t j = 0; j < n; ++j) {
+    offset[j] = zp * packed.sums[j];
+    scale[j] = scale_a * scale_w[j];
+  }
+  for (bool relu : {false, true}) {
+    const kernels::Requant rq{offset.data(), scale.data(), bias.data(), relu};
+    // Stored transposed (channels x rows), as a convolution stores its output.
+    std::vector<float> y(static_cast<std::size_t>(m * n));
+    kernels::Int8Workspace ws;
+    kernels::gemm_int8(ws, m, a.data(), k, packed, rq, y.data(), 1, m);
+    const kernels::QuantParams out{0.05f, 3};
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(m * n));
+    kernels::gemm_int8(ws, m, a.data(), k, packed, rq, q.data(), n, 1, out);
+    double worst = 0;
+    bool negative = false, u8_ok = true;
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        double exact = 0;  // the dequantized operands' product
+        for (std::int64_t p = 0; p < k; ++p)
+          exact += (double(a[i * k + p]) - zp) * scale_a * double(w[j * k + p]) * scale_w[j];
+        exact += bias[j];
+        if (relu) exact = std::max(exact, 0.0);
+        const float got = y[static_cast<std::size_t>(j * m + i)];
+        negative = negative || got < 0;
+        worst = std::max(worst, std::fabs(got - exact) / (1 + std::fabs(exact)));
+        const float want_q = std::clamp(std::nearbyint(got / 0.05f) + 3.0f, 0.0f, 255.0f);
+        u8_ok = u8_ok && std::fabs(float(q[i * n + j]) - want_q) <= 1;  // 1/scale vs /scale at a tie
+      }
+    CHECK(worst < 1e-5);
+    CHECK(negative == !relu);
+    CHECK(u8_ok);
+  }
+}
+
+TEST_CASE("quantize and dequantize with ONNX's rounding; u8 ranges hold 0; s8 weights per row") {
+  const auto p = kernels::choose_u8_params(0.5f, 2.0f);  // widened to [0, 2]: zero point 0
+  CHECK(p.zero_point == 0);
+  CHECK(p.scale == doctest::Approx(2.0 / 255));
+  const auto q = kernels::choose_u8_params(-1.0f, 3.0f);
+  CHECK(q.zero_point == 64);  // 1 / (4 / 255) = 63.75
+  std::vector<float> x = {-1.0f, 0.0f, 3.0f, 5.0f, -5.0f};
+  std::vector<std::uint8_t> u(5);
+  kernels::quantize_u8(x.data(), u.data(), 5, q);
+  CHECK(u == std::vector<std::uint8_t>{0, 64, 255, 255, 0});
+  std::vector<float> back(5);
+  kernels::dequantize_u8(u.data(), back.data(), 5, q);
+  CHECK(back[1] == 0.0f);  // 0 is exact
+  CHECK(back[0] == doctest::Approx(-64 * q.scale));
+  // Half-way cases round to even, as ONNX's QuantizeLinear.
+  CHECK(kernels::quantize_u8(2.5f, 1.0f, 0) == 2);
+  CHECK(kernels::quantize_u8(3.5f, 1.0f, 0) == 4);
+  CHECK_THROWS_WITH_AS(kernels::choose_u8_params(1.0f, -1.0f), doctest::Contains("lo <= hi"), std::invalid_argument);
+  std::vector<float> w = {0.5f, -1.0f, 0.25f, 0.0f, 0.0f, 0.0f};
+  std::vector<std::int8_t> ws(6);
+  std::vector<float> scales(2);
+  kernels::quantize_s8_rows(w.data(), ws.data(), scales.data(), 2, 3);
+  CHECK(scales[0] == doctest::Approx(1.0 / 127));
+  CHECK(ws[0] == 64);  // 63.5 to even
+  CHECK(ws[1] == -127);
+  CHECK(scales[1] == 1.0f);  // an all-zero row keeps a usable scale
+}
+
+TEST_CASE("bfloat16 rounds to nearest even, and gemm_bf16 matches its reference on every path") {
+  CHECK(kernels::to_bf16(1.0f) == 0x3f80);
+  // 1 + 2^-8 is half-way between two bf16 values: to the even one (1.0); 1 + 3 * 2^-8 up to 1 + 2^-6.
+  CHECK(kernels::round_bf16(1.0f + 1.0f / 256) == 1.0f);
+  CHECK(kernels::round_bf16(1.0f + 3.0f / 256) == 1.0f + 1.0f / 64);
+  CHECK(std::isnan(kernels::round_bf16(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(std::isinf(kernels::round_bf16(std::numeric_limits<float>::infinity())));
+  struct Case {
+    std::int64_t m, n, k;
+  };
+  for (const Case& s : {Case{1, 1, 1}, Case{5, 17, 3}, Case{70, 40, 75}, Case{9, 33, 200}}) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.k);
+    auto a = random_values(static_cast<std::size_t>(s.m * s.k), 31);
+    auto w = random_values(static_cast<std::size_t>(s.n * s.k), 32);
+    std::vector<float> bias = random_values(static_cast<std::size_t>(s.n), 33);
+    std::vector<float> ref(static_cast<std::size_t>(s.m * s.n));
+    kernels::gemm_bf16_ref(s.m, s.n, s.k, a.data(), w.data(), ref.data());
+    const auto packed = kernels::pack_bf16(w.data(), s.n, s.k);
+    std::vector<float> first;
+    for_each_isa([&] {
+      CAPTURE(kernels::bf16_native());
+      std::vector<float> y(static_cast<std::size_t>(s.m * s.n));
+      kernels::Bf16Workspace ws;
+      kernels::gemm_bf16(ws, s.m, a.data(), s.k, packed, bias.data(), false, y.data(), s.n, 1);
+      double worst = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        // Float accumulation of products bounded by 1: k roundings of at most k * 2^-24 each.
+        worst = std::max(worst, std::fabs(double(y[i]) - ref[i] - bias[i % static_cast<std::size_t>(s.n)]));
+      }
+      CHECK(worst <= double(s.k) * double(s.k) * 6e-8 + 1e-6);
+      // The portable loop adds in the instruction's order: the same bits on every path.
+      if (first.empty())
+        first = y;
+      else
+        CHECK(y == first);
+    });
+  }
+}
+
+TEST_CASE("im2row lays a convolution's patches out as rows, the border filled with the pad value") {
+  const kernels::Conv2dGeometry g{2, 3, 4, 3, 3, 2, 1, 1, 1};
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), k = g.col_rows();
+  std::vector<float> img(2 * 3 * 4);
+  for (std::size_t i = 0; i < img.size(); ++i) img[i] = float(i + 1);
+  std::vector<float> rows(static_cast<std::size_t>(oh * ow * k)), cols(static_cast<std::size_t>(oh * ow * k));
+  kernels::im2row(g, img.data(), rows.data(), 0.0f);
+  kernels::im2col(g, img.data(), cols.data());
+  bool transposed = true;
+  for (std::int64_t p = 0; p < oh * ow; ++p)
+    for (std::int64_t q = 0; q < k; ++q) transposed = transposed && rows[p * k + q] == cols[q * oh * ow + p];
+  CHECK(transposed);
+  std::vector<std::uint8_t> u(img.size(), 9), ur(rows.size());
+  kernels::im2row(g, u.data(), ur.data(), std::uint8_t(77));
+  CHECK(ur[0] == 77);  // top-left tap of the first patch is padding
+  CHECK(ur[4] == 9);   // its centre is inside
+  // Channels last: the same patches with each row ordered (ky, kx, c); also with stride 1 and no padding
+  // (whole kernel rows copied at once) and dilation.
+  for (const kernels::Conv2dGeometry& h :
+       {g, kernels::Conv2dGeometry{3, 5, 6, 3, 2, 1, 1, 0, 0}, kernels::Conv2dGeometry{2, 7, 7, 3, 3, 1, 2, 2, 1, 2, 2}}) {
+    const std::int64_t hk = h.col_rows(), pixels = h.out_h() * h.out_w(), plane = h.height * h.width;
+    const std::int64_t taps = h.kernel_h * h.kernel_w;
+    std::vector<float> chw(static_cast<std::size_t>(h.channels * plane)), hwc(chw.size());
+    for (std::size_t i = 0; i < chw.size(); ++i) chw[i] = float(i + 1);
+    for (std::int64_t c = 0; c < h.channels; ++c)
+      for (std::int64_t p = 0; p < plane; ++p) hwc[p * h.channels + c] = chw[c * plane + p];
+    std::vector<float> a(static_cast<std::size_t>(pixels * hk)), b(a.size());
+    kernels::im2row(h, chw.data(), a.data(), -1.0f);
+    kernels::im2row_hwc(h, hwc.data(), b.data(), -1.0f);
+    bool same = true;
+    for (std::int64_t p = 0; p < pixels; ++p)
+      for (std::int64_t c = 0; c < h.channels; ++c)
+        for (std::int64_t t = 0; t < taps; ++t)
+          same = same && a[p * hk + c * taps + t] == b[p * hk + t * h.channels + c];
+    CHECK(same);
+  }
 }

@@ -59,6 +59,7 @@
 #include "ember/graph/graph.hpp"
 #include "ember/graph/optimize.hpp"
 #include "ember/graph/plan.hpp"
+#include "ember/graph/quantize.hpp"
 #include "ember/graph/trace.hpp"
 #include "ember/io/checkpoint.hpp"
 #include "ember/io/image.hpp"

@@ -18,7 +18,9 @@
 //     threads, each single-threaded inside; a lone chunk (a small batch) uses the kernels' own threads. Every
 //     sample's result depends only on the chunking, which depends only on the batch: calls from several
 //     threads at once give the bits of a lone call. Any batch runs: larger ones in more chunks.
-// Precision::Float32 only for now: BFloat16 throws "not implemented yet", Int8 needs a quantized graph.
+//   - Precision (graph/plan_quantized.hpp): nodes graph::quantize_int8 marked run in int8 whatever the
+//     precision; BFloat16 runs the other Conv and Gemm nodes with bf16 products and float accumulation; Int8 on
+//     a graph with no quantized node is an error that says to quantize first.
 #include <algorithm>
 #include <cstdint>
 #include <exception>
@@ -52,11 +54,11 @@ class Plan {
 
   Plan(const Graph& graph, const Shape& input_shape, PlanOptions options = {})
       : graph_(graph), options_(options), pool_(std::make_unique<Pool>()) {
-    if (options.precision == Precision::BFloat16)
-      throw std::invalid_argument("Plan: Precision::BFloat16 is not implemented yet; use Float32");
-    if (options.precision == Precision::Int8)
+    bool quantized = false;
+    for (const auto& n : graph.nodes()) quantized = quantized || is_quantized(n);
+    if (options.precision == Precision::Int8 && !quantized)
       throw std::invalid_argument(
-          "Plan: Precision::Int8 needs a quantized graph (quantize first); this graph "
+          "Plan: Precision::Int8 needs a quantized graph (quantize first, with graph::quantize_int8); this graph "
           "holds float weights");
     graph_.validate();
     if (graph_.inputs().size() != 1 || graph_.outputs().size() != 1)
@@ -284,6 +286,8 @@ inline void Plan::build(std::int64_t batch) {
       continue;
     }
     if (step.kind == plan_detail::Kind::Conv) absorb_epilogue(step, value, done);
+    step.low = plan_detail::lower(n, graph_, shapes_[static_cast<std::size_t>(activation(0))],
+                                  options_.precision == Precision::BFloat16);
     if (step.kind == plan_detail::Kind::Gemm) step.linear_index = static_cast<int>(linear_count_++);
     step.in.push_back(activation(0));
     if (step.kind == plan_detail::Kind::Add) step.in.push_back(activation(1));

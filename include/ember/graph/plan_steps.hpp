@@ -3,11 +3,13 @@
 // into a Step that holds what its kernel needs (geometry, weights, epilogue) and run on a chunk of n samples
 // by the same kernels/ functions the nn layers call. Dimensions are per sample; the batch is the chunk's.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ember/core/tensor.hpp"
 #include "ember/graph/graph.hpp"
+#include "ember/graph/plan_quantized.hpp"
 #include "ember/kernels/activation.hpp"
 #include "ember/kernels/add.hpp"
 #include "ember/kernels/avgpool.hpp"
@@ -44,6 +46,7 @@ struct Workspace {
   std::vector<std::vector<float, AlignedAllocator<float>>> slots;
   kernels::Conv2dWorkspace<float> conv;
   std::vector<kernels::LinearWorkspace<float>> linear;  // one per Gemm step: each product keeps its shape
+  LowScratch low;                                       // int8 and bf16 steps (plan_quantized.hpp)
 };
 
 struct Step {
@@ -62,6 +65,7 @@ struct Step {
   std::int64_t out_channels = 0;
   bool has_epilogue = false;
   std::vector<float> center, scale, shift;
+  std::shared_ptr<const LowPrecision> low;  // a Conv or Gemm in int8 or bf16 (plan_quantized.hpp)
   // Pooling.
   kernels::Pool2dGeometry pool{};
   std::int64_t channels = 0, height = 0, width = 0;
@@ -81,6 +85,10 @@ struct Step {
 
   // a, b: the inputs (b for Add only), y the output, of n samples.
   void run(const float* a, const float* b, float* y, std::int64_t n, Workspace& ws) const {
+    if (low) {
+      const kernels::RowEpilogue<float> affine{false, center.data(), scale.data(), shift.data()};
+      return low->run(a, y, n, bias, relu, scale.empty() ? nullptr : &affine, ws.low);
+    }
     switch (kind) {
       case Kind::Gemm:
         kernels::linear_forward(y, a, weight, bias, n, in_features, out_features,

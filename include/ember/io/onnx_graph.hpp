@@ -5,7 +5,8 @@
 //   - ember's "activation" attribute on a Conv or Gemm (graph::optimize's fusion): the node, then a Relu
 //   node;
 //   - Gelu (an opset 20 operator): its formula (Erf or Tanh, Mul, Add, Div);
-//   - a padded AveragePool with count_include_pad: Pad with zeros, then AveragePool without pads.
+//   - a padded AveragePool with count_include_pad: Pad with zeros, then AveragePool without pads;
+//   - a node graph::quantize_int8 marked: QuantizeLinear / DequantizeLinear pairs (io/onnx_quantized.hpp).
 // The file's metadata_props are the graph's metadata() with the caller's entries, which win on equal keys.
 #include <cstdint>
 #include <map>
@@ -17,6 +18,7 @@
 #include "ember/graph/graph.hpp"
 #include "ember/io/onnx_builder.hpp"
 #include "ember/io/onnx_layers.hpp"
+#include "ember/io/onnx_quantized.hpp"
 #include "ember/version.hpp"
 
 namespace ember::io {
@@ -50,6 +52,7 @@ inline std::vector<format::OnnxAttribute> onnx_attributes(const graph::Node& n, 
 }
 
 inline void write_node(OnnxGraphBuilder<float>& b, const graph::Node& n) {
+  if (graph::is_quantized(n)) return write_node(b, onnx_quantized::dequantized(b, n));
   auto& nodes = b.graph().nodes;
   const std::string out = n.outputs.at(0);
   if (n.op == "Gelu") {
@@ -96,7 +99,12 @@ inline format::OnnxModel to_onnx(const graph::Graph& g,
   onnx.graph.name = "ember";
   OnnxGraphBuilder<float> b(onnx.graph);
   for (const auto& i : g.inputs()) b.reserve(i.name);
-  for (const auto& [name, t] : g.initializers()) b.parameter(name, t);
+  for (const auto& [name, t] : g.initializers()) {
+    if (onnx_quantized::is_int8_weight(g, name))
+      onnx_quantized::int8_initializer(b, name, t);
+    else
+      b.parameter(name, t);
+  }
   for (const auto& n : g.nodes()) {
     b.reserve(n.name);
     for (const auto& o : n.outputs) b.reserve(o);
