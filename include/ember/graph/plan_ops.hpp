@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -28,10 +29,11 @@ struct Op {
   virtual void run(const float* const* in, float* y, std::int64_t n) const = 0;
 };
 
+// The product of dimensions [from, to) of s.
 inline std::int64_t numel_of(const Shape& s, std::size_t from = 0, std::size_t to = SIZE_MAX) {
-  std::int64_t p = 1;
-  for (std::size_t i = from; i < std::min(to, s.size()); ++i) p *= s[i];
-  return p;
+  const auto first = s.begin() + static_cast<std::ptrdiff_t>(std::min(from, s.size()));
+  const auto last = s.begin() + static_cast<std::ptrdiff_t>(std::min(to, s.size()));
+  return first < last ? std::accumulate(first, last, std::int64_t(1), std::multiplies<>()) : 1;
 }
 // Row-major strides of a shape.
 inline std::vector<std::int64_t> strides_of(const Shape& s) {

@@ -196,7 +196,7 @@ std::optional<Const> fold(const format::OnnxReadNode& n, const std::vector<const
     Const c{{}, true, {}, {}};
     std::int64_t count = 1;
     for (auto d : dims) {
-      if (d < 0 || d > (std::int64_t(1) << 24) || count * d > (std::int64_t(1) << 24))
+      if (d < 0 || d > (std::int64_t(1) << 20) || count * d > (std::int64_t(1) << 20))
         throw FoldError{d == kBatch ? "ConstantOfShape of the batch size" : "ConstantOfShape of a huge shape"};
       count *= d;
     }
@@ -221,6 +221,9 @@ std::optional<Const> fold(const format::OnnxReadNode& n, const std::vector<const
     }
     const auto total = static_cast<std::int64_t>(c.numel());
     if (unknown >= 0 && known > 0) dims[static_cast<std::size_t>(unknown)] = total / known;
+    std::int64_t count = 1;
+    for (auto d : dims) count = d > 0 && count <= total ? count * d : (d == 0 ? 0 : total + 1);
+    if (count != total) throw FoldError{"a Reshape of " + std::to_string(total) + " constant values to another count"};
     c.dims.assign(dims.begin(), dims.end());
     return c;
   }

@@ -50,10 +50,14 @@ class Importer {
         throw format_error(path_ + ": the graph input '" + v.name + "' has no shape");
       Shape s(v.dims.begin(), v.dims.end());
       for (std::size_t i = 1; i < s.size(); ++i)
-        if (s[i] <= 0)
+        if (s[i] <= 0 || s[i] > (std::int64_t(1) << 20))
           throw format_error(path_ + ": the graph input '" + v.name + "' has dimension " + std::to_string(i) +
                              " unknown; ember needs every size but the batch");
       s[0] = 1;
+      std::int64_t total = 1;
+      for (auto d : s) total = total <= (std::int64_t(1) << 31) / d ? total * d : (std::int64_t(1) << 31) + 1;
+      if (total > (std::int64_t(1) << 31))
+        throw format_error(path_ + ": the graph input '" + v.name + "' has more than 2^31 values a sample");
       shapes_[v.name] = s;
       s[0] = -1;
       g_.inputs().push_back({v.name, s});
@@ -112,10 +116,18 @@ class Importer {
     return shapes_.at(v);
   }
 
+  // Attributes' and constants' misfits (a kind other than expected, an index past the end) as format_error.
   void node(const format::OnnxReadNode& r, std::size_t index) {
     graph::Node n;
     n.op = r.op_type;
     n.name = r.name.empty() ? r.op_type + "_" + std::to_string(index) : r.name;
+    try {
+      node(r, n);
+    } catch (const std::logic_error& e) {
+      fail(n, e.what());
+    }
+  }
+  void node(const format::OnnxReadNode& r, graph::Node& n) {
     n.inputs = r.inputs;
     n.outputs = r.outputs;
     if (!r.domain.empty() && r.domain != "ai.onnx") fail(n, "the operator domain '" + r.domain + "' is not supported");
@@ -148,6 +160,16 @@ class Importer {
     if (n.op == "Split") return split(n);
     n.outputs.resize(1);  // Dropout's mask, MaxPool's indices, BatchNormalization's training outputs: unused
     add(std::move(n));
+  }
+
+  // Sizes stay far from overflow: every integer attribute within 2^31 (Slice's "to the end" clamped first).
+  void check_ints(const graph::Node& n) const {
+    constexpr std::int64_t kLimit = std::int64_t(1) << 31;
+    for (const auto& [key, a] : n.attributes) {
+      bool ok = a.i >= -kLimit && a.i <= kLimit;
+      for (auto v : a.ints) ok = ok && v >= -kLimit && v <= kLimit;
+      if (!ok) fail(n, "the attribute '" + key + "' holds a value beyond 2^31");
+    }
   }
 
   void attribute(graph::Node& n, const format::OnnxReadAttribute& a) {
@@ -184,8 +206,11 @@ class Importer {
       n.attributes["axes"] = graph::Attribute::integers(ints_input(n, 1, {}));
       keep_inputs(1);
     } else if (op == "Slice") {
-      n.attributes["starts"] = graph::Attribute::integers(ints_input(n, 1, n.get_ints("starts", {})));
-      n.attributes["ends"] = graph::Attribute::integers(ints_input(n, 2, n.get_ints("ends", {})));
+      for (const char* key : {"starts", "ends"}) {
+        auto v = ints_input(n, key[0] == 's' ? 1 : 2, n.get_ints(key, {}));
+        for (auto& e : v) e = std::clamp<std::int64_t>(e, -(std::int64_t(1) << 31), std::int64_t(1) << 31);
+        n.attributes[key] = graph::Attribute::integers(v);
+      }
       n.attributes["axes"] = graph::Attribute::integers(ints_input(n, 3, n.get_ints("axes", {})));
       n.attributes["steps"] = graph::Attribute::integers(ints_input(n, 4, {}));
       keep_inputs(1);
@@ -320,13 +345,22 @@ class Importer {
   }
 
   void add(graph::Node n) {
+    check_ints(n);
     std::vector<Shape> in;
     for (const auto& v : n.inputs) in.push_back(v.empty() ? Shape{} : shape_of(v));
+    Shape out;
     try {
-      shapes_[n.outputs.at(0)] = graph::infer_shape(n, in);
+      out = graph::infer_shape(n, in);
     } catch (const std::invalid_argument& e) {
       fail(n, e.what());
     }
+    std::int64_t total = 1;
+    for (auto d : out) {
+      if (d < 0 || d > (std::int64_t(1) << 31) || (d > 0 && total > (std::int64_t(1) << 31) / d))
+        fail(n, "an output of " + to_string(out) + " values (more than 2^31 a sample)");
+      total *= d;
+    }
+    shapes_[n.outputs.at(0)] = out;
     g_.add_node(std::move(n));
   }
 
