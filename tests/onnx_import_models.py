@@ -88,7 +88,7 @@ def randomise_bn(model, gen):
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
 
 
-def export(out, name, model, shape, seed):
+def export(out, name, model, shape, seed, opset=13):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.eval()
@@ -97,7 +97,7 @@ def export(out, name, model, shape, seed):
         x = torch.randn(shape, generator=gen)
         y = model(x)
     path = os.path.join(out, name + ".onnx")
-    torch.onnx.export(model, x, path, opset_version=13, input_names=["input"], output_names=["output"],
+    torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
     x.numpy().astype("<f4").tofile(os.path.join(out, name + ".in"))
     y.numpy().astype("<f4").tofile(os.path.join(out, name + ".out"))
@@ -114,6 +114,10 @@ def main():
     export(out, "view_net", ViewNet(), (2, 3, 8, 8), 1)
     export(out, "depthwise_net", DepthwiseNet(), (2, 4, 8, 8), 2)
     export(out, "se_net", SENet(), (2, 3, 10, 10), 3)
+    # The oldest and newer opsets: axes and splits as attributes (11), HardSwish as one operator (14).
+    export(out, "view_net_opset11", ViewNet(), (2, 3, 8, 8), 4, opset=11)
+    export(out, "se_net_opset11", SENet(), (2, 3, 10, 10), 5, opset=11)
+    export(out, "se_net_opset14", SENet(), (2, 3, 10, 10), 6, opset=14)
     if corpus:
         return
     try:

@@ -101,7 +101,8 @@ TEST_CASE("load_onnx runs PyTorch's exports of torchvision models and our own ne
   const std::string dir = dir_for("models");
   const std::string script = std::string(EMBER_FIXTURE_DIR) + "/../onnx_import_models.py";
   REQUIRE(std::system(("/usr/bin/python3 " + script + " " + dir + " >/dev/null 2>&1").c_str()) == 0);
-  for (const std::string name : {"view_net", "depthwise_net", "se_net", "resnet18", "mobilenet_v2", "squeezenet1_1",
+  for (const std::string name : {"view_net", "depthwise_net", "se_net", "view_net_opset11", "se_net_opset11",
+                                 "se_net_opset14", "resnet18", "mobilenet_v2", "squeezenet1_1",
                            "shufflenet_v2_x0_5", "mnasnet0_5", "efficientnet_b0", "mobilenet_v3_small"}) {
     CAPTURE(name);
     const std::string base = dir + "/" + name;

@@ -77,25 +77,8 @@ class ProtoReader {
     ProtoReader run = message();
     while (run.p_ != run.end_) out.push_back(static_cast<std::int64_t>(run.read_varint()));
   }
-  void repeated_float(std::vector<float>& out) {
-    if (wire_ != kLengthDelimited) {
-      out.push_back(float32());
-      return;
-    }
-    ProtoReader run = message();
-    if ((run.end_ - run.p_) % 4 != 0) fail("a packed float field whose length is not a multiple of 4");
-    out.reserve(out.size() + static_cast<std::size_t>(run.end_ - run.p_) / 4);
-    while (run.p_ != run.end_) out.push_back(run.read_fixed<float, std::uint32_t>());
-  }
-  void repeated_double(std::vector<double>& out) {
-    if (wire_ != kLengthDelimited) {
-      out.push_back(float64());
-      return;
-    }
-    ProtoReader run = message();
-    if ((run.end_ - run.p_) % 8 != 0) fail("a packed double field whose length is not a multiple of 8");
-    while (run.p_ != run.end_) out.push_back(run.read_fixed<double, std::uint64_t>());
-  }
+  void repeated_float(std::vector<float>& out) { repeated_fixed<float, std::uint32_t>(out); }
+  void repeated_double(std::vector<double>& out) { repeated_fixed<double, std::uint64_t>(out); }
   // Past a field this reader does not use.
   void skip() {
     switch (wire_) {
@@ -150,6 +133,19 @@ class ProtoReader {
     if (n > static_cast<std::uint64_t>(end_ - p_))
       fail_at(at, "a length of " + std::to_string(n) + " bytes with " + std::to_string(end_ - p_) + " left");
     return static_cast<std::size_t>(n);
+  }
+  template <typename V, typename Bits>
+  void repeated_fixed(std::vector<V>& out) {
+    if (wire_ != kLengthDelimited) {
+      expect(sizeof(Bits) == 4 ? kFixed32 : kFixed64);
+      out.push_back(read_fixed<V, Bits>());
+      return;
+    }
+    ProtoReader run = message();
+    if ((run.end_ - run.p_) % sizeof(Bits) != 0)
+      fail("a packed field whose length is not a multiple of " + std::to_string(sizeof(Bits)));
+    out.reserve(out.size() + static_cast<std::size_t>(run.end_ - run.p_) / sizeof(Bits));
+    while (run.p_ != run.end_) out.push_back(run.read_fixed<V, Bits>());
   }
   template <typename V, typename Bits>
   V read_fixed() {
