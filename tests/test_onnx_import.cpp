@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc_counter.hpp"
 #include "scratch.hpp"
 
 namespace fs = std::filesystem;
@@ -113,6 +114,11 @@ TEST_CASE("load_onnx runs PyTorch's exports of torchvision models and our own ne
     for (const auto& n : g.nodes()) CHECK_MESSAGE(n.op != "Shape", "shape arithmetic left in the graph");
     const graph::Plan plan(g, in_shape);
     const Tensor y = plan.run(x);
+    if (EMBER_ALLOC_COUNTING && name.rfind("se_net", 0) == 0) {  // the operators of graph/plan_ops.hpp
+      Tensor out;
+      plan.run(x, out);
+      CHECK_MESSAGE(count_allocations([&] { plan.run(x, out); }) == 0, "a warm run allocates");
+    }
     REQUIRE(y.shape() == out_shape);
     const double diff = relative_difference(y, expected);
     MESSAGE(name << ": largest difference from PyTorch " << diff << " of max |output|; operators: " << ops_of(g));

@@ -23,6 +23,9 @@
 
 namespace ember::graph::plan_detail {
 
+// The most dimensions an Op takes (indices live on the stack: a warm run allocates nothing).
+constexpr std::size_t kMaxRank = kernels::kMaxBinaryRank;
+
 // One compiled operator: `in` holds its computed inputs (initializers are the Op's own), each of n samples.
 struct Op {
   virtual ~Op() = default;
@@ -79,12 +82,12 @@ struct GatherOp final : Op {
   float value = 0;
   void run(const float* const* in, float* y, std::int64_t n) const override {
     const std::int64_t total = numel_of(shape);
-    std::vector<std::int64_t> idx(shape.size(), 0);
+    std::int64_t idx[kMaxRank];
     for (std::int64_t s = 0; s < n; ++s) {
       const float* x = in[0] + s * in_size + offset;
       float* o = y + s * out_size;
       if (fill) std::fill(o, o + out_size, value);
-      std::fill(idx.begin(), idx.end(), 0);
+      std::fill(idx, idx + kMaxRank, 0);
       for (std::int64_t i = 0; i < total; ++i) {
         std::int64_t src = 0, dst = out_offset;
         for (std::size_t k = 0; k < shape.size(); ++k) src += idx[k] * strides[k], dst += idx[k] * out_strides[k];
@@ -116,23 +119,24 @@ struct ReduceMeanOp final : Op {
   Shape shape;                            // the input's, batch 1
   std::vector<std::int64_t> out_strides;  // per input dimension, 0 where reduced
   std::int64_t in_size = 0, out_size = 0, count = 1;
+  // Sums in the output, then scaled: a run allocates nothing.
   void run(const float* const* in, float* y, std::int64_t n) const override {
-    std::vector<double> acc(static_cast<std::size_t>(out_size));
-    std::vector<std::int64_t> idx(shape.size(), 0);
+    std::int64_t idx[kMaxRank];
+    const float scale = 1.0f / static_cast<float>(count);
     for (std::int64_t s = 0; s < n; ++s) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      std::fill(idx.begin(), idx.end(), 0);
+      float* o = y + s * out_size;
+      std::fill(o, o + out_size, 0.0f);
+      std::fill(idx, idx + kMaxRank, 0);
       const float* x = in[0] + s * in_size;
       for (std::int64_t i = 0; i < in_size; ++i) {
         std::int64_t d = 0;
         for (std::size_t k = 0; k < shape.size(); ++k) d += idx[k] * out_strides[k];
-        acc[static_cast<std::size_t>(d)] += x[i];
+        o[d] += x[i];
         for (std::size_t k = shape.size(); k-- > 0;)
           if (++idx[k] < shape[k]) break;
           else idx[k] = 0;
       }
-      for (std::int64_t j = 0; j < out_size; ++j)
-        y[s * out_size + j] = static_cast<float>(acc[static_cast<std::size_t>(j)] / static_cast<double>(count));
+      for (std::int64_t j = 0; j < out_size; ++j) o[j] *= scale;
     }
   }
 };
@@ -149,6 +153,9 @@ inline std::shared_ptr<const Op> compile_op(const Node& n, const Graph& g, const
                                             const Shape& out) {
   const std::string& op = n.op;
   const auto is_init = [&](std::size_t i) { return g.has_initializer(n.inputs[i]); };
+  for (const auto& s : in)
+    if (s.size() > kMaxRank) refuse(n, "an input of " + std::to_string(s.size()) + " dimensions (at most 8)");
+  if (out.size() > kMaxRank) refuse(n, "an output of " + std::to_string(out.size()) + " dimensions (at most 8)");
   if (is_broadcasting(op)) {
     auto b = std::make_shared<BinaryOp>();
     b->op = op == "Add" ? kernels::BinaryOp::Add : op == "Sub" ? kernels::BinaryOp::Sub

@@ -187,7 +187,7 @@ class Importer {
   void prepare(graph::Node& n) {
     const std::string& op = n.op;
     const auto keep_inputs = [&](std::size_t count) { n.inputs.resize(std::min(count, n.inputs.size())); };
-    if ((op == "Add" || op == "Mul") && constant(n.inputs[0])) std::swap(n.inputs[0], n.inputs[1]);
+    if ((op == "Add" || op == "Mul") && n.inputs.size() == 2 && constant(n.inputs[0])) std::swap(n.inputs[0], n.inputs[1]);
     if (op == "Reshape") {
       auto s = ints_input(n, 1, {});
       const Shape x = shape_of(n.inputs[0]);

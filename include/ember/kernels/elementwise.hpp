@@ -73,6 +73,9 @@ void erf_forward(T* out, const T* in, std::int64_t n) {
 
 enum class BinaryOp { Add, Sub, Mul, Div };
 
+// The most dimensions binary_forward takes (its index lives on the stack: a call allocates nothing).
+constexpr std::size_t kMaxBinaryRank = 8;
+
 template <typename T>
 inline T binary_apply(BinaryOp op, T a, T b) {
   switch (op) {
@@ -101,7 +104,8 @@ void binary_forward_ref(T* y, const T* a, const T* b, BinaryOp op, const std::ve
   }
 }
 
-// The same, the innermost dimension as a tight loop (contiguous or one value repeated on either side).
+// The same, the innermost dimension as a tight loop (contiguous or one value repeated on either side); at most
+// kMaxBinaryRank dimensions.
 template <typename T>
 void binary_forward(T* y, const T* a, const T* b, BinaryOp op, const std::vector<std::int64_t>& shape,
                     const std::vector<std::int64_t>& sa, const std::vector<std::int64_t>& sb) {
@@ -113,7 +117,7 @@ void binary_forward(T* y, const T* a, const T* b, BinaryOp op, const std::vector
   const std::int64_t inner = shape[last], ia = sa[last], ib = sb[last];
   std::int64_t outer = 1;
   for (std::size_t k = 0; k < last; ++k) outer *= shape[k];
-  std::vector<std::int64_t> idx(last, 0);
+  std::int64_t idx[kMaxBinaryRank] = {};
   for (std::int64_t o = 0; o < outer; ++o) {
     std::int64_t oa = 0, ob = 0;
     for (std::size_t k = 0; k < last; ++k) oa += idx[k] * sa[k], ob += idx[k] * sb[k];
