@@ -41,6 +41,10 @@ inline Shape windowed(const Node& n, const Shape& x, std::int64_t channels) {
   if (k.size() != 2 || s.size() != 2 || d.size() != 2 || p.size() != 4)
     throw std::invalid_argument("graph: node " + n.describe() +
                                 ": kernel_shape, strides and dilations need 2 values, pads 4");
+  for (std::size_t i = 0; i < 2; ++i)
+    if (k[i] < 1 || s[i] < 1 || d[i] < 1 || p[i] < 0 || p[i + 2] < 0)
+      throw std::invalid_argument("graph: node " + n.describe() +
+                                  ": kernel_shape, strides and dilations must be positive, pads not negative");
   const std::int64_t oh = window_out(x[2], k[0], s[0], p[0], p[2], d[0]);
   const std::int64_t ow = window_out(x[3], k[1], s[1], p[1], p[3], d[1]);
   if (oh <= 0 || ow <= 0) bad_input(n, "a plane at least as large as the window", x);

@@ -271,6 +271,9 @@ class Importer {
     const auto s = n.get_ints("strides", {1, 1}), d = n.get_ints("dilations", {1, 1});
     auto p = n.get_ints("pads", {0, 0, 0, 0});
     if (s.size() != 2 || d.size() != 2 || p.size() != 4) fail(n, "strides, dilations need 2 values, pads 4");
+    for (std::size_t i = 0; i < 2; ++i)
+      if (k[i] < 1 || s[i] < 1 || d[i] < 1 || p[i] < 0 || p[i + 2] < 0)
+        fail(n, "kernel_shape, strides and dilations must be positive and pads not negative");
     if (n.op != "Conv" && (d[0] != 1 || d[1] != 1)) fail(n, "dilated pooling");
     const std::string autopad = n.get_string("auto_pad", "NOTSET");
     n.attributes.erase("auto_pad");
