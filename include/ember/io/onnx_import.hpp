@@ -246,6 +246,12 @@ class Importer {
       if (axis != rank - 1 && axis != -1) fail(n, "opset " + std::to_string(opset_) + "'s Softmax over a flattened axis " + std::to_string(axis));
     } else if (op == "Conv" || op == "MaxPool" || op == "AveragePool") {
       window(n);
+    } else if (op == "BatchNormalization") {
+      const Shape x = shape_of(n.inputs[0]);
+      for (std::size_t k = 1; k < 5; ++k)
+        if (x.size() < 2 || k >= n.inputs.size() || !constant(n.inputs[k]) ||
+            static_cast<std::int64_t>(constant(n.inputs[k])->numel()) != x[1])
+          fail(n, "scale, bias, mean and var must be constants of one value per channel");
     }
     for (std::size_t k = 0; k < n.inputs.size(); ++k)
       if (!n.inputs[k].empty() && constant(n.inputs[k])) weight(n, n.inputs[k]);
@@ -262,10 +268,15 @@ class Importer {
     const Shape x = shape_of(n.inputs[0]);
     if (x.size() != 4) fail(n, "an input of rank " + std::to_string(x.size()) + " (ember runs 2-d windows)");
     std::vector<std::int64_t> k = n.get_ints("kernel_shape", {});
-    if (k.empty() && n.op == "Conv") {
+    if (n.op == "Conv") {  // the kernel reads the weight by kernel_shape: they must agree
       const Shape w = shape_of(n.inputs.at(1));
-      k = {w.at(2), w.at(3)};
+      if (w.size() != 4 || !constant(n.inputs[1])) fail(n, "the weight must be a constant [C_out, C_in/groups, kh, kw]");
+      if (!k.empty() && k != std::vector<std::int64_t>{w[2], w[3]}) fail(n, "kernel_shape differs from the weight's");
+      k = {w[2], w[3]};
       n.attributes["kernel_shape"] = graph::Attribute::integers(k);
+      if (n.inputs.size() > 2 && !n.inputs[2].empty() &&
+          (!constant(n.inputs[2]) || static_cast<std::int64_t>(constant(n.inputs[2])->numel()) != w[0]))
+        fail(n, "the bias must be a constant of one value per output channel");
     }
     if (k.size() != 2) fail(n, "kernel_shape must have 2 values");
     const auto s = n.get_ints("strides", {1, 1}), d = n.get_ints("dilations", {1, 1});
