@@ -237,6 +237,58 @@ def exif_corpus(out):
                 write(out, fixture, f.read())
 
 
+# ---- ONNX ------------------------------------------------------------------------------------------------
+# A tiny protobuf writer: varint fields, length-delimited bytes and messages (onnx.proto's field numbers).
+def pb_varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7f) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def pb_int(field, v):
+    return pb_varint(field << 3) + pb_varint(v)
+
+
+def pb_bytes(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return pb_varint((field << 3) | 2) + pb_varint(len(data)) + data
+
+
+def onnx_value_info(name, dims):
+    shape = b"".join(pb_bytes(1, pb_bytes(2, "N") if d < 0 else pb_int(1, d)) for d in dims)
+    return pb_bytes(1, name) + pb_bytes(2, pb_bytes(1, pb_int(1, 1) + pb_bytes(2, shape)))
+
+
+def onnx_model(nodes, inits, in_dims, out_dims, opset=13):
+    graph = b"".join(pb_bytes(1, n) for n in nodes) + pb_bytes(2, "g")
+    graph += b"".join(pb_bytes(5, t) for t in inits)
+    graph += pb_bytes(11, onnx_value_info("x", in_dims)) + pb_bytes(12, onnx_value_info("y", out_dims))
+    model = pb_int(1, 8) + pb_bytes(7, graph) + pb_bytes(8, pb_bytes(1, "") + pb_int(2, opset))
+    return model + pb_bytes(14, pb_bytes(1, "classes") + pb_bytes(2, "a,b"))
+
+
+def onnx_node(op, inputs, outputs, attrs=b""):
+    return b"".join(pb_bytes(1, i) for i in inputs) + b"".join(pb_bytes(2, o) for o in outputs) + \
+        pb_bytes(3, op.lower()) + pb_bytes(4, op) + attrs
+
+
+def onnx_corpus(out):
+    """Hand-written models (the committed fuzz/corpus/onnx/ holds PyTorch's exports)."""
+    write(out, "relu", onnx_model([onnx_node("Relu", ["x"], ["y"])], [], [-1, 3], [-1, 3]))
+    shape = pb_int(1, 2) + pb_int(2, 7) + pb_bytes(8, "shape") + pb_bytes(9, struct.pack("<2q", 0, -1))
+    weight = pb_int(1, 4) + pb_int(1, 6) + pb_int(2, 1) + pb_bytes(8, "w") + \
+        pb_bytes(9, struct.pack("<24f", *[0.1 * i for i in range(24)]))
+    gemm = pb_bytes(5, pb_bytes(1, "transB") + pb_int(3, 1) + pb_int(20, 2))
+    write(out, "reshape_gemm", onnx_model(
+        [onnx_node("Reshape", ["x", "shape"], ["flat"]), onnx_node("Gemm", ["flat", "w"], ["y"], gemm)],
+        [shape, weight], [-1, 2, 3], [-1, 4]))
+    write(out, "opset_9", onnx_model([onnx_node("Relu", ["x"], ["y"])], [], [-1, 3], [-1, 3], opset=9))
+
+
 def regressions(out_root):
     """Inputs that once crashed a reader go back into the matching corpus."""
     base = os.path.join(FIXTURES, "fuzz-regressions")
@@ -244,7 +296,7 @@ def regressions(out_root):
         return
     for name in sorted(os.listdir(base)):
         target = name.split("-", 1)[0]  # <target>-<description>
-        if target in ("idx", "csv", "safetensors", "image", "exif"):
+        if target in ("idx", "csv", "safetensors", "image", "exif", "onnx"):
             with open(os.path.join(base, name), "rb") as f:
                 write(os.path.join(out_root, target), "regression-" + name, f.read())
 
@@ -258,8 +310,9 @@ def main():
     safetensors_corpus(os.path.join(out, "safetensors"))
     image_corpus(os.path.join(out, "image"))
     exif_corpus(os.path.join(out, "exif"))
+    onnx_corpus(os.path.join(out, "onnx"))
     regressions(out)
-    for target in ("idx", "csv", "safetensors", "image", "exif"):
+    for target in ("idx", "csv", "safetensors", "image", "exif", "onnx"):
         print("%s: %d seed files" % (target, len(os.listdir(os.path.join(out, target)))))
 
 

@@ -7,7 +7,7 @@
 #                                          one by one, then fuzzes SECONDS (default 30) from it with FUZZ_SEED
 #                                          (default 1) in a scratch copy; fuzz/corpus/ is left as it is
 # Configures its own clang build in build-fuzz/ and builds fuzz_idx, fuzz_csv, fuzz_safetensors, fuzz_image,
-# fuzz_exif.
+# fuzz_exif, fuzz_onnx.
 # One fuzzer runs at a time, on one core. Every run has a 256 MiB malloc limit with inputs of at most 16 KiB,
 # so an allocation far beyond what an input can hold (a bomb) is a finding, as is a crash, a sanitizer report,
 # a leak or an input taking over 10 s. Findings are kept in build-fuzz/fuzz/artifacts/; the script exits
@@ -22,7 +22,7 @@ if [[ "${1:-}" == --ci ]]; then mode=ci; shift; fi
 seconds=${1:-$([[ ${mode} == ci ]] && echo 30 || echo 60)}
 jobs=${FUZZ_JOBS:-1}
 build=build-fuzz
-read -r -a targets <<<"${FUZZ_TARGETS:-idx csv safetensors image exif}"
+read -r -a targets <<<"${FUZZ_TARGETS:-idx csv safetensors image exif onnx}"
 if [[ ${mode} == ci ]]; then FUZZ_SEED=${FUZZ_SEED:-1}; fi
 options=(-malloc_limit_mb=256 -rss_limit_mb=2048 -max_len=16384 -timeout=10)
 

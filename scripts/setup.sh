@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(g++ cmake make ccache pkg-config libeigen3-dev libstb-dev doctest-dev libbenchmark-dev zlib1g-dev
           nlohmann-json3-dev libcli11-dev dataset-fashion-mnist clang libclang-rt-14-dev libomp-dev llvm)
 if [[ "${1:-}" == "--interop" ]]; then
-  packages+=(python3-torch libopenblas0-pthread python3-pil python3-onnx python3-opencv libopencv-dnn-dev
+  packages+=(python3-torch python3-torchvision libopenblas0-pthread python3-pil python3-onnx python3-opencv libopencv-dnn-dev
             libopenmpi-dev openmpi-bin)
 fi
 missing=()

@@ -301,8 +301,8 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   const Tensor x = random_input({2, 4}, 15);
   const Tensor y = graph::Plan(g, {2, 4}).run(x);
   for (std::int64_t i = 0; i < 8; ++i) CHECK(y[i] == 2 * std::max(x[i], 0.0f));
-  g.nodes()[0].op = "Erf";
-  CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}), doctest::Contains("Erf"), std::invalid_argument);
+  g.nodes()[0].op = "TopK";  // an operator the plan does not run
+  CHECK_THROWS_WITH_AS(graph::Plan(g, {2, 4}), doctest::Contains("TopK"), std::invalid_argument);
   g.nodes()[0].op = "Relu";
   // No product to round: BFloat16 gives the float bits (test_quantize checks the products).
   CHECK(same_bits(graph::Plan(g, {2, 4}, {0, graph::Precision::BFloat16}).run(x), y));

@@ -58,6 +58,8 @@ TEST_CASE("every input that once crashed a fuzzer is now a clean error (or a cle
         io::read_safetensors(path);
       } else if (target == "image") {
         io::load_image(path);
+      } else if (target == "onnx") {
+        io::load_onnx(path);
       } else {
         FAIL_CHECK("unknown reader prefix in " << name);
       }

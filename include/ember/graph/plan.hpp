@@ -200,6 +200,12 @@ class Plan {
   }
   void run_chunk(const float* x, float* y, std::int64_t n, plan_detail::Workspace& ws) const {
     for (const auto& step : steps_) {
+      if (step.kind == plan_detail::Kind::General) {
+        const float* ins[kMaxInputs];
+        for (std::size_t k = 0; k < step.in.size(); ++k) ins[k] = at(step.in[k], x, y, ws);
+        step.op->run(ins, const_cast<float*>(at(step.out, x, y, ws)), n);
+        continue;
+      }
       const float* a = at(step.in[0], x, y, ws);
       const float* b = step.in.size() > 1 ? at(step.in[1], x, y, ws) : nullptr;
       step.run(a, b, const_cast<float*>(at(step.out, x, y, ws)), n, ws);
@@ -207,6 +213,7 @@ class Plan {
   }
 
   static constexpr int kInput = -1, kOutput = -2;
+  static constexpr std::size_t kMaxInputs = 16;
 
   int value_id(const std::string& name) {
     const auto it = ids_.find(name);
@@ -278,8 +285,11 @@ inline void Plan::build(std::int64_t batch) {
                                     " must be a computed value, not an initializer");
       return ids_.at(n.inputs[k]);
     };
-    plan_detail::Step step =
-        plan_detail::compile(n, graph_, shapes_[static_cast<std::size_t>(activation(0))]);
+    std::vector<Shape> in;
+    for (const auto& v : n.inputs) in.push_back(v.empty() ? Shape{} : shape_of(v));
+    const bool general = plan_detail::is_op(n.op);
+    plan_detail::Step step = plan_detail::compile(
+        n, graph_, general ? in[0] : shapes_[static_cast<std::size_t>(activation(0))], in, shape_of(n.outputs[0]));
     std::string value = n.outputs[0];
     if (step.kind == plan_detail::Kind::Copy && !graph_.is_output(value)) {
       root_[static_cast<std::size_t>(ids_.at(value))] = root_[static_cast<std::size_t>(activation(0))];
@@ -289,7 +299,15 @@ inline void Plan::build(std::int64_t batch) {
     step.low = plan_detail::lower(n, graph_, shapes_[static_cast<std::size_t>(activation(0))],
                                   options_.precision == Precision::BFloat16);
     if (step.kind == plan_detail::Kind::Gemm) step.linear_index = static_cast<int>(linear_count_++);
-    step.in.push_back(activation(0));
+    if (step.kind == plan_detail::Kind::General) {
+      for (const auto& v : n.inputs)
+        if (!v.empty() && !graph_.has_initializer(v)) step.in.push_back(ids_.at(v));
+      if (step.in.empty() || step.in.size() > kMaxInputs)
+        throw std::invalid_argument("Plan: node " + n.describe() + ": between 1 and " +
+                                    std::to_string(kMaxInputs) + " computed inputs");
+    } else {
+      step.in.push_back(activation(0));
+    }
     if (step.kind == plan_detail::Kind::Add) step.in.push_back(activation(1));
     step.out = ids_.at(value);
     step.in_size = sizes_[static_cast<std::size_t>(step.in[0])];

@@ -9,6 +9,7 @@
 
 #include "ember/core/tensor.hpp"
 #include "ember/graph/graph.hpp"
+#include "ember/graph/plan_ops.hpp"
 #include "ember/graph/plan_quantized.hpp"
 #include "ember/kernels/activation.hpp"
 #include "ember/kernels/add.hpp"
@@ -37,7 +38,8 @@ enum class Kind {
   Gelu,
   Softmax,
   Add,
-  Copy
+  Copy,
+  General  // an Op of graph/plan_ops.hpp, over every computed input
 };
 
 // The buffers one call works in: the planned slots and the kernels' packing workspaces, allocated on first
@@ -74,8 +76,12 @@ struct Step {
   const float *mean = nullptr, *var = nullptr, *gamma = nullptr, *beta = nullptr;
   double eps = 1e-5, alpha = 0.01;
   bool tanh_approx = false;
-  // Softmax over dimension 1: cols values, inner apart.
-  std::int64_t cols = 0, inner = 1;
+  // Softmax over one dimension: cols values, inner apart, outer runs per sample.
+  std::int64_t cols = 0, inner = 1, outer = 1;
+  // General: the compiled operator. Gemm from a MatMul or a Gemm with other options: its weight and bias
+  // rearranged once into Linear's layout, owned here.
+  std::shared_ptr<const Op> op;
+  std::vector<float> owned_weight, owned_bias;
 
   kernels::RowEpilogue<float> epilogue() const {
     if (!has_epilogue) return {};
@@ -91,9 +97,9 @@ struct Step {
     }
     switch (kind) {
       case Kind::Gemm:
-        kernels::linear_forward(y, a, weight, bias, n, in_features, out_features,
+        kernels::linear_forward(y, a, weight, bias, n * (in_size / in_features), in_features, out_features,
                                 ws.linear[static_cast<std::size_t>(linear_index)]);
-        if (relu) kernels::relu_forward(y, y, n * out_features);
+        if (relu) kernels::relu_forward(y, y, n * out_size);
         return;
       case Kind::Conv: {
         const kernels::RowEpilogue<float> epi = epilogue();
@@ -138,13 +144,16 @@ struct Step {
         return;
       }
       case Kind::Softmax:
-        kernels::softmax_forward(a, y, n, cols, inner);
+        kernels::softmax_forward(a, y, n * outer, cols, inner);
         return;
       case Kind::Add:
         kernels::add_forward(y, a, b, n * in_size);
         return;
       case Kind::Copy:
         std::copy(a, a + n * in_size, y);
+        return;
+      case Kind::General:
+        op->run(&a, y, n);  // the plan calls run_general when there are several inputs
         return;
     }
   }
@@ -165,8 +174,35 @@ inline kernels::Pool2dGeometry pool_geometry(const Node& n, const Shape& x) {
   return {x[2], x[3], k[0], k[1], s[0], s[1], p[0], p[1]};
 }
 
-// The step of one node (fusions are the plan's, graph/plan.hpp). x: its first input's shape.
-inline Step compile(const Node& n, const Graph& g, const Shape& x) {
+// Gemm's B (alpha times it, transposed unless transB) and C (beta times it, one value per output or one for
+// all), or MatMul's B transposed, as Linear's weight [out, in] and bias.
+inline void linear_from(Step& s, const Node& n, const Graph& g) {
+  const Tensor& b = g.initializer(n.inputs.at(1));
+  const bool tb = n.op == "Gemm" && n.get_int("transB", 0) != 0;
+  const auto alpha = static_cast<float>(n.op == "Gemm" ? n.get_float("alpha", 1) : 1.0);
+  const std::int64_t rows = b.size(0), cols = b.size(1);
+  s.in_features = tb ? cols : rows;
+  s.out_features = tb ? rows : cols;
+  s.owned_weight.resize(static_cast<std::size_t>(rows * cols));
+  for (std::int64_t o = 0; o < s.out_features; ++o)
+    for (std::int64_t i = 0; i < s.in_features; ++i)
+      s.owned_weight[static_cast<std::size_t>(o * s.in_features + i)] =
+          alpha * (tb ? b[o * cols + i] : b[i * cols + o]);
+  s.weight = s.owned_weight.data();
+  if (n.op == "Gemm" && n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    const Tensor& c = g.initializer(n.inputs[2]);
+    if (c.numel() != s.out_features && c.numel() != 1)
+      throw std::invalid_argument("Plan: node " + n.describe() + ": C must hold one value per output or one");
+    const auto beta = static_cast<float>(n.get_float("beta", 1));
+    for (std::int64_t o = 0; o < s.out_features; ++o) s.owned_bias.push_back(beta * c[c.numel() == 1 ? 0 : o]);
+    s.bias = s.owned_bias.data();
+  }
+}
+
+// The step of one node (fusions are the plan's, graph/plan.hpp). x: its first input's shape; in: every
+// input's shape and out the output's (for the operators of graph/plan_ops.hpp).
+inline Step compile(const Node& n, const Graph& g, const Shape& x, const std::vector<Shape>& in = {},
+                    const Shape& out = {}) {
   Step s;
   s.node = n.name;
   const auto init = [&](std::size_t i) -> const float* {
@@ -182,7 +218,14 @@ inline Step compile(const Node& n, const Graph& g, const Shape& x) {
                                 "' is not supported");
   s.relu = act == "Relu";
   const auto& op = n.op;
-  if (op == "Gemm") {
+  if ((op == "Gemm" && (n.get_int("transB", 0) != 1 || n.get_float("alpha", 1) != 1 ||
+                        n.get_float("beta", 1) != 1)) ||
+      op == "MatMul") {
+    if (!g.has_initializer(n.inputs.at(1)))
+      throw std::invalid_argument("Plan: node " + n.describe() + ": the right side must be an initializer");
+    s.kind = Kind::Gemm;
+    linear_from(s, n, g);
+  } else if (op == "Gemm") {
     const Shape& w = g.initializer(n.inputs.at(1)).shape();
     if (n.get_int("transB", 0) != 1 || n.get_float("alpha", 1) != 1 || n.get_float("beta", 1) != 1)
       throw std::invalid_argument("Plan: node " + n.describe() +
@@ -239,15 +282,20 @@ inline Step compile(const Node& n, const Graph& g, const Shape& x) {
     s.kind = Kind::Gelu;
     s.tanh_approx = n.get_string("approximate", "none") == "tanh";
   } else if (op == "Softmax") {
-    const std::int64_t axis = n.get_int("axis", -1);
-    if (axis != 1 && !(axis == -1 && x.size() == 2))
-      throw std::invalid_argument("Plan: node " + n.describe() + ": Softmax over axis 1 only");
+    const auto axis = static_cast<std::size_t>(detail::axis_of(n, n.get_int("axis", -1), x.size()));
+    if (axis == 0) throw std::invalid_argument("Plan: node " + n.describe() + ": a Softmax over the batch");
     s.kind = Kind::Softmax;
-    s.cols = x[1];
-    s.inner = per_sample(x) / x[1];
-  } else if (op == "Add") {
+    s.cols = x[axis];
+    s.outer = numel_of(x, 1, axis);
+    s.inner = numel_of(x, axis + 1);
+  } else if (op == "Add" && in.size() == 2 && in[0] == in[1] && !g.has_initializer(n.inputs[0]) &&
+             !g.has_initializer(n.inputs[1])) {
     s.kind = Kind::Add;
-  } else if (op == "Dropout" || op == "Identity" || op == "Flatten") {
+  } else if (is_op(op)) {
+    s.kind = Kind::General;
+    s.op = compile_op(n, g, in, out);
+  } else if (op == "Dropout" || op == "Identity" || op == "Flatten" || op == "Reshape" || op == "Squeeze" ||
+             op == "Unsqueeze") {
     s.kind = Kind::Copy;
   } else {
     throw std::invalid_argument("Plan: node " + n.describe() + ": the operator " + op + " is not supported");

@@ -11,6 +11,7 @@
 #include "ember/core/error.hpp"
 #include "ember/core/shape.hpp"
 #include "ember/graph/graph.hpp"
+#include "ember/graph/shapes_more.hpp"
 
 namespace ember::graph {
 
@@ -40,6 +41,10 @@ inline Shape windowed(const Node& n, const Shape& x, std::int64_t channels) {
   if (k.size() != 2 || s.size() != 2 || d.size() != 2 || p.size() != 4)
     throw std::invalid_argument("graph: node " + n.describe() +
                                 ": kernel_shape, strides and dilations need 2 values, pads 4");
+  for (std::size_t i = 0; i < 2; ++i)
+    if (k[i] < 1 || s[i] < 1 || d[i] < 1 || p[i] < 0 || p[i + 2] < 0)
+      throw std::invalid_argument("graph: node " + n.describe() +
+                                  ": kernel_shape, strides and dilations must be positive, pads not negative");
   const std::int64_t oh = window_out(x[2], k[0], s[0], p[0], p[2], d[0]);
   const std::int64_t ow = window_out(x[3], k[1], s[1], p[1], p[3], d[1]);
   if (oh <= 0 || ow <= 0) bad_input(n, "a plane at least as large as the window", x);
@@ -68,7 +73,8 @@ inline Shape infer_shape(const Node& n, const std::vector<Shape>& in) {
     need(2);
     const bool tb = n.get_int("transB", 0) != 0;
     const Shape& w = in[1];
-    if (n.get_int("transA", 0) != 0) throw std::invalid_argument("graph: node " + n.describe() + ": transA");
+    if (n.get_int("transA", 0) != 0)
+      throw std::invalid_argument("graph: node " + n.describe() + ": transA (the batch must stay rows)");
     if (x.size() != 2 || w.size() != 2 || x[1] != (tb ? w[1] : w[0]))
       detail::bad_input(n, "input [N, " + std::to_string(w.size() == 2 ? (tb ? w[1] : w[0]) : 0) + "]", x);
     return {x[0], tb ? w[0] : w[1]};
@@ -93,11 +99,7 @@ inline Shape infer_shape(const Node& n, const std::vector<Shape>& in) {
     for (std::size_t i = 0; i < x.size(); ++i) (i < axis ? a : b) *= x[i];
     return {a, b};
   }
-  if (n.op == "Add") {
-    need(2);
-    if (in[1] != x) detail::bad_input(n, "two inputs of one shape, the second " + to_string(in[1]), x);
-    return x;
-  }
+  if (auto more = detail::infer_more(n, in)) return *more;
   throw std::invalid_argument("graph: node " + n.describe() + ": the operator " + n.op +
                               " is not one graph::Plan runs (graph/shapes.hpp lists them)");
 }
