@@ -1,13 +1,9 @@
 #pragma once
-// Compiled mode (docs/compile-times.md): with EMBER_COMPILED defined, as ember::compiled defines it for its
-// users, the float and double instantiations of the layers, losses, optimisers, the loader and the training
-// loop are declared `extern template` here. The library (src/compiled/) holds their one explicit
-// instantiation, so a program that includes ember compiles only its own code. Without EMBER_COMPILED this
-// header only defines the lists; header-only use is unchanged.
-//
-// The declarations need the templates' definitions, so they come after the umbrella header, which includes
-// this file last: a program gets them through <ember/ember.hpp> (or this header). One that includes single
-// headers instead compiles the templates it uses itself, as in header-only mode, with the same result.
+// Compiled mode (docs/compile-times.md): the lists of what ember::compiled instantiates for float and double
+// (src/compiled/ holds the one explicit instantiation of each). With EMBER_COMPILED defined, as ember::compiled
+// defines it for its users, each class is declared `extern template` after its definition in its own header,
+// and fit's instantiations here, after the umbrella header (which includes this file last), so a program
+// compiles only its own code. Without EMBER_COMPILED nothing here is declared; header-only use is unchanged.
 #include "ember/ember.hpp"
 
 // X(class) for every class (X is variadic: a class name may hold commas) compiled for scalar type T.
@@ -59,13 +55,11 @@
       ember::nn::SequentialT<float>&, ember::loss::CrossEntropyLossT<float>&, O&, ember::data::DataLoader&,    \
       ember::data::DataLoader&, const ember::train::FitOptions&);
 
+// The classes' extern declarations stand in their own headers (EMBER_EXTERN_TEMPLATE, core/compiled.hpp), so a
+// program that includes single headers takes them from the library too; fit's need the types it is
+// instantiated with, all of which the umbrella has.
 #if defined(EMBER_COMPILED)
-#define EMBER_EXTERN_CLASS(...) extern template class __VA_ARGS__;
 #define EMBER_EXTERN_FIT(O) EMBER_COMPILED_FIT(extern, O)
-EMBER_COMPILED_CLASSES(EMBER_EXTERN_CLASS, float)
-EMBER_COMPILED_CLASSES(EMBER_EXTERN_CLASS, double)
-EMBER_COMPILED_OTHER_CLASSES(EMBER_EXTERN_CLASS)
 EMBER_COMPILED_FIT_OPTIMIZERS(EMBER_EXTERN_FIT)
-#undef EMBER_EXTERN_CLASS
 #undef EMBER_EXTERN_FIT
 #endif

@@ -8,3 +8,13 @@
 #else
 #define EMBER_LIB_INLINE inline
 #endif
+
+// EMBER_EXTERN_TEMPLATE(class X<float>) after a class template's definition, in its own header: in compiled
+// mode an explicit instantiation declaration, so that a program including only that header takes the class
+// from ember::compiled (src/compiled/ holds the definitions; extern_templates.hpp lists them); nothing
+// header-only.
+#if defined(EMBER_COMPILED)
+#define EMBER_EXTERN_TEMPLATE(...) extern template __VA_ARGS__;
+#else
+#define EMBER_EXTERN_TEMPLATE(...)
+#endif

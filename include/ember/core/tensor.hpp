@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/shape.hpp"
 
@@ -276,6 +277,8 @@ class TensorT {
 };
 
 using Tensor = TensorT<float>;
+EMBER_EXTERN_TEMPLATE(class TensorT<float>)
+EMBER_EXTERN_TEMPLATE(class TensorT<double>)
 
 // Short summary for messages and debugging: "Tensor[2, 3]".
 template <typename T>

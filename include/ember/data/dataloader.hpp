@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
@@ -366,6 +367,7 @@ class DataLoaderT {
 
 // The class-label loader: any data set whose targets are std::int64_t.
 using DataLoader = DataLoaderT<std::int64_t>;
+EMBER_EXTERN_TEMPLATE(class DataLoaderT<std::int64_t>)
 
 }  // namespace data
 }  // namespace ember

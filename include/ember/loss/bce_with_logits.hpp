@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/loss/reduction.hpp"
@@ -123,6 +124,8 @@ class BCEWithLogitsLossT {
 };
 
 using BCEWithLogitsLoss = BCEWithLogitsLossT<float>;
+EMBER_EXTERN_TEMPLATE(class BCEWithLogitsLossT<float>)
+EMBER_EXTERN_TEMPLATE(class BCEWithLogitsLossT<double>)
 
 }  // namespace ember::loss
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/loss/reduction.hpp"
@@ -283,6 +284,8 @@ class CrossEntropyLossT {
 };
 
 using CrossEntropyLoss = CrossEntropyLossT<float>;
+EMBER_EXTERN_TEMPLATE(class CrossEntropyLossT<float>)
+EMBER_EXTERN_TEMPLATE(class CrossEntropyLossT<double>)
 
 // As torch.nn.NLLLoss(): the input holds log-probabilities (e.g. from a log-softmax).
 template <typename T>
@@ -320,6 +323,8 @@ class NLLLossT {
 };
 
 using NLLLoss = NLLLossT<float>;
+EMBER_EXTERN_TEMPLATE(class NLLLossT<float>)
+EMBER_EXTERN_TEMPLATE(class NLLLossT<double>)
 
 }  // namespace ember::loss
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/loss/reduction.hpp"
@@ -60,6 +61,8 @@ class MSELossT {
 };
 
 using MSELoss = MSELossT<float>;
+EMBER_EXTERN_TEMPLATE(class MSELossT<float>)
+EMBER_EXTERN_TEMPLATE(class MSELossT<double>)
 
 }  // namespace ember::loss
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/activation.hpp"
@@ -265,10 +266,22 @@ class TanhT : public detail::PointwiseT<T> {
 };
 
 using ReLU = ReLUT<float>;
+EMBER_EXTERN_TEMPLATE(class ReLUT<float>)
+EMBER_EXTERN_TEMPLATE(class ReLUT<double>)
 using LeakyReLU = LeakyReLUT<float>;
+EMBER_EXTERN_TEMPLATE(class LeakyReLUT<float>)
+EMBER_EXTERN_TEMPLATE(class LeakyReLUT<double>)
 using GELU = GELUT<float>;
+EMBER_EXTERN_TEMPLATE(class GELUT<float>)
+EMBER_EXTERN_TEMPLATE(class GELUT<double>)
 using Sigmoid = SigmoidT<float>;
+EMBER_EXTERN_TEMPLATE(class SigmoidT<float>)
+EMBER_EXTERN_TEMPLATE(class SigmoidT<double>)
 using Tanh = TanhT<float>;
+EMBER_EXTERN_TEMPLATE(class TanhT<float>)
+EMBER_EXTERN_TEMPLATE(class TanhT<double>)
 using Softmax = SoftmaxT<float>;
+EMBER_EXTERN_TEMPLATE(class SoftmaxT<float>)
+EMBER_EXTERN_TEMPLATE(class SoftmaxT<double>)
 
 }  // namespace ember::nn

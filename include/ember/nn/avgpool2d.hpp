@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/avgpool.hpp"
@@ -170,6 +171,10 @@ class AdaptiveAvgPool2dT : public ModuleT<T> {
 };
 
 using AvgPool2d = AvgPool2dT<float>;
+EMBER_EXTERN_TEMPLATE(class AvgPool2dT<float>)
+EMBER_EXTERN_TEMPLATE(class AvgPool2dT<double>)
 using AdaptiveAvgPool2d = AdaptiveAvgPool2dT<float>;
+EMBER_EXTERN_TEMPLATE(class AdaptiveAvgPool2dT<float>)
+EMBER_EXTERN_TEMPLATE(class AdaptiveAvgPool2dT<double>)
 
 }  // namespace ember::nn

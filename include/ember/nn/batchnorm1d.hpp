@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/batchnorm_base.hpp"
 
@@ -33,5 +34,7 @@ class BatchNorm1dT : public BatchNormBaseT<T> {
 };
 
 using BatchNorm1d = BatchNorm1dT<float>;
+EMBER_EXTERN_TEMPLATE(class BatchNorm1dT<float>)
+EMBER_EXTERN_TEMPLATE(class BatchNorm1dT<double>)
 
 }  // namespace ember::nn

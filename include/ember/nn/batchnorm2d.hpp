@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/batchnorm_base.hpp"
 
@@ -32,5 +33,7 @@ class BatchNorm2dT : public BatchNormBaseT<T> {
 };
 
 using BatchNorm2d = BatchNorm2dT<float>;
+EMBER_EXTERN_TEMPLATE(class BatchNorm2dT<float>)
+EMBER_EXTERN_TEMPLATE(class BatchNorm2dT<double>)
 
 }  // namespace ember::nn

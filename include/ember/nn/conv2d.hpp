@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
@@ -250,5 +251,7 @@ class Conv2dT : public ModuleT<T>, public ChannelFusion<T> {
 };
 
 using Conv2d = Conv2dT<float>;
+EMBER_EXTERN_TEMPLATE(class Conv2dT<float>)
+EMBER_EXTERN_TEMPLATE(class Conv2dT<double>)
 
 }  // namespace ember::nn

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
@@ -113,5 +114,7 @@ class DropoutT : public ModuleT<T>, public ChannelFusion<T> {
 };
 
 using Dropout = DropoutT<float>;
+EMBER_EXTERN_TEMPLATE(class DropoutT<float>)
+EMBER_EXTERN_TEMPLATE(class DropoutT<double>)
 
 }  // namespace ember::nn

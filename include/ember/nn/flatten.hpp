@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
 
@@ -74,5 +75,7 @@ class FlattenT : public ModuleT<T> {
 };
 
 using Flatten = FlattenT<float>;
+EMBER_EXTERN_TEMPLATE(class FlattenT<float>)
+EMBER_EXTERN_TEMPLATE(class FlattenT<double>)
 
 }  // namespace ember::nn

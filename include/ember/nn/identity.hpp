@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/nn/module.hpp"
 
@@ -34,5 +35,7 @@ class IdentityT : public ModuleT<T> {
 };
 
 using Identity = IdentityT<float>;
+EMBER_EXTERN_TEMPLATE(class IdentityT<float>)
+EMBER_EXTERN_TEMPLATE(class IdentityT<double>)
 
 }  // namespace ember::nn

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
@@ -122,5 +123,7 @@ class LinearT : public ModuleT<T> {
 };
 
 using Linear = LinearT<float>;
+EMBER_EXTERN_TEMPLATE(class LinearT<float>)
+EMBER_EXTERN_TEMPLATE(class LinearT<double>)
 
 }  // namespace ember::nn

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/pool.hpp"
@@ -96,5 +97,7 @@ class MaxPool2dT : public ModuleT<T> {
 };
 
 using MaxPool2d = MaxPool2dT<float>;
+EMBER_EXTERN_TEMPLATE(class MaxPool2dT<float>)
+EMBER_EXTERN_TEMPLATE(class MaxPool2dT<double>)
 
 }  // namespace ember::nn

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
@@ -272,6 +273,8 @@ class ModuleT {
 };
 
 using Module = ModuleT<float>;
+EMBER_EXTERN_TEMPLATE(class ModuleT<float>)
+EMBER_EXTERN_TEMPLATE(class ModuleT<double>)
 
 // t.resize(dims) without building a Shape (a heap allocation) when t has that shape already, so that a warmed-up
 // training step allocates nothing.

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/kernels/add.hpp"
 #include "ember/nn/module.hpp"
@@ -156,5 +157,7 @@ class ResidualT : public ModuleT<T> {
 };
 
 using Residual = ResidualT<float>;
+EMBER_EXTERN_TEMPLATE(class ResidualT<float>)
+EMBER_EXTERN_TEMPLATE(class ResidualT<double>)
 
 }  // namespace ember::nn

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parallel.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
@@ -385,5 +386,7 @@ class SequentialT : public ModuleT<T> {
 };
 
 using Sequential = SequentialT<float>;
+EMBER_EXTERN_TEMPLATE(class SequentialT<float>)
+EMBER_EXTERN_TEMPLATE(class SequentialT<double>)
 
 }  // namespace ember::nn

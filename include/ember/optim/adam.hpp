@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
@@ -214,5 +215,9 @@ template <typename T>
 using AdamWT = detail::BasicAdam<T, AdamWOptions, true>;
 using Adam = AdamT<float>;
 using AdamW = AdamWT<float>;
+EMBER_EXTERN_TEMPLATE(class detail::BasicAdam<float, AdamOptions, false>)
+EMBER_EXTERN_TEMPLATE(class detail::BasicAdam<double, AdamOptions, false>)
+EMBER_EXTERN_TEMPLATE(class detail::BasicAdam<float, AdamWOptions, true>)
+EMBER_EXTERN_TEMPLATE(class detail::BasicAdam<double, AdamWOptions, true>)
 
 }  // namespace ember::optim

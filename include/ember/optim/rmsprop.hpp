@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
 #include "ember/core/tensor.hpp"
@@ -159,5 +160,7 @@ class RMSpropT : public detail::ParamGroups<T, RMSpropOptions> {
 };
 
 using RMSprop = RMSpropT<float>;
+EMBER_EXTERN_TEMPLATE(class RMSpropT<float>)
+EMBER_EXTERN_TEMPLATE(class RMSpropT<double>)
 
 }  // namespace ember::optim

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "ember/core/compiled.hpp"
 #include "ember/core/error.hpp"
 #include "ember/core/parameter.hpp"
 #include "ember/core/print.hpp"
@@ -204,5 +205,7 @@ class SGDT : public detail::ParamGroups<T, SGDOptions> {
 };
 
 using SGD = SGDT<float>;
+EMBER_EXTERN_TEMPLATE(class SGDT<float>)
+EMBER_EXTERN_TEMPLATE(class SGDT<double>)
 
 }  // namespace ember::optim
