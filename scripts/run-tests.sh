@@ -40,10 +40,14 @@ tsan() {
   echo "== tsan: the loader, the parallel layers, predict and fit under ThreadSanitizer"
   bash scripts/tsan.sh
 }
-stage release suite release
-stage clang suite clang
-stage fuzz fuzz
-stage tsan tsan
-stage asan suite asan
+# EMBER_TEST_STAGES picks stages (e.g. "asan tsan"), for a developer re-running part; CI runs them all.
+for name in ${EMBER_TEST_STAGES:-release clang fuzz tsan asan}; do
+  case "${name}" in
+    release | clang | asan) stage "${name}" suite "${name}" ;;
+    fuzz) stage fuzz fuzz ;;
+    tsan) stage tsan tsan ;;
+    *) echo "run-tests.sh: unknown stage '${name}' (release, clang, fuzz, tsan, asan)" >&2; exit 2 ;;
+  esac
+done
 echo "== stage times (total $((SECONDS / 60)) min $((SECONDS % 60)) s):"
 printf '   %s\n' "${times[@]}"
