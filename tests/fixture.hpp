@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ember/core/random.hpp>
 #include <ember/core/tensor.hpp>
 #include <fstream>
 #include <map>
@@ -61,6 +62,14 @@ double max_rel_error(const ember::TensorT<T>& got, const ember::TensorT<double>&
 template <typename T>
 double max_rel_error(const ember::TensorT<T>& got, const ember::TensorT<float>& want) {
   return max_rel_error(got, want.template cast<double>());
+}
+
+// A tensor of standard normal values from `seed`: the tests' random inputs.
+inline ember::Tensor normal_tensor(const ember::Shape& s, std::uint64_t seed) {
+  ember::Generator gen(seed);
+  ember::Tensor t(s);
+  for (auto& v : t) v = static_cast<float>(gen.normal());
+  return t;
 }
 
 }  // namespace fixture

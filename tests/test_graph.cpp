@@ -23,18 +23,12 @@
 #include <vector>
 
 #include "alloc_counter.hpp"
+#include "fixture.hpp"
 #include "scratch.hpp"
 
 using namespace ember;
 
 namespace {
-
-Tensor random_input(const Shape& s, std::uint64_t seed) {
-  Generator gen(seed);
-  Tensor t(s);
-  for (auto& v : t) v = static_cast<float>(gen.normal());
-  return t;
-}
 
 // max |a - b| / max |b|: the largest difference relative to the reference's scale.
 double relative_difference(const Tensor& a, const Tensor& b) {
@@ -68,7 +62,7 @@ int with_attribute(const graph::Graph& g, const std::string& key) {
 template <class M>
 void settle(M& model, const Shape& shape) {
   model.train();
-  for (std::uint64_t s = 0; s < 3; ++s) model.forward(random_input(shape, 100 + s));
+  for (std::uint64_t s = 0; s < 3; ++s) model.forward(fixture::normal_tensor(shape, 100 + s));
   model.eval();
 }
 
@@ -131,7 +125,7 @@ struct OpaqueT : SquashT {
 // Plan.run against predict, with the optimised graph too; returns the plan of the traced graph.
 void check_plan(const nn::Module& model, const Shape& shape, const char* what) {
   const graph::Graph g = graph::trace(model, shape);
-  const Tensor x = random_input(shape, 7);
+  const Tensor x = fixture::normal_tensor(shape, 7);
   const Tensor expected = model.predict(x);
   const graph::Plan plan(g, shape);
   const double d = relative_difference(plan.run(x), expected);
@@ -232,7 +226,7 @@ TEST_CASE("optimize removes Dropout and Identity, folds BatchNorm into the Conv 
   CHECK(!r.has_initializer("stem.weight"));
   CHECK(r.has_initializer("stem.weight_folded"));
   CHECK(traced.nodes().size() - r.nodes().size() == 6 + 3);
-  const Tensor x = random_input({5, 1, 12, 12}, 9);
+  const Tensor x = fixture::normal_tensor({5, 1, 12, 12}, 9);
   const double d = relative_difference(graph::Plan(r, {5, 1, 12, 12}).run(x), model.predict(x));
   MESSAGE("ResNet with its BatchNorms folded: largest relative difference " << d);
   CHECK(d < 1e-5);
@@ -242,7 +236,7 @@ TEST_CASE("Plan: four threads at once give the bits of a lone call; a batch othe
   const nn::Sequential model = cnn();
   const graph::Plan plan(graph::trace(model, {64, 1, 28, 28}), {64, 1, 28, 28});
   CHECK(plan.chunk() < 64);  // several chunks: the threads share the workspaces' pool
-  const Tensor x = random_input({64, 1, 28, 28}, 11);
+  const Tensor x = fixture::normal_tensor({64, 1, 28, 28}, 11);
   const Tensor lone = plan.run(x);
   std::vector<Tensor> got(4);
   std::vector<std::thread> threads;
@@ -254,7 +248,7 @@ TEST_CASE("Plan: four threads at once give the bits of a lone call; a batch othe
   for (const auto& g : got) CHECK(same_bits(g, lone));
 
   for (std::int64_t n : {1, 5, 64, 150}) {
-    const Tensor xn = random_input({n, 1, 28, 28}, 12 + static_cast<std::uint64_t>(n));
+    const Tensor xn = fixture::normal_tensor({n, 1, 28, 28}, 12 + static_cast<std::uint64_t>(n));
     const Tensor y = plan.run(xn);
     CHECK(y.shape() == Shape{n, 24});
     CHECK(relative_difference(y, model.predict(xn)) < 1e-5);
@@ -267,7 +261,7 @@ TEST_CASE("Plan: a warm run allocates nothing" * kAllocSkip) {
                                      std::pair<nn::Sequential, Shape>{mlp(), {8, 1, 28, 28}},
                                      std::pair<nn::Sequential, Shape>{resnet(), {3, 1, 12, 12}}}) {
     const graph::Plan plan(graph::optimize(graph::trace(model, shape)), shape);
-    const Tensor x = random_input(shape, 13);
+    const Tensor x = fixture::normal_tensor(shape, 13);
     Tensor out;
     plan.run(x, out);
     plan.run(x, out);
@@ -280,7 +274,7 @@ TEST_CASE("trace: a layer of one's own takes part by describing itself, else tra
   const graph::Graph g = graph::trace(ok, {3, 6});
   CHECK(op_counts(g) == std::map<std::string, int>{{"Gemm", 1}, {"Relu", 1}, {"Sigmoid", 1}});
   CHECK(g.nodes()[1].name == "squash/Relu");
-  const Tensor x = random_input({3, 6}, 14);
+  const Tensor x = fixture::normal_tensor({3, 6}, 14);
   CHECK(relative_difference(graph::Plan(g, {3, 6}).run(x), ok.predict(x)) < 1e-6);
 
   const nn::Sequential bad({{"fc", nn::Linear(6, 4)}, {"mine", OpaqueT()}});
@@ -298,7 +292,7 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   CHECK_THROWS_WITH_AS(g.validate(), doctest::Contains("Add 'sum' reads 'b'"), std::invalid_argument);
   g.nodes()[1].inputs[1] = "a";
   g.validate();
-  const Tensor x = random_input({2, 4}, 15);
+  const Tensor x = fixture::normal_tensor({2, 4}, 15);
   const Tensor y = graph::Plan(g, {2, 4}).run(x);
   for (std::int64_t i = 0; i < 8; ++i) CHECK(y[i] == 2 * std::max(x[i], 0.0f));
   g.nodes()[0].op = "TopK";  // an operator the plan does not run
@@ -314,13 +308,13 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   const graph::Graph empty = graph::optimize(graph::trace(nn::Sequential(), {2, 3}));
   REQUIRE(empty.nodes().size() == 1);
   CHECK(empty.nodes()[0].op == "Identity");
-  const Tensor e = random_input({4, 3}, 16);
+  const Tensor e = fixture::normal_tensor({4, 3}, 16);
   CHECK(same_bits(graph::Plan(empty, {2, 3}).run(e), e));
 }
 
 TEST_CASE("Plan: one thread or all, the same bits") {
   const graph::Graph g = graph::optimize(graph::trace(cnn(), {40, 1, 28, 28}));
-  const Tensor x = random_input({40, 1, 28, 28}, 18);
+  const Tensor x = fixture::normal_tensor({40, 1, 28, 28}, 18);
   const graph::Plan all(g, {40, 1, 28, 28}), one(g, {40, 1, 28, 28}, {1, graph::Precision::Float32});
   CHECK(all.chunk() < 40);
   CHECK(same_bits(one.run(x), all.run(x)));
@@ -381,7 +375,7 @@ TEST_CASE(
   const auto add = [&](const std::string& name, const nn::Module& model, const Shape& shape) {
     const graph::Graph g = graph::optimize(graph::trace(model, shape));
     io::export_onnx(g, dir + "/" + name + ".onnx");
-    const Tensor x = random_input(shape, 17);
+    const Tensor x = fixture::normal_tensor(shape, 17);
     const Tensor y = graph::Plan(g, shape).run(x);
     raw(dir + "/" + name + ".input", x);
     raw(dir + "/" + name + ".output", y);

@@ -18,18 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "fixture.hpp"
 #include "scratch.hpp"
 
 using namespace ember;
 
 namespace {
-
-Tensor random_input(const Shape& s, std::uint64_t seed) {
-  Generator gen(seed);
-  Tensor t(s);
-  for (auto& v : t) v = static_cast<float>(gen.normal());
-  return t;
-}
 
 struct Agreement {
   double relative = 0;  // max |a - b| / max |b|
@@ -61,7 +55,7 @@ nn::Sequential report_model(bool cnn) {
   manual_seed(cnn ? 3 : 2);
   auto m = cnn ? models::report_cnn(24, false) : models::report_mlp(24, false);
   m.train();
-  for (std::uint64_t s = 0; s < 3; ++s) m.forward(random_input({16, 1, 28, 28}, 100 + s));
+  for (std::uint64_t s = 0; s < 3; ++s) m.forward(fixture::normal_tensor({16, 1, 28, 28}, 100 + s));
   m.eval();
   return m;
 }
@@ -77,7 +71,7 @@ int quantized_nodes(const graph::Graph& g) {
 TEST_CASE("quantize_int8 marks every Conv and Gemm, with per-channel s8 weights and u8 input parameters") {
   const auto model = report_model(true);
   const graph::Graph g = graph::trace(model, {2, 1, 28, 28});
-  const std::vector<Tensor> calibration = {random_input({32, 1, 28, 28}, 1), random_input({32, 1, 28, 28}, 2)};
+  const std::vector<Tensor> calibration = {fixture::normal_tensor({32, 1, 28, 28}, 1), fixture::normal_tensor({32, 1, 28, 28}, 2)};
   const graph::Graph q = graph::quantize_int8(g, calibration);
   CHECK(quantized_nodes(q) == 5);
   for (const auto& n : q.nodes()) {
@@ -128,9 +122,9 @@ TEST_CASE("Plan runs the quantized report models and bf16 close to float, on eve
     const auto model = report_model(cnn);
     const Shape shape{200, 1, 28, 28};
     const graph::Graph g = graph::trace(model, shape);
-    const Tensor x = random_input(shape, 7);
+    const Tensor x = fixture::normal_tensor(shape, 7);
     const Tensor expected = graph::Plan(g, shape).run(x);
-    const graph::Graph q = graph::quantize_int8(g, {random_input({100, 1, 28, 28}, 8)});
+    const graph::Graph q = graph::quantize_int8(g, {fixture::normal_tensor({100, 1, 28, 28}, 8)});
     CHECK_THROWS_WITH_AS(graph::Plan(g, shape, {0, graph::Precision::Int8}), doctest::Contains("quantize first"),
                          std::invalid_argument);
     const graph::Plan int8(q, shape, {0, graph::Precision::Int8});
@@ -174,7 +168,7 @@ TEST_CASE("Plan runs the quantized report models and bf16 close to float, on eve
 TEST_CASE("export_onnx writes a quantized graph as QuantizeLinear/DequantizeLinear that onnx.checker accepts") {
   const auto model = report_model(true);
   const Shape shape{4, 1, 28, 28};
-  const graph::Graph q = graph::quantize_int8(graph::trace(model, shape), {random_input({16, 1, 28, 28}, 9)},
+  const graph::Graph q = graph::quantize_int8(graph::trace(model, shape), {fixture::normal_tensor({16, 1, 28, 28}, 9)},
                                               {graph::Calibration::MinMax, 99.99, false, true});
   const format::OnnxModel onnx = io::to_onnx(q);
   int quantize = 0, dequantize = 0, int8_weights = 0;
