@@ -9,7 +9,8 @@
 //
 // The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
 // input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
-// without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then.
+// without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then. An
+// nn::GraphModule is written as the graph it describes (graph::trace), its initialisers under their names.
 // The file is written atomically (core/file.hpp): io_error naming the path when it cannot be.
 #include <cstdint>
 #include <map>
@@ -21,9 +22,11 @@
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/format/onnx_proto.hpp"
+#include "ember/graph/trace.hpp"
 #include "ember/io/onnx_builder.hpp"
 #include "ember/io/onnx_graph.hpp"
 #include "ember/io/onnx_layers.hpp"
+#include "ember/nn/graph_module.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
@@ -117,6 +120,8 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
   if (!positive || input_shape.size() < 2)
     throw shape_error("export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
                       to_string(input_shape) + (positive ? batch_hint : ""));
+  // A graph made a module (nn::GraphModule) is written as the graph it describes.
+  if (dynamic_cast<const nn::GraphModuleT<T>*>(&model)) return to_onnx(graph::trace(model, input_shape), metadata);
   format::OnnxModel onnx;
   onnx.producer_name = "ember";
   onnx.producer_version = ember::version();
