@@ -463,3 +463,39 @@ TEST_CASE("GraphModule fine-tunes an imported net: freeze, a new head, fit, chec
   nn::GraphModule again(back);
   CHECK(tensor_names(again) == tensor_names(fresh));
 }
+
+TEST_CASE("GraphModule refuses what it cannot train as layers, naming the node; a wrong input names the shape") {
+  const auto error_of_module = [](const graph::Graph& g) {
+    try {
+      nn::GraphModule m(g);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  using A = graph::Attribute;
+  graph::Graph shared;  // two convolutions of one weight: each layer holds its own
+  shared.inputs().push_back({"x", {-1, 2, 4, 4}});
+  shared.add_initializer("w", fixture::normal_tensor({2, 2, 1, 1}, 1));
+  shared.add_node({"Conv", "first", {"x", "w"}, {"a"}, {{"kernel_shape", A::integers({1, 1})}}});
+  shared.add_node({"Conv", "second", {"a", "w"}, {"b"}, {{"kernel_shape", A::integers({1, 1})}}});
+  shared.outputs().push_back({"b", {-1, 2, 4, 4}});
+  std::string e = error_of_module(shared);
+  CHECK_MESSAGE(e.find("node Conv 'second' shares its weight 'w' with node 'first'") != std::string::npos, e);
+  graph::Graph flat;  // a Flatten that would merge the batch with the channels
+  flat.inputs().push_back({"x", {-1, 2, 4, 4}});
+  flat.add_node({"Flatten", "flat", {"x"}, {"y"}, {{"axis", A::integer(2)}}});
+  flat.outputs().push_back({"y", {-1, 16}});
+  e = error_of_module(flat);
+  CHECK_MESSAGE(e.find("node Flatten 'flat': a Flatten from an axis other than 1") != std::string::npos, e);
+  nn::GraphModule m(se_block_graph());
+  std::string shape = "no shape_error";
+  try {
+    m.predict(Tensor({2, 3, 5, 5}));
+  } catch (const shape_error& s) {
+    shape = s.what();
+  }
+  CHECK_MESSAGE(shape.find("expected input [-1, 4, 5, 5] (-1: any batch), got [2, 3, 5, 5]") != std::string::npos,
+                shape);
+  CHECK_THROWS_AS(m.replace("no_such_child", nn::ReLU()), std::out_of_range);
+}

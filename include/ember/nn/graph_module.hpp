@@ -90,6 +90,12 @@ class GraphModuleT : public ModuleT<T> {
       }
     values_count_ = ids.size();
     output_ = ids.at(g.outputs()[0].name);
+    // predict frees each value after its last reader: its peak is a few activations, not all of them.
+    std::vector<std::size_t> last(values_count_, 0);
+    for (std::size_t k = 0; k < entries_.size(); ++k)
+      for (int v : entries_[k].in) last[static_cast<std::size_t>(v)] = k;
+    for (std::size_t v = 0; v < values_count_; ++v)
+      if (static_cast<int>(v) != output_) entries_[last[v]].frees.push_back(static_cast<int>(v));
     output_name_ = g.outputs()[0].name;
   }
 
@@ -174,7 +180,10 @@ class GraphModuleT : public ModuleT<T> {
     check_input(x);
     std::vector<TensorT<T>> values(values_count_);
     values[0].assign(x);
-    for (const auto& e : entries_) run(e, values, values[static_cast<std::size_t>(e.out)], false);
+    for (const auto& e : entries_) {
+      run(e, values, values[static_cast<std::size_t>(e.out)], false);
+      for (int v : e.frees) values[static_cast<std::size_t>(v)] = TensorT<T>();
+    }
     out = std::move(values[static_cast<std::size_t>(output_)]);
   }
 

@@ -37,6 +37,7 @@ struct Entry {
   std::map<std::string, std::string> names;  // a layer's tensor ("weight") -> its initializer
   std::map<std::string, Tensor> constants;   // a functional node's initializer operands
   std::vector<int> in;                       // the computed inputs' value ids
+  std::vector<int> frees;                    // the values this node reads last (predict drops them)
   int out = -1;
   bool no_backward = false;
   std::string no_backward_why;
@@ -51,6 +52,7 @@ struct Entry {
     e.names = names;
     e.constants = constants;
     e.in = in;
+    e.frees = frees;
     e.out = out;
     e.no_backward = no_backward;
     e.no_backward_why = no_backward_why;
