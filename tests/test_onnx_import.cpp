@@ -499,3 +499,30 @@ TEST_CASE("GraphModule refuses what it cannot train as layers, naming the node; 
                 shape);
   CHECK_THROWS_AS(m.replace("no_such_child", nn::ReLU()), std::out_of_range);
 }
+
+TEST_CASE("A GraphModule inside a Sequential trains and exports under the container's names") {
+  nn::Sequential model;
+  model.add("backbone", nn::GraphModule(se_block_graph()));
+  model.add("head", nn::Linear(3, 2));
+  std::set<std::string> names;
+  for (const auto& [name, p] : model.named_parameters()) names.insert(name);
+  CHECK(names.count("backbone.conv.weight") == 1);
+  CHECK(names.count("backbone.head.bias") == 1);
+  CHECK(names.count("head.weight") == 1);
+  const Tensor x = fixture::normal_tensor({3, 4, 5, 5}, 12);
+  Tensor y = model.forward(x), g(y.shape());
+  g.fill(1.0f);
+  model.backward(g);  // reaches the backbone's first convolution
+  double grad = 0;
+  for (const auto& [name, p] : model.named_parameters())
+    if (name == "backbone.conv.weight")
+      for (std::int64_t i = 0; i < p->grad.numel(); ++i) grad += std::abs(p->grad[i]);
+  CHECK(grad > 0);
+  model.eval();
+  const std::string path = dir_for("nested") + "/nested.onnx";
+  io::export_onnx(model, {1, 4, 5, 5}, path);
+  const graph::Graph back = io::load_onnx(path);
+  CHECK(back.has_initializer("backbone.conv.weight"));
+  CHECK(back.has_initializer("head.weight"));
+  CHECK(relative_difference(graph::Plan(back, x.shape()).run(x), model.predict(x)) < 1e-6);
+}

@@ -10,12 +10,14 @@
 // The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
 // input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
 // without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then. An
-// nn::GraphModule is written as the graph it describes (graph::trace), its initialisers under their names.
+// nn::GraphModule is written as the graph it describes (graph::trace), its initialisers under their names
+// (inside a container, under the container's dotted name: "backbone.conv1.weight").
 // The file is written atomically (core/file.hpp): io_error naming the path when it cannot be.
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -79,6 +81,26 @@ void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT
     x.value = graph.node("Add", name.empty() ? "Residual" : name, {body.value, shortcut.value});
     x.sample = std::move(out);
     return;
+  }
+  // A GraphModule inside a container: its graph (graph::trace), values and initializers renamed into this one.
+  if constexpr (std::is_same_v<T, float>) {
+    if (dynamic_cast<const nn::GraphModuleT<T>*>(&m)) {
+      TensorT<T> out = run(name, m, x.sample);
+      const graph::Graph g = graph::trace(m, x.sample.shape());
+      std::map<std::string, std::string> renamed{{g.inputs().at(0).name, x.value}};
+      for (const auto& [init, t] : g.initializers()) renamed[init] = graph.parameter(child_name(name, init), t);
+      for (graph::Node n : g.nodes()) {
+        for (auto& v : n.inputs) v = v.empty() ? v : renamed.at(v);
+        n.name = graph.fresh(child_name(name, n.name));
+        const std::string value = graph.fresh(n.name);
+        renamed[n.outputs.at(0)] = value;
+        n.outputs = {value};
+        write_node(graph, n);
+      }
+      x.value = renamed.at(g.outputs().at(0).name);
+      x.sample = std::move(out);
+      return;
+    }
   }
   TensorT<T> out = run(name, m, x.sample);
   if (out.dim() == 0 || out.size(0) != x.sample.size(0))
