@@ -78,12 +78,15 @@ template <typename T>
 struct Binary final : FunctionalOp<T> {
   char op = '+';
   TensorT<T> constant[2];  // an initializer operand; empty for a computed one
-  std::vector<std::int64_t> offset[2];
+  std::vector<std::int64_t> offset[2];  // empty for an operand of the output's shape: offset i is i
   std::int64_t step[2] = {0, 0};
 
+  std::int64_t at(int k, std::int64_t i) const {
+    return offset[k].empty() ? i : offset[k][static_cast<std::size_t>(i)];
+  }
   T value(const std::vector<const TensorT<T>*>& ins, int k, std::int64_t s, std::int64_t i) const {
-    if (constant[k].numel()) return constant[k][offset[k][static_cast<std::size_t>(i)]];
-    return (*ins[constant[0].numel() || k == 0 ? 0 : 1])[s * step[k] + offset[k][static_cast<std::size_t>(i)]];
+    if (constant[k].numel()) return constant[k][at(k, i)];
+    return (*ins[constant[0].numel() || k == 0 ? 0 : 1])[s * step[k] + at(k, i)];
   }
   void forward(const std::vector<const TensorT<T>*>& ins, TensorT<T>& out) const override {
     const std::int64_t n = ins[0]->size(0);
@@ -102,8 +105,7 @@ struct Binary final : FunctionalOp<T> {
     for (std::int64_t s = 0; s < n; ++s)
       for (std::int64_t i = 0; i < this->out_size; ++i) {
         const T d = g[s * this->out_size + i], a = value(ins, 0, s, i), b = value(ins, 1, s, i);
-        const std::int64_t ia = s * step[0] + offset[0][static_cast<std::size_t>(i)];
-        const std::int64_t ib = s * step[1] + offset[1][static_cast<std::size_t>(i)];
+        const std::int64_t ia = s * step[0] + at(0, i), ib = s * step[1] + at(1, i);
         add_into(ga, ia, op == '*' ? d * b : op == '/' ? d / b : d);
         add_into(gb, ib, op == '*' ? d * a : op == '/' ? -d * a / (b * b) : op == '-' ? -d : d);
       }
@@ -254,6 +256,7 @@ std::unique_ptr<FunctionalOp<T>> make_op(const graph::Node& n, const std::vector
       const auto st = strides(s);
       std::vector<std::int64_t> st_out(out.size(), 0);
       for (std::size_t i = 0; i < s.size(); ++i) st_out[out.size() - s.size() + i] = s[i] == 1 ? 0 : st[i];
+      if (s == out) continue;
       auto& offs = b->offset[k];
       for_each_index(out, [&](const std::vector<std::int64_t>& idx) {
         std::int64_t o = 0;
