@@ -3,6 +3,7 @@
 // runs it (with the graph's weights, and the names they had there) or a functional operator of
 // nn/graph_module_ops.hpp; the children's names; and the layers described back as graph nodes under their
 // initialisers' names.
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <memory>
