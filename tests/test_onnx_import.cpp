@@ -357,6 +357,15 @@ TEST_CASE("GraphModule runs PyTorch's exports as PyTorch and the Plan do, its te
       for (std::size_t k = 1; is_layer_op(n.op) && k < n.inputs.size(); ++k)
         if (g.has_initializer(n.inputs[k])) weights.insert(n.inputs[k]);
     CHECK(tensor_names(m) == weights);
+    // Every operator of these models has a backward: training mode runs forward and backward.
+    m.train();
+    const Tensor yt = m.forward(ex.x);
+    const Tensor gx = m.backward(fixture::normal_tensor(yt.shape(), 5));  // not all ones: a Softmax output sums to 1
+    REQUIRE(gx.shape() == ex.in_shape);
+    double size = 0;
+    for (std::int64_t i = 0; i < gx.numel(); ++i) size += std::abs(static_cast<double>(gx[i]));
+    CHECK_MESSAGE(std::isfinite(size), "a gradient that is not finite");
+    CHECK(size > 0);
   }
   // torchvision's names: children as PyTorch's modules ('.' as '_'), tensors as the file's.
   nn::GraphModule resnet(io::load_onnx(dir + "/resnet18.onnx"));
