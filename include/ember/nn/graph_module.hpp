@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "ember/core/compiled.hpp"
-#include "ember/core/random.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/graph/graph.hpp"
 #include "ember/graph/shapes.hpp"
