@@ -12,6 +12,7 @@
   X(ember::nn::ModuleT<T>)                                                                                    \
   X(ember::nn::SequentialT<T>)                                                                                \
   X(ember::nn::ResidualT<T>)                                                                                  \
+  X(ember::nn::GraphModuleT<T>)                                                                               \
   X(ember::nn::LinearT<T>)                                                                                    \
   X(ember::nn::Conv2dT<T>)                                                                                    \
   X(ember::nn::BatchNorm1dT<T>)                                                                               \

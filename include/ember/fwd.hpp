@@ -27,6 +27,9 @@ template <typename T>
 class ResidualT;
 using Residual = ResidualT<float>;
 template <typename T>
+class GraphModuleT;
+using GraphModule = GraphModuleT<float>;
+template <typename T>
 class LinearT;
 using Linear = LinearT<float>;
 template <typename T>

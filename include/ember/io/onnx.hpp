@@ -9,21 +9,26 @@
 //
 // The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
 // input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
-// without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then.
+// without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then. An
+// nn::GraphModule is written as the graph it describes (graph::trace), its initialisers under their names
+// (inside a container, under the container's dotted name: "backbone.conv1.weight").
 // The file is written atomically (core/file.hpp): io_error naming the path when it cannot be.
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
 #include "ember/format/onnx_proto.hpp"
+#include "ember/graph/trace.hpp"
 #include "ember/io/onnx_builder.hpp"
 #include "ember/io/onnx_graph.hpp"
 #include "ember/io/onnx_layers.hpp"
+#include "ember/nn/graph_module.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/residual.hpp"
 #include "ember/nn/sequential.hpp"
@@ -77,6 +82,26 @@ void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT
     x.sample = std::move(out);
     return;
   }
+  // A GraphModule inside a container: its graph (graph::trace), values and initializers renamed into this one.
+  if constexpr (std::is_same_v<T, float>) {
+    if (dynamic_cast<const nn::GraphModuleT<T>*>(&m)) {
+      TensorT<T> out = run(name, m, x.sample);
+      const graph::Graph g = graph::trace(m, x.sample.shape());
+      std::map<std::string, std::string> renamed{{g.inputs().at(0).name, x.value}};
+      for (const auto& [init, t] : g.initializers()) renamed[init] = graph.parameter(child_name(name, init), t);
+      for (graph::Node n : g.nodes()) {
+        for (auto& v : n.inputs) v = v.empty() ? v : renamed.at(v);
+        n.name = graph.fresh(child_name(name, n.name));
+        const std::string value = graph.fresh(n.name);
+        renamed[n.outputs.at(0)] = value;
+        n.outputs = {value};
+        write_node(graph, n);
+      }
+      x.value = renamed.at(g.outputs().at(0).name);
+      x.sample = std::move(out);
+      return;
+    }
+  }
   TensorT<T> out = run(name, m, x.sample);
   if (out.dim() == 0 || out.size(0) != x.sample.size(0))
     throw shape_error("export_onnx: layer " + describe(name, m.repr()) + " turns a batch of " +
@@ -117,6 +142,8 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
   if (!positive || input_shape.size() < 2)
     throw shape_error("export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
                       to_string(input_shape) + (positive ? batch_hint : ""));
+  // A graph made a module (nn::GraphModule) is written as the graph it describes.
+  if (dynamic_cast<const nn::GraphModuleT<T>*>(&model)) return to_onnx(graph::trace(model, input_shape), metadata);
   format::OnnxModel onnx;
   onnx.producer_name = "ember";
   onnx.producer_version = ember::version();

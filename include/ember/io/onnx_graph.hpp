@@ -6,10 +6,12 @@
 //   node;
 //   - Gelu (an opset 20 operator): its formula (Erf or Tanh, Mul, Add, Div);
 //   - a padded AveragePool with count_include_pad: Pad with zeros, then AveragePool without pads;
-//   - a node graph::quantize_int8 marked: QuantizeLinear / DequantizeLinear pairs (io/onnx_quantized.hpp).
+//   - a node graph::quantize_int8 marked: QuantizeLinear / DequantizeLinear pairs (io/onnx_quantized.hpp);
+//   - the operands io::load_onnx keeps as attributes (Reshape's shape, Slice's starts, ...): constant inputs.
 // The file's metadata_props are the graph's metadata() with the caller's entries, which win on equal keys.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,8 +53,41 @@ inline std::vector<format::OnnxAttribute> onnx_attributes(const graph::Node& n, 
   return out;
 }
 
+// n with the operands io::load_onnx made attributes (as ONNX's first opsets had them: Reshape's shape,
+// Squeeze's and Unsqueeze's axes, Slice's starts..., Pad's pads and value, Clip's min and max) as the constant
+// inputs opset 13 takes; nullopt when it has none.
+inline std::optional<graph::Node> with_constant_inputs(OnnxGraphBuilder<float>& b, const graph::Node& n) {
+  const std::string& op = n.op;
+  std::vector<const char*> ints, reals;
+  if (op == "Reshape") ints = {"shape"};
+  else if (op == "Squeeze" || op == "Unsqueeze") ints = {"axes"};
+  else if (op == "Slice") ints = {"starts", "ends", "axes", "steps"};
+  else if (op == "Pad") ints = {"pads"}, reals = {"value"};
+  else if (op == "Clip") reals = {"min", "max"};
+  bool any = false;
+  for (const char* k : ints) any = any || n.has(k);
+  for (const char* k : reals) any = any || n.has(k);
+  if (!any) return std::nullopt;
+  graph::Node m = n;
+  m.inputs.resize(1);
+  for (const char* k : ints) {
+    auto v = n.get_ints(k, {});
+    if (op == "Slice" && std::string(k) == "axes" && v.empty() && !n.get_ints("steps", {}).empty())
+      for (std::size_t i = 0; i < n.get_ints("starts", {}).size(); ++i) v.push_back(static_cast<std::int64_t>(i));
+    if (!v.empty()) m.inputs.push_back(b.int64_constant(n.name + "/" + k, v));
+    m.attributes.erase(k);
+  }
+  for (const char* k : reals) {
+    m.inputs.push_back(n.has(k) ? b.scalar_constant(n.name + "/" + k, static_cast<float>(n.get_float(k, 0))) : "");
+    m.attributes.erase(k);
+  }
+  while (m.inputs.size() > 1 && m.inputs.back().empty()) m.inputs.pop_back();
+  return m;
+}
+
 inline void write_node(OnnxGraphBuilder<float>& b, const graph::Node& n) {
   if (graph::is_quantized(n)) return write_node(b, onnx_quantized::dequantized(b, n));
+  if (const auto m = with_constant_inputs(b, n)) return write_node(b, *m);
   auto& nodes = b.graph().nodes;
   const std::string out = n.outputs.at(0);
   if (n.op == "Gelu") {

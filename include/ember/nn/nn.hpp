@@ -11,6 +11,7 @@
 #include "ember/nn/dropout.hpp"
 #include "ember/nn/flatten.hpp"
 #include "ember/nn/fusion.hpp"
+#include "ember/nn/graph_module.hpp"
 #include "ember/nn/identity.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/linear.hpp"
