@@ -28,12 +28,45 @@ def fixed_input(shape):
 
 
 def build(name):
+    """The model with random weights and, as a trained model has, BatchNorm statistics and affine parameters that
+    are not the initial ones (with the initial ones every folded bias is zero, torch.onnx.export shares the equal
+    tensors through Identity nodes, and OpenCV 4.6 cannot read an Identity of a weight)."""
     torch.manual_seed(0)
     kwargs = {"weights": None}
     if name in ("googlenet", "inception_v3"):
-        kwargs["aux_logits"] = False  # eval mode drops them anyway; init_weights keeps its default
+        kwargs["aux_logits"] = False  # eval mode drops them anyway
         kwargs["init_weights"] = True
-    return getattr(torchvision.models, name)(**kwargs).eval()
+    model = getattr(torchvision.models, name)(**kwargs).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.1)
+    return model
+
+
+def inline_identities(path):
+    """Replaces each Identity of a weight by a copy of the weight under the Identity's output name (what
+    onnx-simplifier does): the same model, and one OpenCV 4.6 reads."""
+    import onnx
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    keep = []
+    for n in m.graph.node:
+        if n.op_type == "Identity" and n.input[0] in inits:
+            t = onnx.TensorProto()
+            t.CopyFrom(inits[n.input[0]])
+            t.name = n.output[0]
+            m.graph.initializer.append(t)
+        else:
+            keep.append(n)
+    if len(keep) != len(m.graph.node):
+        del m.graph.node[:]
+        m.graph.node.extend(keep)
+        onnx.save(m, path)
 
 
 def export(name, size, batches, out_dir, opset=11):
@@ -45,6 +78,7 @@ def export(name, size, batches, out_dir, opset=11):
     with torch.no_grad():
         torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+        inline_identities(path)
         for b in batches:
             y = model(fixed_input((b, 3, size, size)))
             y.numpy().astype(np.float32).tofile(os.path.join(out_dir, f"{name}_{size}_b{b}.torch.bin"))

@@ -64,6 +64,18 @@ def main():
         files[m] = os.path.join(onnx_dir, f"{m}_224.onnx")
         if not all(os.path.exists(p) for p in [files[m]] + [files[m][:-5] + f"_b{b}.torch.bin" for b in batches]):
             export_torchvision.export(m, 224, batches, onnx_dir)
+    # OpenCV 4.6 reads a file where it can; where it cannot (mobilenet_v2 at opset 11: its Clip takes min and
+    # max as inputs, which OpenCV 4.6's importer refuses), the same weights exported at opset 10, the newest it
+    # reads for it (ember reads opsets 11 to 17, so it keeps the opset-11 file).
+    opencv_files = {}
+    for m in models:
+        probe = subprocess.run([exes["opencv_workloads"], files[m], "--seconds", "0", "--threads", "1"],
+                               capture_output=True, text=True)
+        opencv_files[m] = files[m]
+        if probe.returncode != 0:
+            reason = next((l.strip() for l in probe.stderr.splitlines() if "Node [" in l), probe.stderr.strip()[-200:])
+            opencv_files[m] = export_torchvision.export(m, 224, batches, os.path.join(onnx_dir, "opset10"), opset=10)
+            print(f"OpenCV cannot read {files[m]} ({reason}); it runs {opencv_files[m]}, the same weights at opset 10")
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     with open("/proc/cpuinfo") as f:
@@ -84,7 +96,7 @@ def main():
                 outs = {}
                 for name, exe, env in sides:
                     out_file = os.path.join(onnx_dir, f"{m}_b{b}.{name.split('[')[0]}.bin")
-                    p = run([exes[exe], files[m], "--batch", str(b), "--seconds", str(a.seconds), "--threads",
+                    p = run([exes[exe], opencv_files[m] if exe == "opencv_workloads" else files[m], "--batch", str(b), "--seconds", str(a.seconds), "--threads",
                              str(a.threads), "--out", out_file], env, a.threads)
                     res.setdefault(key, {}).setdefault(name, []).append(p)
                     infos.setdefault(name, p.get("backend", {"version": p.get("version")}))
@@ -103,11 +115,17 @@ def main():
     def med(key, name):
         return statistics.median(x["images_per_s"] for x in res[key][name])
 
+    def cpu_rate(key, name):
+        """Images per CPU second (user + system, all threads), median over the rounds: what a loaded machine
+        leaves comparable."""
+        return statistics.median(x["steps"] * x["batch"] / x["cpu_seconds"] for x in res[key][name])
+
     print()
     print(f"{meta['date']}, {cpu}, commit {commit}, {a.threads} threads, median of {a.rounds} rounds of {a.seconds} s; "
           f"load average {meta['load_start']} at start, {meta['load_end']} at end")
     hdr = ("| model (224x224) | batch | ember img/s | ember tuning | OpenCV dnn img/s | ember / OpenCV | "
-           "max abs diff ember-OpenCV | ember-PyTorch | OpenCV-PyTorch | largest output |")
+           "ember img per CPU s | OpenCV img per CPU s | max abs diff ember-OpenCV | ember-PyTorch | OpenCV-PyTorch | "
+           "largest output |")
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     table = []
@@ -117,9 +135,12 @@ def main():
             e_name = max((n for n in res[key] if n.startswith("ember")), key=lambda n: med(key, n))
             e, o = med(key, e_name), med(key, "opencv[default]")
             d = diffs[key]
-            print(f"| {m} | {b} | {e:,.1f} | {e_name[6:-1]} | {o:,.1f} | {e / o:.2f}x | {d['ember-opencv']:.2e} | "
+            ecpu, ocpu = cpu_rate(key, e_name), cpu_rate(key, "opencv[default]")
+            print(f"| {m} | {b} | {e:,.1f} | {e_name[6:-1]} | {o:,.1f} | {e / o:.2f}x | {ecpu:,.1f} | {ocpu:,.1f} | "
+                  f"{d['ember-opencv']:.2e} | "
                   f"{d['ember-torch']:.2e} | {d['opencv-torch']:.2e} | {d['output_scale']:.2f} |")
-            table.append({"model": m, "batch": b, "ember": e, "ember_tuning": e_name, "opencv": o, **d})
+            table.append({"model": m, "batch": b, "ember": e, "ember_tuning": e_name, "opencv": o,
+                          "ember_per_cpu_s": ecpu, "opencv_per_cpu_s": ocpu, "opencv_file": opencv_files[m], **d})
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"meta": meta, "backends": infos, "table": table,
