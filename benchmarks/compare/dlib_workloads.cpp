@@ -26,7 +26,6 @@
 #include <dlib/revision.h>
 
 #include <algorithm>
-#include <cstring>
 #include <random>
 #include <string>
 
@@ -266,19 +265,13 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "usage: dlib_workloads WORKLOAD [--seconds S] [--threads N] [--batch B] [--check]\n");
     return 2;
   }
-  const std::string workload = argv[1];
-  double seconds = 3.0;
-  int threads = 2;
-  long batch_override = 0;
-  bool check_only = false;
-  for (int i = 2; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--check")) check_only = true;
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--batch")) batch_override = std::atol(argv[++i]);
-  }
-  (void)threads;  // dlib's threads come from the environment: DLIB_NUM_THREADS, OPENBLAS_NUM_THREADS (compare.py)
-  if (check_only) {
+  // --threads is not used: dlib's threads come from the environment, DLIB_NUM_THREADS and OPENBLAS_NUM_THREADS
+  // (compare.py sets them).
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& workload = args.what;
+  const double seconds = args.seconds;
+  const long batch_override = static_cast<long>(args.batch);
+  if (args.check) {
     const auto [ok, json] = check(workload);
     std::printf("{\"workload\": \"%s\"%s%s}\n", workload.c_str(), json.c_str(), backend_json().c_str());
     return ok ? 0 : 1;

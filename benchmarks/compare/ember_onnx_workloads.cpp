@@ -3,7 +3,6 @@
 // Prints ember_workloads' JSON line; --out writes the output as raw floats for the comparison with OpenCV's.
 //   ember_onnx_workloads MODEL.onnx [--batch B] [--seconds S] [--threads N] [--out FILE] [--size S]
 // --size S: the input's height and width where the file leaves them dynamic (the coverage script's 64x64).
-#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -19,19 +18,11 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "usage: ember_onnx_workloads MODEL.onnx [--batch B] [--seconds S] [--threads N] [--out FILE]\n");
     return 2;
   }
-  const std::string path = argv[1];
-  double seconds = 3.0;
-  int threads = 2;
-  std::int64_t batch = 1, size = 0;
-  std::string out_path;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--out")) out_path = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--size")) size = std::atoll(argv[i + 1]);
-  }
-  ember::set_num_threads(threads);
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& path = args.what;
+  const std::int64_t batch = args.batch > 0 ? args.batch : 1, size = args.size;
+  const std::string& out_path = args.out;
+  ember::set_num_threads(args.threads);
   const ember::graph::Graph g = ember::graph::optimize(ember::io::load_onnx(path));
   ember::Shape shape = g.inputs().at(0).shape;
   shape[0] = batch;
@@ -41,7 +32,7 @@ int main(int argc, char** argv) try {
   ember::Tensor x(shape), out;
   for (std::int64_t i = 0; i < x.numel(); ++i) x[i] = cmp::fixed_value(static_cast<std::size_t>(i));
   const double cpu0 = cmp::cpu_seconds();
-  const auto r = cmp::timed(seconds, [&] { plan.run(x, out); });
+  const auto r = cmp::timed(args.seconds, [&] { plan.run(x, out); });
   const double cpu = cmp::cpu_seconds() - cpu0;
   if (!out_path.empty()) {
     std::ofstream f(out_path, std::ios::binary);

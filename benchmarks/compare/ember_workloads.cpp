@@ -13,7 +13,6 @@
 // A training step is forward, CrossEntropyLoss, backward, SGD (lr 0.001, momentum 0.9), zero_grad.
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include <ember/kernels/isa.hpp>
@@ -34,17 +33,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ember_workloads WORKLOAD [--seconds S] [--threads N] [--batch B] [--fuse-zero-grad 0|1]\n");
     return 2;
   }
-  const std::string workload = argv[1];
-  double seconds = 3.0;
-  int threads = 2;
-  std::int64_t batch_override = 0;
-  bool fuse_zero_grad = false;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--fuse-zero-grad")) fuse_zero_grad = std::atoi(argv[i + 1]) != 0;
-  }
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& workload = args.what;
+  const double seconds = args.seconds;
+  const std::int64_t batch_override = args.batch;
+  const bool fuse_zero_grad = args.fuse_zero_grad;
+  const int threads = args.threads;
   set_num_threads(threads);
   manual_seed(0);
 

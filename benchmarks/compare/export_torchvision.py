@@ -75,10 +75,11 @@ def export(name, size, batches, out_dir, opset=11):
     model = build(name)
     path = os.path.join(out_dir, f"{name}_{size}.onnx")
     x = fixed_input((1, 3, size, size))
+    # Not under no_grad: there eval-mode attention takes PyTorch's fused fast path, which has no ONNX export.
+    torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
+    inline_identities(path)
     with torch.no_grad():
-        torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}})
-        inline_identities(path)
         for b in batches:
             y = model(fixed_input((b, 3, size, size)))
             y.numpy().astype(np.float32).tofile(os.path.join(out_dir, f"{name}_{size}_b{b}.torch.bin"))

@@ -11,7 +11,6 @@
 #include <ATen/Version.h>
 #include <torch/torch.h>
 
-#include <cstring>
 #include <regex>
 #include <string>
 
@@ -123,19 +122,12 @@ int main(int argc, char** argv) try {
     std::fprintf(stderr, "usage: libtorch_workloads WORKLOAD [--seconds S] [--threads N] [--batch B] [--check]\n");
     return 2;
   }
-  const std::string workload = argv[1];
-  double seconds = 3.0;
-  int threads = 2;
-  std::int64_t batch_override = 0;
-  bool check_only = false;
-  for (int i = 2; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--check")) check_only = true;
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[++i]);
-  }
-  torch::set_num_threads(threads);
-  if (check_only) {
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& workload = args.what;
+  const double seconds = args.seconds;
+  const std::int64_t batch_override = args.batch;
+  torch::set_num_threads(args.threads);
+  if (args.check) {
     const auto [ok, json] = check(workload);
     std::printf("{\"workload\": \"%s\"%s%s}\n", workload.c_str(), json.c_str(), backend_json().c_str());
     return ok ? 0 : 1;

@@ -13,7 +13,6 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
 
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -75,21 +74,12 @@ int main(int argc, char** argv) try {
                          "[--threads N] [--batch B] [--out FILE] [--size S] [--check]\n");
     return 2;
   }
-  const std::string workload = argv[1];
-  double seconds = 3.0;
-  int threads = 2, size = 224;
-  int batch = 0;
-  bool check_only = false;
-  std::string out_path;
-  for (int i = 2; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--check")) check_only = true;
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[++i]);
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--out")) out_path = argv[++i];
-    else if (i + 1 < argc && !std::strcmp(argv[i], "--size")) size = std::atoi(argv[++i]);
-  }
-  cv::setNumThreads(threads);
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& workload = args.what;
+  const int size = args.size > 0 ? args.size : 224;
+  int batch = static_cast<int>(args.batch);
+  const std::string& out_path = args.out;
+  cv::setNumThreads(args.threads);
   const bool report = workload == "cnn_infer_1000" || workload == "mlp_infer_1000";
   if (!report && workload.size() < 5) {
     std::fprintf(stderr, "opencv_workloads: unknown workload '%s'\n", workload.c_str());
@@ -98,7 +88,7 @@ int main(int argc, char** argv) try {
   cv::dnn::Net net = report ? report_net(workload) : cv::dnn::readNetFromONNX(workload);
   net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
   net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  if (check_only) {
+  if (args.check) {
     if (!report) throw std::invalid_argument("--check is for cnn_infer_1000 and mlp_infer_1000");
     const cmp::Reference ref = cmp::reference(workload);
     cv::Mat x(std::vector<int>{4, 1, 28, 28}, CV_32F, const_cast<float*>(ref.input.data()));
@@ -113,7 +103,7 @@ int main(int argc, char** argv) try {
   const cv::Mat x = report ? fixed_blob({batch, 1, 28, 28}) : fixed_blob({batch, 3, size, size});
   cv::Mat out;
   const double cpu0 = cmp::cpu_seconds();
-  const auto r = cmp::timed(seconds, [&] {
+  const auto r = cmp::timed(args.seconds, [&] {
     net.setInput(x);
     out = net.forward();
   });

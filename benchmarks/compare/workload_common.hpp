@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,6 +53,35 @@ std::pair<long, double> timed(double seconds, F&& step) {
 inline float fixed_value(std::size_t i) {
   const std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u;
   return static_cast<float>(h >> 8) / 8388608.0f - 1.0f;
+}
+
+// The command line every program takes: WHAT [--seconds S] [--threads N] [--batch B] [--out FILE] [--size S]
+// [--fuse-zero-grad 0|1] [--check]; WHAT is the workload or the .onnx file; unknown options are ignored.
+struct Args {
+  std::string what;
+  double seconds = 3.0;
+  int threads = 2;
+  long long batch = 0;  // 0: the workload's own
+  std::string out;
+  int size = 0;
+  bool fuse_zero_grad = false;
+  bool check = false;
+};
+
+inline Args parse_args(int argc, char** argv) {
+  Args a;
+  if (argc > 1) a.what = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const bool value = i + 1 < argc;
+    if (!std::strcmp(argv[i], "--check")) a.check = true;
+    else if (value && !std::strcmp(argv[i], "--seconds")) a.seconds = std::atof(argv[++i]);
+    else if (value && !std::strcmp(argv[i], "--threads")) a.threads = std::atoi(argv[++i]);
+    else if (value && !std::strcmp(argv[i], "--batch")) a.batch = std::atoll(argv[++i]);
+    else if (value && !std::strcmp(argv[i], "--out")) a.out = argv[++i];
+    else if (value && !std::strcmp(argv[i], "--size")) a.size = std::atoi(argv[++i]);
+    else if (value && !std::strcmp(argv[i], "--fuse-zero-grad")) a.fuse_zero_grad = std::atoi(argv[++i]) != 0;
+  }
+  return a;
 }
 
 inline std::string json_escape(const std::string& s) {
