@@ -3,6 +3,7 @@
 
     /usr/bin/python3 benchmarks/compare/compare.py [--build build-bench] [--build-default build-default]
         [--rounds 3] [--seconds 1.5] [--threads 2] [--workloads w1,w2] [--json out.json]
+        [--peers libtorch,dlib,opencv --build-peers build-peers]
 
 Needs: scripts/bench-setup.sh (python3-torch with OpenBLAS), and the target ember_workloads and bench_gemm built
 in two trees: --build with -DEMBER_NATIVE=ON (-march=native) and --build-default with default flags (what a
@@ -22,6 +23,20 @@ What it does, in order:
      when OpenBLAS then picks no AVX-512 kernel (it does not know every CPU), with OPENBLAS_CORETYPE=SkylakeX.
   5. Prints the median images/s over the rounds, each side at its best tuning (named), the ratio, the share
      of the 2-thread FMA peak, and the default-flags build as a share of the native one.
+
+With --peers, the C++ libraries a C++ user would pick run in the same rounds, each its own program built in
+--build-peers (-DEMBER_BUILD_PEER_BENCHMARKS=ON), each at its best tuning (named), in a second table:
+  - libtorch (libtorch_workloads): PyTorch's C++ frontend, no Python; tunings OMP_WAIT_POLICY=PASSIVE or
+    OPENBLAS_NUM_THREADS=1, with OPENBLAS_CORETYPE=SkylakeX and ATEN_CPU_CAPABILITY=avx512 where OpenBLAS would
+    pick no AVX-512 kernel itself, each with and without glibc's malloc kept from returning memory to the
+    system (GLIBC_TUNABLES, "+malloc": libtorch's allocator frees its large blocks every step, and glibc then
+    unmaps them, so the next step faults the pages in again);
+  - dlib (dlib_workloads): dlib's dnn on its BLAS, DLIB_NUM_THREADS=threads; tunings: OpenBLAS's threads as
+    they are or OPENBLAS_NUM_THREADS=1, with the environment's OpenBLAS core or SkylakeX;
+  - OpenCV (opencv_workloads): cv::dnn on the ONNX file ember exports, inference workloads only.
+Before the rounds each peer runs its correctness check (--check: ember's initial weights copied in, outputs
+within 1e-4 of ember's, MLP losses equal, its own training's loss falling) on every workload, and its BLAS is
+printed; a peer that fails its check, or whose sgemm_ is the reference BLAS, stops the run.
 """
 import argparse
 import datetime
@@ -91,6 +106,34 @@ def peak(build, threads):
     return res
 
 
+PEER_EXES = {"libtorch": "libtorch_workloads", "dlib": "dlib_workloads", "opencv": "opencv_workloads"}
+PEER_WORKLOADS = {"opencv": ("cnn_infer_1000", "mlp_infer_1000")}  # inference only
+# glibc keeps freed memory: no mmap for large blocks (their threshold cannot go above 32 MiB, and a step's
+# activations at batch 1000 are larger), no trimming of the heap's top.
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296"
+
+
+def peer_tunings(peer, threads, avx512_core):
+    """A peer's knobs, as (name, env to set, env to unset)."""
+    core = {} if avx512_core else {"OPENBLAS_CORETYPE": "SkylakeX"}
+    core_name = "" if avx512_core else "+skylakex"
+    if peer == "libtorch":
+        out = []
+        for n, e in [("passive", {"OMP_WAIT_POLICY": "PASSIVE"}), ("blas1", {"OPENBLAS_NUM_THREADS": "1"})]:
+            e = dict(e, ATEN_CPU_CAPABILITY="avx512", **core)
+            out.append((n + core_name + "+avx512", e, ()))
+            out.append((n + core_name + "+avx512+malloc", dict(e, GLIBC_TUNABLES=MALLOC_TUNABLES), ()))
+        return out
+    if peer == "dlib":
+        base = {"DLIB_NUM_THREADS": str(threads)}
+        out = [("default", base, ()), ("blas1", dict(base, OPENBLAS_NUM_THREADS="1"), ())]
+        if core:
+            out += [("default" + core_name, dict(base, **core), ()),
+                    ("blas1" + core_name, dict(base, OPENBLAS_NUM_THREADS="1", **core), ())]
+        return out
+    return [("default", {}, ())]
+
+
 def torch_tunings(threads):
     """PyTorch's knobs, as (name, env to set, env to unset); the OpenBLAS-default ones first."""
     base = [("passive", {"OMP_WAIT_POLICY": "PASSIVE"}), ("blas1", {"OPENBLAS_NUM_THREADS": "1"})]
@@ -114,7 +157,17 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--json", help="also write every run here")
+    ap.add_argument("--peers", default="", help="comma-separated: libtorch, dlib, opencv (or all)")
+    ap.add_argument("--build-peers", default=os.path.join(ROOT, "build-peers"),
+                    help="the tree configured with -DEMBER_BUILD_PEER_BENCHMARKS=ON")
     a = ap.parse_args()
+    peers = list(PEER_EXES) if a.peers == "all" else [p for p in a.peers.split(",") if p]
+    for p in peers:
+        if p not in PEER_EXES:
+            sys.exit(f"compare.py: unknown peer '{p}' (libtorch, dlib, opencv)")
+        if not os.path.exists(os.path.join(a.build_peers, "benchmarks", PEER_EXES[p])):
+            sys.exit(f"compare.py: {a.build_peers}/benchmarks/{PEER_EXES[p]} not found; configure {a.build_peers} "
+                     f"with -DEMBER_BUILD_PEER_BENCHMARKS=ON and build it (docs/benchmarks.md)")
     builds = {"native": a.build, "default": a.build_default}
     for name, b in builds.items():
         for exe in ("ember_workloads", "bench_gemm"):
@@ -143,11 +196,43 @@ def main():
             sys.exit("compare.py: PyTorch's sgemm_ comes from the reference BLAS (netlib libblas3): its Linear "
                      "layers would run 10-20x slower than PyTorch really does, and any ratio would be void. "
                      "Run scripts/bench-setup.sh (libopenblas0-pthread).")
+    workloads = a.workloads.split(",")
+    avx512_core = backends[tunings[0][0]].get("openblas_core") in AVX512_CORES or any(
+        t[0].endswith("+unset+avx512") and backends[t[0]].get("openblas_core") in AVX512_CORES for t in tunings)
+    peer_runs = {}  # peer -> [(tuning name, env, unset)]
+    checks = {}
+    for p in peers:
+        exe = os.path.join(a.build_peers, "benchmarks", PEER_EXES[p])
+        peer_runs[p] = peer_tunings(p, a.threads, avx512_core)
+        for w in workloads:
+            if w not in PEER_WORKLOADS.get(p, WORKLOADS + ["mlp_infer_1000"]):
+                continue
+            env = dict(peer_runs[p][0][1])
+            proc = subprocess.run([exe, w, "--check", "--threads", str(a.threads)], capture_output=True, text=True,
+                                  env=dict(os.environ, OMP_NUM_THREADS=str(a.threads), **env))
+            try:
+                c = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (IndexError, json.JSONDecodeError):
+                sys.exit(f"compare.py: {p} --check on {w} failed: {proc.stderr.strip()[-500:]}")
+            checks[f"{p}/{w}"] = c
+            b = c["backend"]
+            blas = f"BLAS {b.get('blas', '-')} ({b.get('sgemm_from', '-')}; {b.get('openblas_config', '-')}; " \
+                   f"core {b.get('openblas_core', '-')})"
+            extra = {"libtorch": lambda: f"oneDNN {b['onednn']}, CPU capability {b['cpu_capability']}",
+                     "dlib": lambda: f"dlib threads {b['dlib_threads']}",
+                     "opencv": lambda: f"{b['dnn_backend']}/{b['dnn_target']}, {b['cv_threads']} threads, "
+                                       f"parallel {b['parallel']}, {b['cpu']}"}[p]()
+            print(f"{p} {b['version']} check on {w}: {json.dumps(c['check'])}; {blas}; {extra}")
+            if not c["check"]["ok"] or proc.returncode != 0:
+                sys.exit(f"compare.py: {p} computes something else than ember on {w} (above): its figures would "
+                         "time a wrong computation")
+            if b.get("blas") == "reference":
+                sys.exit(f"compare.py: {p}'s sgemm_ comes from the reference BLAS (netlib libblas3): its figures "
+                         "would be void. Run scripts/bench-setup.sh (libopenblas0-pthread).")
     ember_tunings = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
     peaks = [peak(a.build, a.threads)]
     print(f"FMA peak: {peaks[0][1]:.1f} GFLOP/s on 1 thread, {peaks[0][a.threads]:.1f} on {a.threads}")
 
-    workloads = a.workloads.split(",")
     res = {w: {} for w in workloads}
     for r in range(a.rounds):
         for w in workloads:
@@ -163,6 +248,14 @@ def main():
                          str(a.seconds), "--threads", str(a.threads)], env, a.threads, unset)
                 res[w].setdefault(f"torch[{name}]", []).append(p)
                 line += f"  torch[{name}] {p['images_per_s']:.0f}"
+            for peer in peers:
+                if w not in PEER_WORKLOADS.get(peer, WORKLOADS + ["mlp_infer_1000"]):
+                    continue
+                for name, env, unset in peer_runs[peer]:
+                    p = run([os.path.join(a.build_peers, "benchmarks", PEER_EXES[peer]), w, "--seconds",
+                             str(a.seconds), "--threads", str(a.threads)], env, a.threads, unset)
+                    res[w].setdefault(f"{peer}[{name}]", []).append(p)
+                    line += f"  {peer}[{name}] {p['images_per_s']:.0f}"
             print(line, flush=True)
     peaks.append(peak(a.build, a.threads))
     meta["load_end"] = load()
@@ -196,10 +289,33 @@ def main():
               f"{100 * share:.0f} % | {ed:,.0f} | {ed / en:.2f} |")
         table.append({"workload": w, "torch": p, "torch_tuning": pt, "ember_native": en, "ember_tuning": et,
                       "ember_default": ed, "ratio": en / p, "share_of_peak": share})
+    peer_table = []
+    if peers:
+        names = {"libtorch": "libtorch", "dlib": "dlib", "opencv": "OpenCV dnn"}
+        print()
+        hdr = "| workload | ember native img/s |" + "".join(
+            f" {names[p]} img/s | {names[p]} tuning | ember / {names[p]} |" for p in peers) + " PyTorch (Python) img/s |"
+        print(hdr)
+        print("|" + "---|" * (hdr.count("|") - 1))
+        for w in workloads:
+            en, _ = best("ember-native", w)
+            row = {"workload": w, "ember_native": en}
+            line = f"| {w} | {en:,.0f} |"
+            for p in peers:
+                if not any(k.startswith(p + "[") for k in res[w]):
+                    line += " - | - | - |"
+                    continue
+                v, t = best(p, w)
+                row[p], row[p + "_tuning"] = v, t
+                line += f" {v:,.0f} | {t} | {en / v:.2f}x |"
+            line += f" {best('torch', w)[0]:,.0f} |"
+            print(line)
+            peer_table.append(row)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"meta": meta, "peaks": [{str(k): v for k, v in p.items()} for p in peaks],
-                       "backends": backends, "table": table, "runs": res}, f, indent=1)
+                       "backends": backends, "table": table, "peer_table": peer_table, "peer_checks": checks,
+                       "runs": res}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -11,52 +11,20 @@
 //   cnn_infer_1000 the report's CNN in eval mode, inference batch 1000
 //   mlp_infer_1000 the MNIST MLP in eval mode, inference batch 1000 (for the scaling table)
 // A training step is forward, CrossEntropyLoss, backward, SGD (lr 0.001, momentum 0.9), zero_grad.
-#include <sys/resource.h>
-
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include <ember/kernels/isa.hpp>
 
+#include "compare/workload_common.hpp"
 #include "report_models.hpp"
 
 namespace {
 
 using namespace ember;
-using Clock = std::chrono::steady_clock;
-
-double peak_rss_mib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-// Runs `step` for at least `seconds` (after a warm-up) and returns {steps, elapsed seconds}.
-template <typename F>
-std::pair<long, double> timed(double seconds, F&& step) {
-  for (int i = 0; i < 5; ++i) step();
-  long steps = 0;
-  const auto t0 = Clock::now();
-  double elapsed = 0;
-  while (elapsed < seconds) {
-    step();
-    ++steps;
-    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  return {steps, elapsed};
-}
-
-// User + system CPU seconds of the process so far: on a loaded machine, images per CPU second at one thread
-// still compares two builds (wall time does not).
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+using cmp::cpu_seconds;
+using cmp::timed;
 
 }  // namespace
 
@@ -65,17 +33,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ember_workloads WORKLOAD [--seconds S] [--threads N] [--batch B] [--fuse-zero-grad 0|1]\n");
     return 2;
   }
-  const std::string workload = argv[1];
-  double seconds = 3.0;
-  int threads = 2;
-  std::int64_t batch_override = 0;
-  bool fuse_zero_grad = false;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--batch")) batch_override = std::atoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--fuse-zero-grad")) fuse_zero_grad = std::atoi(argv[i + 1]) != 0;
-  }
+  const cmp::Args args = cmp::parse_args(argc, argv);
+  const std::string& workload = args.what;
+  const double seconds = args.seconds;
+  const std::int64_t batch_override = args.batch;
+  const bool fuse_zero_grad = args.fuse_zero_grad;
+  const int threads = args.threads;
   set_num_threads(threads);
   manual_seed(0);
 
@@ -115,15 +78,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ember_workloads: unknown workload '%s'\n", workload.c_str());
     return 2;
   }
-  std::printf("{\"workload\": \"%s\", \"images_per_s\": %.1f, \"steps\": %ld, \"seconds\": %.3f, "
-              "\"cpu_seconds\": %.3f, \"peak_rss_mib\": %.1f, \"threads\": %d, \"batch\": %lld, \"isa\": \"%s\", \"build\": \"%s\"}\n",
-              workload.c_str(), static_cast<double>(r.first * batch) / r.second, r.first, r.second, cpu_seconds() - cpu0, peak_rss_mib(),
-              get_num_threads(), static_cast<long long>(batch), kernels::isa_name(kernels::active_isa()),
+  const std::string extra = std::string(", \"isa\": \"") + kernels::isa_name(kernels::active_isa()) +
 #if defined(__AVX2__) || defined(__AVX512F__)
-              "native"
+                            "\", \"build\": \"native\"";
 #else
-              "default"
+                            "\", \"build\": \"default\"";
 #endif
-  );
+  cmp::print_result(workload, batch, r, cpu_seconds() - cpu0, get_num_threads(), extra);
   return 0;
 }
