@@ -14,13 +14,13 @@
 # non-zero if there is any.
 # Environment: FUZZ_RUNS=N stops each reader after N inputs instead of SECONDS (a campaign: 1000000);
 # FUZZ_SEED=N fixes libFuzzer's random seed; FUZZ_TARGETS="idx csv" picks readers; FUZZ_JOBS parallel build
-# jobs (default 1); FUZZ_MERGE=0 leaves fuzz/corpus/ alone after exploring.
+# jobs (default 2, the machine's cores); FUZZ_MERGE=0 leaves fuzz/corpus/ alone after exploring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=explore
 if [[ "${1:-}" == --ci ]]; then mode=ci; shift; fi
 seconds=${1:-$([[ ${mode} == ci ]] && echo 30 || echo 60)}
-jobs=${FUZZ_JOBS:-1}
+jobs=${FUZZ_JOBS:-2}
 build=build-fuzz
 read -r -a targets <<<"${FUZZ_TARGETS:-idx csv safetensors image exif onnx}"
 if [[ ${mode} == ci ]]; then FUZZ_SEED=${FUZZ_SEED:-1}; fi

@@ -312,6 +312,30 @@ TEST_CASE("Graph: validation names the node and the value; Plan refuses what it 
   CHECK(same_bits(graph::Plan(empty, {2, 3}).run(e), e));
 }
 
+TEST_CASE("Plan: a Concat of 49 computed values, as DenseNet-201's last dense layers write") {
+  graph::Graph g;
+  g.inputs().push_back({"input", {-1, 2}});
+  std::vector<std::string> parts;
+  for (int k = 0; k < 49; ++k) {
+    parts.push_back("r" + std::to_string(k));
+    // Alternate operators so that no two values are the same node's.
+    g.add_node({k % 2 ? "Relu" : "Sigmoid", "n" + std::to_string(k), {"input"}, {parts.back()}, {}});
+  }
+  g.add_node({"Concat", "cat", parts, {"output"}, {{"axis", graph::Attribute::integer(1)}}});
+  g.outputs().push_back({"output", {-1, 98}});
+  g.validate();
+  const Tensor x = fixture::normal_tensor({3, 2}, 17);
+  const Tensor y = graph::Plan(g, {3, 2}).run(x);
+  REQUIRE(y.shape() == Shape{3, 98});
+  for (std::int64_t r = 0; r < 3; ++r)
+    for (int k = 0; k < 49; ++k)
+      for (int c = 0; c < 2; ++c) {
+        const float v = x[r * 2 + c];
+        const float want = k % 2 ? std::max(v, 0.0f) : 1.0f / (1.0f + std::exp(-v));
+        CHECK(y[r * 98 + k * 2 + c] == doctest::Approx(want).epsilon(1e-6));
+      }
+}
+
 TEST_CASE("Plan: one thread or all, the same bits") {
   const graph::Graph g = graph::optimize(graph::trace(cnn(), {40, 1, 28, 28}));
   const Tensor x = fixture::normal_tensor({40, 1, 28, 28}, 18);

@@ -213,7 +213,8 @@ class Plan {
   }
 
   static constexpr int kInput = -1, kOutput = -2;
-  static constexpr std::size_t kMaxInputs = 16;
+  // DenseNet-201 concatenates up to 49 values; run() keeps the pointers on the stack.
+  static constexpr std::size_t kMaxInputs = 256;
 
   int value_id(const std::string& name) {
     const auto it = ids_.find(name);
