@@ -5,6 +5,7 @@
 // single-threaded time. This pool instead
 //   - spins only a few microseconds (the gap between two regions of a training step) before sleeping on a
 //     futex, so waiting threads leave the CPU to whoever needs it;
+//   - stops waking its workers for a while when they cost the caller more time than they save (judge());
 //   - hands out a parallel_for's shares (its static blocks) to whichever thread comes first: the caller takes
 //     the shares of a worker that has not woken yet, so a descheduled worker slows a step down to one thread's
 //     speed, never below. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
@@ -77,12 +78,13 @@ inline void futex_wake_all(std::atomic<std::uint32_t>&) {
 #endif
 
 // How long a waiting thread spins before it sleeps: OMP_WAIT_POLICY=passive sleeps at once, =active spins
-// for a millisecond; EMBER_SPIN_US sets it in microseconds. The default, 50 us, covers the gaps between the
-// regions of a training step (so the next region starts without a wake-up, which costs 10-50 us on a
-// virtual machine) and wastes at most that much of a CPU per region when the machine is busy.
+// for a millisecond; EMBER_SPIN_US sets it in microseconds. The default, 20 us, covers most gaps between the
+// regions of a training step, so the next region usually starts without a wake-up (10-50 us on a virtual
+// machine); longer spins measured slower on a busy machine, where the spinning thread delays the one it waits
+// for (docs/benchmarks.md, "Thread stability").
 inline std::chrono::nanoseconds spin_time() {
   static const std::chrono::nanoseconds t = [] {
-    long us = 50;
+    long us = 20;
     if (const char* p = std::getenv("OMP_WAIT_POLICY")) {
       if (!strcasecmp(p, "passive")) us = 0;
       if (!strcasecmp(p, "active")) us = 1000;
@@ -157,28 +159,35 @@ class ThreadPool {
   bool run(int shares, bool team, ShareFn fn, void* ctx) {
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
     if (!lock.owns_lock()) return false;
-    start_workers(shares - 1);
     fn_ = fn;
     ctx_ = ctx;
     error_ = nullptr;
     team_ = static_cast<std::uint32_t>(shares);
     is_team_ = team;
-    done_.store(0, std::memory_order_relaxed);
-    const std::uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
-    claim_.store(pack(g, shares, team ? 1 : 0), std::memory_order_release);
-    gen_.store(g, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(gen_);
-    int s = 0;
-    if (team) {
-      run_share(0);
+    const auto t0 = Clock::now();
+    if (!team && t0 < solo_until_) {
+      for (int s = 0; s < shares; ++s) run_here(s);
     } else {
-      while (claim(g, s)) run_share(s);
-    }
-    const auto all = static_cast<std::uint32_t>(shares);
-    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == all; })) {
-      caller_sleeps_.store(true, std::memory_order_seq_cst);
-      for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) futex_wait(done_, v);
-      caller_sleeps_.store(false, std::memory_order_relaxed);
+      start_workers(shares - 1);
+      done_.store(0, std::memory_order_relaxed);
+      const std::uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
+      claim_.store(pack(g, shares, team ? 1 : 0), std::memory_order_release);
+      gen_.store(g, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(gen_);
+      int s = 0, mine = 0;
+      if (team) {
+        run_share(0);
+      } else {
+        for (; claim(g, s); ++mine) run_share(s);
+      }
+      const auto t1 = Clock::now();
+      const auto all = static_cast<std::uint32_t>(shares);
+      if (!spin_until([&] { return done_.load(std::memory_order_acquire) == all; })) {
+        caller_sleeps_.store(true, std::memory_order_seq_cst);
+        for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) futex_wait(done_, v);
+        caller_sleeps_.store(false, std::memory_order_relaxed);
+      }
+      if (!team && mine > 0) judge(t1 - t0, mine, shares, Clock::now() - t1);
     }
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return true;
@@ -199,6 +208,28 @@ class ThreadPool {
   int workers() const { return static_cast<int>(workers_.size()); }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // Whether the workers pay off. A region where the caller ran `mine` of `shares` shares in `worked` and then
+  // waited `waited` for the others would have taken about worked * shares / mine on the caller alone: over a
+  // window of a few milliseconds of regions, if the waits outweigh the work the others took off the caller
+  // (they were descheduled mid-share: a busy or overcommitted machine), the caller runs every share itself
+  // for a while (10 ms, doubling while it stays so, up to a second), then tries again. The shares, and so the
+  // results, stay the same.
+  void judge(Clock::duration worked, int mine, int shares, Clock::duration waited) {
+    saved_ += worked * (shares - mine) / mine;
+    waited_ += waited;
+    if (saved_ + waited_ < std::chrono::milliseconds(4)) return;
+    const auto now = Clock::now();
+    if (waited_ > saved_) {
+      solo_until_ = now + backoff_;
+      backoff_ = std::min<Clock::duration>(backoff_ * 2, std::chrono::seconds(1));
+    } else {
+      backoff_ = std::chrono::milliseconds(10);
+    }
+    saved_ = waited_ = Clock::duration::zero();
+  }
+
   ThreadPool() = default;
   static std::atomic<bool>& forked() {
     static std::atomic<bool> flag{false};
@@ -222,16 +253,18 @@ class ThreadPool {
     }
   }
 
-  void run_share(int s) {
-    {
-      const TeamScope scope(s, static_cast<int>(team_), true, is_team_);
-      try {
-        fn_(ctx_, s);
-      } catch (...) {
-        const std::lock_guard<std::mutex> lock(error_mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
+  void run_here(int s) {
+    const TeamScope scope(s, static_cast<int>(team_), true, is_team_);
+    try {
+      fn_(ctx_, s);
+    } catch (...) {
+      const std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
     }
+  }
+
+  void run_share(int s) {
+    run_here(s);
     done_.fetch_add(1, std::memory_order_seq_cst);
     if (caller_sleeps_.load(std::memory_order_seq_cst)) futex_wake_all(done_);
   }
@@ -280,6 +313,10 @@ class ThreadPool {
   bool is_team_ = false;
   std::mutex error_mutex_;
   std::exception_ptr error_;
+  // judge()'s window and verdict, the caller's alone (under busy_).
+  Clock::duration saved_{}, waited_{};
+  Clock::duration backoff_ = std::chrono::milliseconds(10);
+  Clock::time_point solo_until_{};
 };
 
 }  // namespace ember::detail
