@@ -5,7 +5,8 @@
 // single-threaded time. This pool instead
 //   - spins only a few microseconds (the gap between two regions of a training step) before sleeping on a
 //     futex, so waiting threads leave the CPU to whoever needs it;
-//   - stops waking its workers for a while when they cost the caller more time than they save (judge());
+//   - sleeps at once while other programs compete for the CPUs (watch_load()), and stops waking its workers
+//     for a while when they cost the caller more time than they save (judge());
 //   - hands out a parallel_for's shares (its static blocks) to whichever thread comes first: the caller takes
 //     the shares of a worker that has not woken yet, so a descheduled worker slows a step down to one thread's
 //     speed, never below. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
@@ -28,6 +29,7 @@
 
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #else
@@ -35,6 +37,7 @@
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
+#include <strings.h>
 #endif
 #if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
 #include <immintrin.h>
@@ -82,24 +85,34 @@ inline void futex_wake_all(std::atomic<std::uint32_t>&) {
 // regions of a training step, so the next region usually starts without a wake-up (10-50 us on a virtual
 // machine); longer spins measured slower on a busy machine, where the spinning thread delays the one it waits
 // for (docs/benchmarks.md, "Thread stability").
-inline std::chrono::nanoseconds spin_time() {
-  static const std::chrono::nanoseconds t = [] {
+struct SpinSetting {
+  std::chrono::nanoseconds time;
+  bool chosen;  // by the environment: kept as it is, not adapted
+};
+inline const SpinSetting& spin_setting() {
+  static const SpinSetting t = [] {
     long us = 20;
+    bool chosen = false;
     if (const char* p = std::getenv("OMP_WAIT_POLICY")) {
-      if (!strcasecmp(p, "passive")) us = 0;
-      if (!strcasecmp(p, "active")) us = 1000;
+      if (!strcasecmp(p, "passive")) us = 0, chosen = true;
+      if (!strcasecmp(p, "active")) us = 1000, chosen = true;
     }
-    if (const char* s = std::getenv("EMBER_SPIN_US")) us = std::max(0L, std::atol(s));
-    return std::chrono::nanoseconds(us * 1000);
+    if (const char* s = std::getenv("EMBER_SPIN_US")) us = std::max(0L, std::atol(s)), chosen = true;
+    return SpinSetting{std::chrono::nanoseconds(us * 1000), chosen};
   }();
   return t;
 }
+// Set while the machine is busy (ThreadPool::watch_load): then waiting threads sleep at once.
+inline std::atomic<bool>& machine_busy() {
+  static std::atomic<bool> busy{false};
+  return busy;
+}
 
-// Spins for spin_time() until done() holds; false if it still does not.
+// Spins for the spin time until done() holds; false if it still does not.
 template <class Done>
 bool spin_until(Done&& done) {
   if (done()) return true;
-  const auto limit = spin_time();
+  const auto limit = machine_busy().load(std::memory_order_relaxed) ? std::chrono::nanoseconds(0) : spin_setting().time;
   if (limit.count() == 0) return false;
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
@@ -164,6 +177,7 @@ class ThreadPool {
     error_ = nullptr;
     team_ = static_cast<std::uint32_t>(shares);
     is_team_ = team;
+    if (++regions_ % 32 == 0) watch_load();
     const auto t0 = Clock::now();
     if (!team && t0 < solo_until_) {
       for (int s = 0; s < shares; ++s) run_here(s);
@@ -209,6 +223,21 @@ class ThreadPool {
 
  private:
   using Clock = std::chrono::steady_clock;
+
+  // Whether other programs compete for the CPUs: the caller was preempted (an involuntary context switch)
+  // within the last 32 regions. Then waiting threads sleep at once for the next 512 regions: a spinning
+  // thread only delays the descheduled one it waits for, and a thread that slept is scheduled sooner when
+  // woken. On a quiet machine they spin, and the next region starts without a wake-up.
+  void watch_load() {
+#if defined(__linux__)
+    if (spin_setting().chosen) return;
+    rusage u{};
+    if (getrusage(RUSAGE_THREAD, &u) != 0) return;
+    if (u.ru_nivcsw != preempted_) busy_until_ = regions_ + 512;
+    preempted_ = u.ru_nivcsw;
+    machine_busy().store(regions_ < busy_until_, std::memory_order_relaxed);
+#endif
+  }
 
   // Whether the workers pay off. A region where the caller ran `mine` of `shares` shares in `worked` and then
   // waited `waited` for the others would have taken about worked * shares / mine on the caller alone: over a
@@ -317,6 +346,9 @@ class ThreadPool {
   Clock::duration saved_{}, waited_{};
   Clock::duration backoff_ = std::chrono::milliseconds(10);
   Clock::time_point solo_until_{};
+  // watch_load()'s count and verdict, also the caller's alone.
+  std::uint64_t regions_ = 0, busy_until_ = 0;
+  long preempted_ = 0;
 };
 
 }  // namespace ember::detail
