@@ -5,8 +5,7 @@
 // single-threaded time. This pool instead
 //   - spins only a few microseconds (the gap between two regions of a training step) before sleeping on a
 //     futex, so waiting threads leave the CPU to whoever needs it;
-//   - sleeps at once while other programs compete for the CPUs (watch_load()), and stops waking its workers
-//     for a while when they cost the caller more time than they save (judge());
+//   - sleeps at once while other programs compete for the CPUs (watch_load());
 //   - hands out a parallel_for's shares (its static blocks) to whichever thread comes first: the caller takes
 //     the shares of a worker that has not woken yet, so a descheduled worker slows a step down to one thread's
 //     speed, never below. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
@@ -178,30 +177,23 @@ class ThreadPool {
     team_ = static_cast<std::uint32_t>(shares);
     is_team_ = team;
     if (++regions_ % 32 == 0) watch_load();
-    const auto t0 = Clock::now();
-    if (!team && t0 < solo_until_) {
-      for (int s = 0; s < shares; ++s) run_here(s);
+    start_workers(shares - 1);
+    done_.store(0, std::memory_order_relaxed);
+    const std::uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
+    claim_.store(pack(g, shares, team ? 1 : 0), std::memory_order_release);
+    gen_.store(g, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(gen_);
+    int s = 0;
+    if (team) {
+      run_share(0);
     } else {
-      start_workers(shares - 1);
-      done_.store(0, std::memory_order_relaxed);
-      const std::uint32_t g = gen_.load(std::memory_order_relaxed) + 1;
-      claim_.store(pack(g, shares, team ? 1 : 0), std::memory_order_release);
-      gen_.store(g, std::memory_order_seq_cst);
-      if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(gen_);
-      int s = 0, mine = 0;
-      if (team) {
-        run_share(0);
-      } else {
-        for (; claim(g, s); ++mine) run_share(s);
-      }
-      const auto t1 = Clock::now();
-      const auto all = static_cast<std::uint32_t>(shares);
-      if (!spin_until([&] { return done_.load(std::memory_order_acquire) == all; })) {
-        caller_sleeps_.store(true, std::memory_order_seq_cst);
-        for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) futex_wait(done_, v);
-        caller_sleeps_.store(false, std::memory_order_relaxed);
-      }
-      if (!team && mine > 0) judge(t1 - t0, mine, shares, Clock::now() - t1);
+      while (claim(g, s)) run_share(s);
+    }
+    const auto all = static_cast<std::uint32_t>(shares);
+    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == all; })) {
+      caller_sleeps_.store(true, std::memory_order_seq_cst);
+      for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) futex_wait(done_, v);
+      caller_sleeps_.store(false, std::memory_order_relaxed);
     }
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     return true;
@@ -222,8 +214,6 @@ class ThreadPool {
   int workers() const { return static_cast<int>(workers_.size()); }
 
  private:
-  using Clock = std::chrono::steady_clock;
-
   // Whether other programs compete for the CPUs: the caller was preempted (an involuntary context switch)
   // within the last 32 regions. Then waiting threads sleep at once for the next 512 regions: a spinning
   // thread only delays the descheduled one it waits for, and a thread that slept is scheduled sooner when
@@ -237,26 +227,6 @@ class ThreadPool {
     preempted_ = u.ru_nivcsw;
     machine_busy().store(regions_ < busy_until_, std::memory_order_relaxed);
 #endif
-  }
-
-  // Whether the workers pay off. A region where the caller ran `mine` of `shares` shares in `worked` and then
-  // waited `waited` for the others would have taken about worked * shares / mine on the caller alone: over a
-  // window of a few milliseconds of regions, if the waits outweigh the work the others took off the caller
-  // (they were descheduled mid-share: a busy or overcommitted machine), the caller runs every share itself
-  // for a while (10 ms, doubling while it stays so, up to a second), then tries again. The shares, and so the
-  // results, stay the same.
-  void judge(Clock::duration worked, int mine, int shares, Clock::duration waited) {
-    saved_ += worked * (shares - mine) / mine;
-    waited_ += waited;
-    if (saved_ + waited_ < std::chrono::milliseconds(4)) return;
-    const auto now = Clock::now();
-    if (waited_ > saved_) {
-      solo_until_ = now + backoff_;
-      backoff_ = std::min<Clock::duration>(backoff_ * 2, std::chrono::seconds(1));
-    } else {
-      backoff_ = std::chrono::milliseconds(10);
-    }
-    saved_ = waited_ = Clock::duration::zero();
   }
 
   ThreadPool() = default;
@@ -342,11 +312,7 @@ class ThreadPool {
   bool is_team_ = false;
   std::mutex error_mutex_;
   std::exception_ptr error_;
-  // judge()'s window and verdict, the caller's alone (under busy_).
-  Clock::duration saved_{}, waited_{};
-  Clock::duration backoff_ = std::chrono::milliseconds(10);
-  Clock::time_point solo_until_{};
-  // watch_load()'s count and verdict, also the caller's alone.
+  // watch_load()'s count and verdict, the caller's alone (under busy_).
   std::uint64_t regions_ = 0, busy_until_ = 0;
   long preempted_ = 0;
 };
