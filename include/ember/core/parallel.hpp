@@ -120,7 +120,8 @@ inline int threads_for_elements(std::int64_t work_items, std::int64_t elements_p
 }  // namespace ember
 
 // `EMBER_OMP(parallel for num_threads(n))` expands to the OpenMP pragma when OpenMP is on and to nothing
-// otherwise (a bare #pragma omp would warn under -Wall without -fopenmp).
+// otherwise (a bare #pragma omp would warn under -Wall without -fopenmp). ember itself no longer uses it (its
+// threads are the pool's); it stays for programs that do.
 #define EMBER_STRINGIFY_(x) #x
 #ifdef _OPENMP
 #define EMBER_OMP(directive) _Pragma(EMBER_STRINGIFY_(omp directive))

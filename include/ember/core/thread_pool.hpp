@@ -7,8 +7,8 @@
 //     futex, so waiting threads leave the CPU to whoever needs it;
 //   - sleeps at once while other programs compete for the CPUs (watch_load());
 //   - hands out a parallel_for's shares (its static blocks) to whichever thread comes first: the caller takes
-//     the shares of a worker that has not woken yet, so a descheduled worker slows a step down to one thread's
-//     speed, never below. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
+//     a share no worker has started 2 ms after it finished its own, so a worker descheduled for long slows a
+//     region down to about one thread's speed, not to the scheduler's time slice. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
 //     buffers and results are those of a fixed split.
 // A region with barriers (parallel_region) needs every member running at once and is a real team instead.
 // Workers start on first use, one per thread asked for beyond the caller's, and live until the process ends:
@@ -28,6 +28,8 @@
 
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <cerrno>
+#include <ctime>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,6 +59,12 @@ inline void cpu_relax() {
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t old) {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, old, nullptr, nullptr, 0);
 }
+// As futex_wait, for at most `timeout`: false when it timed out.
+inline bool futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t old, std::chrono::nanoseconds timeout) {
+  timespec ts{static_cast<time_t>(timeout.count() / 1000000000), static_cast<long>(timeout.count() % 1000000000)};
+  const long r = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, old, &ts, nullptr, 0);
+  return !(r == -1 && errno == ETIMEDOUT);
+}
 inline void futex_wake_all(std::atomic<std::uint32_t>& word) {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
@@ -72,6 +80,10 @@ inline Parking& parking() {
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t old) {
   std::unique_lock<std::mutex> lock(parking().m);
   parking().cv.wait(lock, [&] { return word.load() != old; });
+}
+inline bool futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t old, std::chrono::nanoseconds timeout) {
+  std::unique_lock<std::mutex> lock(parking().m);
+  return parking().cv.wait_for(lock, timeout, [&] { return word.load() != old; });
 }
 inline void futex_wake_all(std::atomic<std::uint32_t>&) {
   { std::lock_guard<std::mutex> lock(parking().m); }
@@ -151,6 +163,7 @@ class TeamScope {
 class ThreadPool {
  public:
   using ShareFn = void (*)(void* ctx, int share);
+  static constexpr std::chrono::nanoseconds kStealAfter = std::chrono::milliseconds(2);
 
   // The process's pool (a new one in a child after fork: the parent's workers do not exist there).
   static ThreadPool& instance() {
@@ -186,13 +199,23 @@ class ThreadPool {
     int s = 0;
     if (team) {
       run_share(0);
-    } else {
-      while (claim(g, s)) run_share(s);
+    } else if (claim(g, s)) {
+      run_share(s);
     }
+    // The caller waits for the others; a share still unclaimed after kStealAfter (its worker has not been
+    // scheduled since: descheduled by the hypervisor or the machine's other work) it runs itself. Sooner would
+    // cost more than it saves on a busy machine, where the late worker still brings a CPU share of its own.
     const auto all = static_cast<std::uint32_t>(shares);
-    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == all; })) {
+    const auto finished = [&] { return done_.load(std::memory_order_acquire) == all; };
+    if (!spin_until(finished)) {
       caller_sleeps_.store(true, std::memory_order_seq_cst);
-      for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) futex_wait(done_, v);
+      for (std::uint32_t v; (v = done_.load(std::memory_order_seq_cst)) != all;) {
+        if (!futex_wait_for(done_, v, kStealAfter) && !team) {
+          caller_sleeps_.store(false, std::memory_order_relaxed);
+          while (claim(g, s)) run_share(s);
+          caller_sleeps_.store(true, std::memory_order_seq_cst);
+        }
+      }
       caller_sleeps_.store(false, std::memory_order_relaxed);
     }
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
