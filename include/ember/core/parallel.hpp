@@ -35,7 +35,8 @@ inline int default_num_threads() {
     }
 #if defined(__linux__)
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return std::min(CPU_COUNT(&set), kMaxThreads);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+      return std::min(CPU_COUNT(&set), kMaxThreads);
 #endif
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kMaxThreads)));
   }();
@@ -86,7 +87,8 @@ inline int team_size() { return detail::team_state().size; }
 inline void barrier() {
   const detail::TeamState& s = detail::team_state();
   if (s.size <= 1) return;
-  if (!s.team) throw std::logic_error("ember::barrier: called in a parallel_for body (only parallel_region has a team)");
+  if (!s.team)
+    throw std::logic_error("ember::barrier: called in a parallel_for body (only parallel_region has a team)");
   detail::ThreadPool::instance().barrier();
 }
 

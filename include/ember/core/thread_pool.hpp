@@ -8,8 +8,9 @@
 //   - sleeps at once while other programs compete for the CPUs (watch_load());
 //   - hands out a parallel_for's shares (its static blocks) to whichever thread comes first: the caller takes
 //     a share no worker has started 2 ms after it finished its own, so a worker descheduled for long slows a
-//     region down to about one thread's speed, not to the scheduler's time slice. A share runs with thread_index() = its number, whatever thread runs it, so per-thread
-//     buffers and results are those of a fixed split.
+//     region down to about one thread's speed, not to the scheduler's time slice. A share runs with
+//     thread_index() = its number, whatever thread runs it, so per-thread buffers and results are those of a
+//     fixed split.
 // A region with barriers (parallel_region) needs every member running at once and is a real team instead.
 // Workers start on first use, one per thread asked for beyond the caller's, and live until the process ends:
 // the pool is never destroyed, so exit() and static destruction never wait for a worker. After fork() the
