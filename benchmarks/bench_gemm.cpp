@@ -90,7 +90,7 @@ void BM_Peak_FMA(benchmark::State& state) {
   for (auto _ : state) {
     double sink[64] = {};
     parallel_region(threads, [&] {
-      EMBER_OMP(barrier)
+      ember::barrier();
       sink[thread_index() % 64] = fma_loop(iters);
     });
     benchmark::DoNotOptimize(sink);

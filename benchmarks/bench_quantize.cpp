@@ -54,7 +54,7 @@ void run_peak(benchmark::State& state, double ops_per_iter, Loop loop) {
   for (auto _ : state) {
     double sink[64] = {};
     parallel_region(threads, [&] {
-      EMBER_OMP(barrier)
+      ember::barrier();
       sink[thread_index() % 64] = static_cast<double>(loop(iters));
     });
     benchmark::DoNotOptimize(sink);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# ThreadSanitizer run of the threaded code: the DataLoader's prefetch thread (test_data), the OpenMP paths of
-# the layers and kernels (test_nn, with its "threads:" cases: layers large enough to be split across threads,
-# chunked predict, predict() called from several threads at once), and fit with a loader (test_train).
-#   bash scripts/tsan.sh            (configures and builds build-tsan/, then runs the three tests;
+# ThreadSanitizer run of the threaded code: ember's thread pool (test_core's "thread pool:" cases), the
+# DataLoader's prefetch thread (test_data), the pool's paths in the layers and kernels (test_nn, with its
+# "threads:" cases: layers large enough to be split across threads, chunked predict, predict() called from
+# several threads at once), and fit with a loader (test_train).
+#   bash scripts/tsan.sh            (configures and builds build-tsan/, then runs the four tests;
 #                                    TSAN_TESTS="test_data" picks some)
-# -fsanitize=thread with LLVM's OpenMP runtime (libomp) rather than GCC's libgomp: libgomp is not built with
-# TSan, so its barriers would look like races. libomp's own synchronisation is made visible
+# The pool synchronises through std::atomic, which TSan sees. OpenMP remains for the tests that compare the
+# pool's split with OpenMP's: -fsanitize=thread with LLVM's OpenMP runtime (libomp) rather than GCC's libgomp:
+# libgomp is not built with TSan, so its barriers would look like races. libomp's own synchronisation is made visible
 # to TSan by LLVM's Archer tool (libarcher.so, loaded through OMP_TOOL_LIBRARIES), so parallel regions,
 # barriers and reductions are checked, not suppressed. scripts/tsan.supp suppresses reports from inside the
 # runtime library only; nothing in ember's own code is suppressed.
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-tsan
 jobs=${TSAN_JOBS:-2}
-read -r -a tests <<<"${TSAN_TESTS:-test_data test_nn test_train}"
+read -r -a tests <<<"${TSAN_TESTS:-test_core test_data test_nn test_train}"
 
 # The compiler: g++ (clang 14 rejects a C++20 capture of a structured binding in test_nn.cpp). Its OpenMP
 # calls (GOMP_*) are served by LLVM's libomp, which implements that ABI, instead of libgomp.

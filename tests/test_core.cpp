@@ -2,7 +2,16 @@
 #include <doctest/doctest.h>
 #include "bad_input.hpp"
 
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <ember/core/parallel.hpp>
 #include <ember/core/random.hpp>
 #include <ember/core/tensor.hpp>
@@ -235,6 +244,160 @@ TEST_CASE("thread control and the work threshold") {
   ember::set_num_threads(before);
   CHECK(ember::threads_for(1, 1e12) == 1);   // one item cannot be split
   CHECK(ember::threads_for(100, 1.0) == 1);  // too little work to fork
+}
+
+TEST_CASE("thread pool: team sizes, thread indices and the default thread count") {
+  // OMP_NUM_THREADS when set, else the CPUs this process may use; a new thread starts from that default.
+  int expected = 0;
+  if (const char* s = std::getenv("OMP_NUM_THREADS")) expected = std::atoi(s);
+  if (expected <= 0) {
+    cpu_set_t set;
+    REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+    expected = CPU_COUNT(&set);
+  }
+  int fresh = 0;
+  std::thread([&] { fresh = ember::get_num_threads(); }).join();
+  CHECK(fresh == expected);
+  CHECK(ember::thread_index() == 0);
+  CHECK(ember::team_size() == 1);
+  CHECK_FALSE(ember::in_parallel_region());
+  for (int nt : {1, 2, 3, 4}) {
+    CAPTURE(nt);
+    std::mutex m;
+    std::multiset<int> indices;
+    std::set<std::thread::id> ids;
+    std::set<int> sizes;
+    bool inside = true;
+    ember::parallel_region(nt, [&] {
+      const std::lock_guard<std::mutex> lock(m);
+      indices.insert(ember::thread_index());
+      sizes.insert(ember::team_size());
+      ids.insert(std::this_thread::get_id());
+      inside = inside && ember::in_parallel_region() == (nt > 1);
+    });
+    std::multiset<int> all;
+    for (int t = 0; t < nt; ++t) all.insert(t);
+    CHECK(indices == all);  // each index once
+    CHECK(ids.size() == static_cast<std::size_t>(nt));  // on nt threads at once
+    CHECK(ids.count(std::this_thread::get_id()) == 1);  // the caller among them
+    CHECK(sizes == std::set<int>{nt});
+    CHECK(inside);
+  }
+}
+
+TEST_CASE("thread pool: parallel_for splits as OpenMP's schedule(static), whatever thread runs a share") {
+  for (int nt : {2, 3, 4}) {
+    for (std::int64_t n : {1, 2, 3, 7, 10, 64, 1001}) {
+      CAPTURE(nt);
+      CAPTURE(n);
+      std::vector<int> share(static_cast<std::size_t>(n), -1);
+      ember::parallel_for(nt, n, [&](std::int64_t i) { share[static_cast<std::size_t>(i)] = ember::thread_index(); });
+      // libgomp's split: q = n / nt, the first n % nt threads one more, in order.
+      const std::int64_t q = n / nt, r = n % nt;
+      for (std::int64_t i = 0, t = 0, left = q + (r > 0); i < n; ++i) {
+        while (left == 0) left = q + (++t < r);
+        CHECK(share[static_cast<std::size_t>(i)] == t);
+        --left;
+      }
+#ifdef _OPENMP
+      std::vector<int> omp(static_cast<std::size_t>(n), -1);
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (std::int64_t i = 0; i < n; ++i) omp[static_cast<std::size_t>(i)] = omp_get_thread_num();
+      CHECK(share == omp);
+#endif
+    }
+  }
+}
+
+TEST_CASE("thread pool: barrier, nested regions on the caller, exceptions, several callers, fork") {
+  SUBCASE("a barrier holds every thread until all arrive, again and again") {
+    constexpr int kTeam = 3, kRounds = 200;
+    std::vector<std::atomic<int>> slot(kTeam);
+    std::atomic<int> wrong{0};
+    ember::parallel_region(kTeam, [&] {
+      const int t = ember::thread_index();
+      for (int round = 1; round <= kRounds; ++round) {
+        slot[static_cast<std::size_t>(t)].store(round);
+        ember::barrier();
+        for (auto& s : slot) wrong += s.load() != round;  // everyone wrote this round, nobody the next
+        ember::barrier();
+      }
+    });
+    CHECK(wrong == 0);
+    CHECK_THROWS_AS(ember::parallel_for(2, 2, [](std::int64_t) { ember::barrier(); }), std::logic_error);
+  }
+  SUBCASE("a region inside a region runs serially on its caller") {
+    std::mutex m;
+    int wrong = 0;
+    ember::parallel_region(2, [&] {
+      const auto me = std::this_thread::get_id();
+      std::vector<std::thread::id> ids(8);
+      std::vector<int> index(8);
+      ember::parallel_for(2, 8, [&](std::int64_t i) {
+        ids[static_cast<std::size_t>(i)] = std::this_thread::get_id();
+        index[static_cast<std::size_t>(i)] = ember::thread_index();
+      });
+      int team = 0;
+      ember::parallel_region(2, [&] { team = ember::team_size(); });
+      const std::lock_guard<std::mutex> lock(m);
+      for (std::size_t i = 0; i < 8; ++i) wrong += ids[i] != me || index[i] != 0;
+      wrong += team != 1 || ember::threads_for(1000, 1e9) != 1;
+    });
+    CHECK(wrong == 0);
+  }
+  SUBCASE("the first exception of a body reaches the caller, and the pool works on") {
+    CHECK_THROWS_WITH_AS(ember::parallel_for(2, 100,
+                                             [](std::int64_t i) {
+                                               if (i == 77) throw std::runtime_error("item 77");
+                                             }),
+                         "item 77", std::runtime_error);
+    CHECK_THROWS_WITH_AS(ember::parallel_region(2,
+                                                [] {
+                                                  if (ember::thread_index() == 1) throw std::runtime_error("thread 1");
+                                                }),
+                         "thread 1", std::runtime_error);
+    std::atomic<std::int64_t> sum{0};
+    ember::parallel_for(2, 1000, [&](std::int64_t i) { sum += i; });
+    CHECK(sum == 999 * 1000 / 2);
+  }
+  SUBCASE("threads calling at once each get all their work done (one on the pool, the others on themselves)") {
+    std::vector<std::int64_t> sums(4);
+    std::vector<std::thread> callers;
+    for (std::size_t c = 0; c < sums.size(); ++c)
+      callers.emplace_back([&sums, c] {
+        ember::set_num_threads(2);
+        for (int rep = 0; rep < 200; ++rep) {
+          std::vector<std::int64_t> v(100);
+          ember::parallel_for(2, 100, [&](std::int64_t i) { v[static_cast<std::size_t>(i)] = i; });
+          for (auto x : v) sums[c] += x;
+        }
+      });
+    for (auto& t : callers) t.join();
+    for (auto s : sums) CHECK(s == 200 * 4950);
+  }
+  SUBCASE("a child process after fork has a working pool of its own") {
+#if defined(__SANITIZE_THREAD__)
+    MESSAGE("skipped under ThreadSanitizer, which does not support threads started after a multi-threaded fork");
+    return;
+#endif
+    ember::parallel_region(2, [] {});  // the parent's workers exist
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      alarm(20);  // a deadlock fails the test instead of hanging it
+      std::atomic<int> n{0};
+      ember::parallel_region(2, [&] {
+        ember::barrier();
+        ++n;
+      });
+      ember::parallel_for(2, 10, [&](std::int64_t) { ++n; });
+      _exit(n == 12 ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
 }
 
 // ---- Bad input (the policy: docs/robustness.md) ----------------------------------------------------------

@@ -1,34 +1,74 @@
 #pragma once
-// Thread control. ember parallelises with OpenMP when it is found; without it everything runs on one thread.
-// Eigen's own threading is kept off inside our parallel regions (each thread runs its own single-threaded GEMM).
+// Thread control. ember runs its parallel work on its own pool (core/thread_pool.hpp: short spins, then sleep;
+// shares of a loop taken by whichever thread is free), with or without OpenMP in the build. Eigen's own threading
+// is never used: each thread runs its own single-threaded GEMM.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <utility>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "ember/core/thread_pool.hpp"
+
 namespace ember {
+
+namespace detail {
+constexpr int kMaxThreads = 256;
+
+// OMP_NUM_THREADS when set, else the CPUs this process may run on (its affinity mask: a container's or
+// taskset's limit), as PyTorch.
+inline int default_num_threads() {
+  static const int n = [] {
+    if (const char* s = std::getenv("OMP_NUM_THREADS")) {
+      const int v = std::atoi(s);  // "4" or "4,2": the first level
+      if (v > 0) return std::min(v, kMaxThreads);
+    }
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+      return std::min(CPU_COUNT(&set), kMaxThreads);
+#endif
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, unsigned(kMaxThreads)));
+  }();
+  return n;
+}
+// The calling thread's set_num_threads (0: none yet).
+inline int& thread_setting() {
+  static thread_local int n = 0;
+  return n;
+}
+}  // namespace detail
 
 // Number of threads ember's kernels use (as torch.get_num_threads).
 inline int get_num_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
+  const int n = detail::thread_setting();
+  return n > 0 ? n : detail::default_num_threads();
 }
 
-// As torch.set_num_threads: n >= 1.
+// As torch.set_num_threads: n >= 1. The setting is the calling thread's (as OpenMP's), so serving threads may
+// each keep to one thread; it is also passed to OpenMP for the program's own regions.
 inline void set_num_threads(int n) {
+  n = std::clamp(n, 1, detail::kMaxThreads);
+  detail::thread_setting() = n;
 #ifdef _OPENMP
-  omp_set_num_threads(std::max(1, n));
-#else
-  (void)n;
+  omp_set_num_threads(n);
 #endif
 }
 
+// Inside a parallel region of more than one thread (ember's, or the program's own OpenMP one): work started
+// here stays on the calling thread.
 inline bool in_parallel_region() {
+  if (detail::team_state().active) return true;
 #ifdef _OPENMP
   return omp_in_parallel() != 0;
 #else
@@ -36,29 +76,28 @@ inline bool in_parallel_region() {
 #endif
 }
 
-namespace detail {
-// Depth of parallel_region / parallel_for bodies run on the caller's thread (see below).
-inline int& serial_region_depth() {
-  static thread_local int depth = 0;
-  return depth;
-}
-struct SerialRegion {
-  SerialRegion() { ++serial_region_depth(); }
-  ~SerialRegion() { --serial_region_depth(); }
-  SerialRegion(const SerialRegion&) = delete;
-  SerialRegion& operator=(const SerialRegion&) = delete;
-};
-}  // namespace detail
+// Index of the calling thread inside a region, or of the parallel_for share it runs (0 outside, and 0 in a
+// one-thread region run on the caller's thread, as in a nested team of one); team_size() is the team's size
+// (1 outside).
+inline int thread_index() { return detail::team_state().index; }
+inline int team_size() { return detail::team_state().size; }
 
-// Index of the calling thread inside a parallel region (0 outside, and 0 in a one-thread region that
-// parallel_region / parallel_for ran on the caller's thread, as in a nested team of one).
-inline int thread_index() {
-#ifdef _OPENMP
-  if (detail::serial_region_depth() > 0) return 0;
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+// Waits until every thread of the enclosing parallel_region has reached it (no-op in a team of one). Not in a
+// parallel_for body, whose shares may run one after another on one thread.
+inline void barrier() {
+  const detail::TeamState& s = detail::team_state();
+  if (s.size <= 1) return;
+  if (!s.team)
+    throw std::logic_error("ember::barrier: called in a parallel_for body (only parallel_region has a team)");
+  detail::ThreadPool::instance().barrier();
+}
+
+// Iterations [lo, hi) of share `share` when n iterations are split over `shares`, as OpenMP's schedule(static)
+// without a chunk size: the first n % shares shares take one more.
+inline std::pair<std::int64_t, std::int64_t> static_block(std::int64_t n, int shares, int share) {
+  const std::int64_t q = n / shares, r = n % shares;
+  const std::int64_t lo = q * share + std::min<std::int64_t>(share, r);
+  return {lo, lo + q + (share < r ? 1 : 0)};
 }
 
 // Threads to use for `work` units of roughly `cost` flops each: below the threshold the fork/join costs more
@@ -83,7 +122,8 @@ inline int threads_for_elements(std::int64_t work_items, std::int64_t elements_p
 }  // namespace ember
 
 // `EMBER_OMP(parallel for num_threads(n))` expands to the OpenMP pragma when OpenMP is on and to nothing
-// otherwise (a bare #pragma omp would warn under -Wall without -fopenmp).
+// otherwise (a bare #pragma omp would warn under -Wall without -fopenmp). ember itself no longer uses it (its
+// threads are the pool's); it stays for programs that do.
 #define EMBER_STRINGIFY_(x) #x
 #ifdef _OPENMP
 #define EMBER_OMP(directive) _Pragma(EMBER_STRINGIFY_(omp directive))
@@ -93,32 +133,47 @@ inline int threads_for_elements(std::int64_t work_items, std::int64_t elements_p
 
 namespace ember {
 
-// Runs body() on nt threads (an OpenMP parallel region), or directly on the caller's thread when nt <= 1.
-// Entering a region costs an allocation in libgomp whenever the team size changes (a team of one included),
-// so one-thread work never enters one: a warmed-up training step allocates nothing. Inside body(), orphaned
-// EMBER_OMP(for) / critical / barrier work in both cases (outside a region they run on the one thread), and
-// thread_index() is 0 on the one thread, also when the caller is itself a thread of an outer region.
+// Runs body() on nt threads at once, the caller among them (thread_index() 0 .. nt-1, team_size() nt), which
+// may meet at barrier(); directly on the caller's thread when nt <= 1, inside another region, or while the pool
+// serves another thread's region (team_size() then says 1). The first exception a thread throws is rethrown
+// here once all have finished; a body that uses barrier() must not throw past one (the others would wait).
 template <class F>
 void parallel_region(int nt, F&& body) {
-  if (nt <= 1) {
-    const detail::SerialRegion serial;
-    body();
-    return;
+  using Body = std::remove_reference_t<F>;
+  if (nt > 1 && !in_parallel_region()) {
+    const auto run = [](void* ctx, int) { (*static_cast<Body*>(ctx))(); };
+    Body* b = std::addressof(body);
+    if (detail::ThreadPool::instance().run(std::min(nt, detail::kMaxThreads), true, run,
+                                           const_cast<void*>(static_cast<const void*>(b))))
+      return;
   }
-  EMBER_OMP(parallel num_threads(nt))
+  const detail::TeamScope serial(0, 1, detail::team_state().active, false);
   body();
 }
 
-// body(i) for i in [0, n), split statically over nt threads as `omp parallel for schedule(static)`; no
-// parallel region when nt <= 1.
+// body(i) for i in [0, n), split over nt shares as `omp parallel for schedule(static)` (static_block). A share
+// runs on whichever pool thread takes it first, with thread_index() = the share's number, so per-thread buffers
+// indexed by thread_index() see the same iterations whatever thread runs them. On the caller alone (one loop,
+// thread_index() 0) when nt <= 1, inside another region, or while the pool serves another thread. Exceptions:
+// the first is rethrown here after every share has finished.
 template <class F>
 void parallel_for(int nt, std::int64_t n, F&& body) {
-  if (nt <= 1) {
-    const detail::SerialRegion serial;
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-    return;
+  using Body = std::remove_reference_t<F>;
+  const int shares = static_cast<int>(std::min<std::int64_t>({nt, n, detail::kMaxThreads}));
+  if (shares > 1 && !in_parallel_region()) {
+    struct Ctx {
+      Body* body;
+      std::int64_t n;
+      int shares;
+    } ctx{std::addressof(body), n, shares};
+    const auto run = [](void* c, int share) {
+      const Ctx& x = *static_cast<const Ctx*>(c);
+      const auto [lo, hi] = static_block(x.n, x.shares, share);
+      for (std::int64_t i = lo; i < hi; ++i) (*x.body)(i);
+    };
+    if (detail::ThreadPool::instance().run(shares, false, run, &ctx)) return;
   }
-  EMBER_OMP(parallel for num_threads(nt) schedule(static))
+  const detail::TeamScope serial(0, 1, detail::team_state().active, false);
   for (std::int64_t i = 0; i < n; ++i) body(i);
 }
 

@@ -22,12 +22,11 @@
 //     precision; BFloat16 runs the other Conv and Gemm nodes with bf16 products and float accumulation; Int8 on
 //     a graph with no quantized node is an error that says to quantize first.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
-#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,30 +98,13 @@ class Plan {
       for (std::int64_t c = 0; c < chunks; ++c) one(c, *ws.ws);
       return;
     }
-    std::exception_ptr error;
-    const auto keep = [&error] {
-      EMBER_OMP(critical(ember_plan_run))
-      if (!error) error = std::current_exception();
-    };
-    EMBER_OMP(parallel num_threads(nt)) {
-      // Every thread reaches the loop (its end is a barrier), even one whose workspace could not be made.
-      std::optional<Lease> ws;
-      try {
-        ws.emplace(*this);
-      } catch (...) {
-        keep();
-      }
-      EMBER_OMP(for schedule(dynamic, 1))
-      for (std::int64_t c = 0; c < chunks; ++c) {
-        if (!ws) continue;
-        try {
-          one(c, *ws->ws);
-        } catch (...) {
-          keep();
-        }
-      }
-    }
-    if (error) std::rethrow_exception(error);
+    // One share per thread, each with its own workspace, taking the next chunk until none is left. The first
+    // exception (a workspace that could not be made, a chunk that failed) is rethrown by parallel_for.
+    std::atomic<std::int64_t> next{0};
+    parallel_for(nt, nt, [&](std::int64_t) {
+      Lease ws(*this);
+      for (std::int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) one(c, *ws.ws);
+    });
   }
 
   // The samples one chunk holds, and the buffers one workspace holds (values of float), for the curious.

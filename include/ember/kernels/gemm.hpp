@@ -237,8 +237,8 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
     gemm(workspaces.at(0), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  EMBER_OMP(parallel num_threads(nt)) {
-    const int t = thread_index(), threads = nt;
+  parallel_for(nt, nt, [&](std::int64_t t) {
+    const std::int64_t threads = nt;
     const std::int64_t lo = std::min(extent, blocks * t / threads * kAlign);
     const std::int64_t hi = t + 1 == threads ? extent : std::min(extent, blocks * (t + 1) / threads * kAlign);
     if (hi > lo) {
@@ -253,7 +253,7 @@ void gemm(std::vector<GemmWorkspace<T>>& workspaces, bool trans_a, bool trans_b,
         gemm(ws, trans_a, trans_b, hi - lo, n, k, alpha, ap, lda, b, ldb, beta, c + lo * ldc, ldc);
       }
     }
-  }
+  });
 }
 
 // The reference: three loops, accumulating in double.

@@ -9,9 +9,9 @@
 // Children are held by value: an lvalue layer is copied in (the caller's layer stays whole and independent),
 // an rvalue is moved in. Copying a Sequential copies its children (clone()).
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <deque>
-#include <exception>
 #include <typeinfo>
 #include <memory>
 #include <string>
@@ -221,23 +221,18 @@ class SequentialT : public ModuleT<T> {
                                                        std::max<std::int64_t>(1, rest / (2 * threads)));
     const std::int64_t chunks = (rest + size - 1) / size;
     const int nt = static_cast<int>(std::max<std::int64_t>(1, std::min(threads, chunks)));
-    std::exception_ptr error;
-    EMBER_OMP(parallel num_threads(nt)) {
+    // One share per thread, each taking the next chunk until none is left (a dynamic schedule): a thread that
+    // is slow to start leaves its chunks to the others. The first exception is rethrown by parallel_for.
+    std::atomic<std::int64_t> next{0};
+    parallel_for(nt, nt, [&](std::int64_t) {
       TensorT<T> xi, yi;
-      EMBER_OMP(for schedule(dynamic, 1))
-      for (std::int64_t c = 0; c < chunks; ++c) {
-        try {
-          const std::int64_t lo = kPredictChunk + c * size, hi = std::min(n, lo + size);
-          slice(x, lo, hi, per, xi);
-          predict_whole(xi, yi, &x.shape());
-          std::copy(yi.begin(), yi.end(), out.begin() + lo * out_per);
-        } catch (...) {
-          EMBER_OMP(critical(ember_sequential_predict))
-          if (!error) error = std::current_exception();
-        }
+      for (std::int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        const std::int64_t lo = kPredictChunk + c * size, hi = std::min(n, lo + size);
+        slice(x, lo, hi, per, xi);
+        predict_whole(xi, yi, &x.shape());
+        std::copy(yi.begin(), yi.end(), out.begin() + lo * out_per);
       }
-    }
-    if (error) std::rethrow_exception(error);
+    });
   }
 
   std::string describe(graph::Tracer& t, const std::string& x) const override {
