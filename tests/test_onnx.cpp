@@ -450,6 +450,7 @@ TEST_CASE(
   std::string msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(net, {1, 4}, path); });
   CHECK(contains(msg, "'block.act' (Doubler())"));
   CHECK(contains(msg, "no ONNX mapping"));
+  CHECK(contains(msg, "override ModuleT::describe"));
   untouched();
 
   nn::Sequential ok("Net", {{"fc", nn::Linear(4, 3, true, gen)}});
@@ -473,7 +474,7 @@ TEST_CASE(
   // pooling operator has.
   nn::Sequential uneven("Net", {{"pool", nn::AdaptiveAvgPool2d(3)}});
   msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(uneven, {1, 2, 7, 6}, path); });
-  CHECK(contains(msg, "'pool' (AdaptiveAvgPool2d(output_size=3)) pools 7x6 into 3x3"));
+  CHECK(contains(msg, "'pool' (AdaptiveAvgPool2d(output_size=3)): pools 7x6 into 3x3"));
   untouched();
 
   // An unwritable place: io_error naming the path.

@@ -80,6 +80,7 @@ class Tracer {
     scope_ = scope_.empty() ? name : scope_ + "." + name;
     layer_ = module.repr().substr(0, module.repr().find('\n'));
     std::string out = module.describe(*this, x);
+    outputs_[scope_] = shape(out);
     scope_ = saved;
     layer_ = saved_layer;
     return out;
@@ -87,6 +88,10 @@ class Tracer {
 
   // The dotted name of the layer being described ("" at the root).
   const std::string& scope() const { return scope_; }
+  // The output shape of every module described so far (through child()), by its dotted name.
+  const std::map<std::string, Shape>& module_shapes() const { return outputs_; }
+  // The first line of the printout of the layer being described.
+  const std::string& layer() const { return layer_; }
   // "'block.0' (Conv2d(...))": how errors name it.
   std::string where() const { return scope_.empty() ? layer_ : "'" + scope_ + "' (" + layer_ + ")"; }
   Graph& graph() { return graph_; }
@@ -103,7 +108,7 @@ class Tracer {
 
  private:
   Graph& graph_;
-  std::map<std::string, Shape> shapes_;
+  std::map<std::string, Shape> shapes_, outputs_;
   std::set<std::string> used_;
   std::string scope_, layer_;
 };
