@@ -38,7 +38,8 @@ namespace onnx_detail {
 
 // The traced graph's nodes into b: Dropout and Identity elided (their readers read their input), each
 // initializer written before the first node that reads it, from the module's own tensors (in its type) when
-// it has one of that name. Returns the value that holds the model's output.
+// it has one of that name. Returns the value that holds the model's output ("input" when every node was
+// elided: the caller writes an Identity then).
 template <typename T>
 std::string write_traced(OnnxGraphBuilder<T>& b, const graph::Graph& g, const nn::ModuleT<T>& model) {
   std::map<std::string, const TensorT<T>*> own;
@@ -57,7 +58,7 @@ std::string write_traced(OnnxGraphBuilder<T>& b, const graph::Graph& g, const nn
   const bool leaf = model.children().empty();
   for (graph::Node n : g.nodes()) {
     for (auto& v : n.inputs) v = v.empty() ? v : value(v);
-    if ((n.op == "Dropout" || n.op == "Identity") && g.nodes().size() > 1) {
+    if (n.op == "Dropout" || n.op == "Identity") {
       alias[n.outputs.at(0)] = n.inputs.at(0);
       continue;
     }
