@@ -17,44 +17,6 @@
 
 namespace ember::graph {
 
-namespace detail {
-
-// A describe's error, with the layer where it happened: "trace: layer 'block.0' (Conv2d(...)): what". A
-// message from the tracer names the layer already; one that starts with the layer's printout loses it.
-inline std::string traced_error(const Tracer& t, const std::string& what) {
-  if (what.rfind("trace", 0) == 0) return what;
-  std::string rest = what;
-  const std::string& layer = t.layer();
-  if (!layer.empty() && rest.rfind(layer + ": ", 0) == 0) rest = rest.substr(layer.size() + 2);
-  return "trace: layer " + t.where() + ": " + rest;
-}
-
-}  // namespace detail
-
-// The model described to t, reading "input" of input_shape; returns its output value. Afterwards
-// t.module_shapes() holds every module's output shape (nn::summary reads them); on an error it holds those of
-// the modules described before it.
-template <typename T>
-std::string describe_model(const nn::ModuleT<T>& model, const Shape& input_shape, Tracer& t) {
-  bool positive = input_shape.size() >= 2;
-  for (auto d : input_shape) positive = positive && d > 0;
-  if (!positive)
-    throw shape_error("trace: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
-                      to_string(input_shape));
-  t.input("input", input_shape);
-  t.reserve("output");
-  t.set_root(model.repr().substr(0, model.repr().find('\n')));
-  std::string out;
-  try {
-    out = model.describe(t, "input");
-  } catch (const shape_error& e) {
-    throw shape_error(detail::traced_error(t, e.what()));
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(detail::traced_error(t, e.what()));
-  }
-  return out;
-}
-
 template <typename T>
 Graph trace(const nn::ModuleT<T>& model, const Shape& input_shape) {
   Graph g;

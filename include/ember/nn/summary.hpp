@@ -25,7 +25,7 @@
 
 #include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
-#include "ember/graph/trace.hpp"
+#include "ember/graph/tracer.hpp"
 #include "ember/nn/module.hpp"
 
 namespace ember::nn {
