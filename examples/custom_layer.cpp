@@ -1,10 +1,17 @@
 // A layer written in your own program, outside ember's sources: LeakyReLU(negative_slope = 0.01), as
 // torch.nn.LeakyReLU. It shows what docs/adding-a-layer.md ("Adding a layer in your own program") explains: the
-// includes, the namespace, the module contract, clone(), batch_independent(), the gradient check from
-// <ember/testing/gradcheck.hpp>, and the layer inside a Sequential. The test suite builds and runs it.
+// includes, the namespace, the module contract, clone(), batch_independent(), describe() (the layer as a graph
+// node: ONNX export and the summary's shapes come from it), the gradient check from
+// <ember/testing/gradcheck.hpp>, and the layer inside a Sequential, printed in nn::summary and exported to
+// ONNX. The test suite builds and runs it; with `--onnx DIR` it also writes DIR/custom_layer.onnx with a batch
+// and ember's output of it, which tests/onnx_graph_check.py runs through OpenCV's dnn module.
 #include <ember/ember.hpp>
+#include <ember/graph/tracer.hpp>
+#include <ember/io/onnx.hpp>
+#include <ember/nn/summary.hpp>
 #include <ember/testing/gradcheck.hpp>
 
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -41,6 +48,11 @@ class LeakyReLUT : public ember::nn::ModuleT<T> {
   bool batch_independent() const override { return true; }
   std::string type_name() const override { return "LeakyReLU"; }
   std::string extra_repr() const override { return "negative_slope=" + ember::nn::python_float(slope_); }
+  // The layer as ONNX's LeakyRelu node (eval-mode semantics): graph::trace, io::export_onnx and nn::summary
+  // read it. Left out, export throws naming the layer and the summary prints its row without an output shape.
+  std::string describe(ember::graph::Tracer& t, const std::string& x) const override {
+    return t.node("LeakyRelu", {x}, {{"alpha", ember::graph::Attribute::real(slope_)}});
+  }
 
  private:
   double slope_;
@@ -52,7 +64,17 @@ using LeakyReLU = LeakyReLUT<float>;
 
 }  // namespace myapp
 
-int main() {
+namespace {
+
+// Raw float32, as tests/onnx_graph_check.py reads it.
+void write_raw(const std::string& path, const ember::Tensor& t) {
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
   using namespace ember;
   // The gradient check, in double.
   myapp::LeakyReLUT<double> layer(0.1);
@@ -70,5 +92,24 @@ int main() {
   const Tensor batch = Tensor::ones({100, 4});
   const bool same = copy.predict(batch).vector() == model.predict(batch).vector();
   std::cout << "copy predicts the same: " << (same ? "yes" : "no") << "\n";
+
+  // The summary: the layer's row with its output shape, traced through describe.
+  std::cout << nn::summary(model, {1, 4});
+
+  // ONNX: the layer is a LeakyRelu node of the file.
+  const format::OnnxModel onnx = io::to_onnx(model, {1, 4});
+  std::string ops;
+  for (const auto& n : onnx.graph.nodes) ops += (ops.empty() ? "" : " ") + n.op_type + "(" + n.name + ")";
+  std::cout << "onnx nodes: " << ops << "\n";
+  if (argc == 3 && std::string(argv[1]) == "--onnx") {
+    const std::string dir = argv[2];
+    io::export_onnx(model, {1, 4}, dir + "/custom_layer.onnx");
+    Tensor input({5, 4});
+    for (float& v : input) v = static_cast<float>(gen.normal());
+    write_raw(dir + "/custom_layer.input", input);
+    write_raw(dir + "/custom_layer.output", model.predict(input));
+    std::ofstream(dir + "/custom_layer.json") << R"({"input": [5, 4], "output": [5, 2]})";
+    std::cout << "wrote " << dir << "/custom_layer.onnx\n";
+  }
   return r.ok() && same ? 0 : 1;
 }

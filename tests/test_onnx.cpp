@@ -433,6 +433,43 @@ struct Doubler : nn::Module {
   std::string type_name() const override { return "Doubler"; }
 };
 
+// The same layer, described: a Mul by a constant 2, which ONNX export then writes.
+struct DescribedDoubler : Doubler {
+  std::string describe(ember::graph::Tracer& t, const std::string& x) const override {
+    return t.node("Mul", {x, t.parameter("two", Tensor::full({1}, 2.0f))});
+  }
+  std::unique_ptr<nn::Module> clone() const override { return std::make_unique<DescribedDoubler>(*this); }
+};
+// A layer whose describe disagrees with its predict (Relu keeps the shape; predict halves the features).
+struct Halver : Doubler {
+  void predict_into(const Tensor& x, Tensor& out) const override {
+    out.resize({x.size(0), x.size(1) / 2});
+    for (std::int64_t i = 0; i < out.numel(); ++i) out.data()[i] = x.data()[i];
+  }
+  std::string describe(ember::graph::Tracer& t, const std::string& x) const override { return t.node("Relu", {x}); }
+  std::unique_ptr<nn::Module> clone() const override { return std::make_unique<Halver>(*this); }
+  std::string type_name() const override { return "Halver"; }
+};
+
+TEST_CASE("export_onnx: a layer of one's own exports through its describe; a describe unlike predict throws") {
+  ember::Generator gen(1);
+  nn::Sequential net("Net", {{"fc", nn::Linear(4, 3, true, gen)}, {"act", DescribedDoubler()}});
+  const auto onnx = io::to_onnx(net, {1, 4});
+  REQUIRE(onnx.graph.nodes.size() == 2);
+  CHECK(onnx.graph.nodes[1].op_type == "Mul");
+  CHECK(onnx.graph.nodes[1].name == "act");
+  CHECK(onnx.graph.nodes[1].inputs[1] == "act.two");
+  CHECK(onnx.graph.nodes[1].outputs[0] == "output");
+  REQUIRE(onnx.graph.initializers.size() == 3);
+  CHECK(onnx.graph.initializers[2].name == "act.two");
+
+  nn::Sequential wrong("Net", {{"fc", nn::Linear(4, 4, true, gen)}, {"half", Halver()}});
+  const std::string msg = scratch::message_of<std::logic_error>([&] { (void)io::to_onnx(wrong, {1, 4}); });
+  CHECK(contains(msg, "predicts [2, 2]"));
+  CHECK(contains(msg, "[2, 4]"));
+  CHECK(contains(msg, "describe and predict disagree"));
+}
+
 TEST_CASE(
     "export_onnx: a layer without a mapping, a bad input_shape, a batch-mixing layer, an unwritable path") {
   const std::string path = tmp_path("bad.onnx");
@@ -450,6 +487,7 @@ TEST_CASE(
   std::string msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(net, {1, 4}, path); });
   CHECK(contains(msg, "'block.act' (Doubler())"));
   CHECK(contains(msg, "no ONNX mapping"));
+  CHECK(contains(msg, "override ModuleT::describe"));
   untouched();
 
   nn::Sequential ok("Net", {{"fc", nn::Linear(4, 3, true, gen)}});
@@ -473,7 +511,7 @@ TEST_CASE(
   // pooling operator has.
   nn::Sequential uneven("Net", {{"pool", nn::AdaptiveAvgPool2d(3)}});
   msg = scratch::message_of<std::invalid_argument>([&] { io::export_onnx(uneven, {1, 2, 7, 6}, path); });
-  CHECK(contains(msg, "'pool' (AdaptiveAvgPool2d(output_size=3)) pools 7x6 into 3x3"));
+  CHECK(contains(msg, "'pool' (AdaptiveAvgPool2d(output_size=3)): pools 7x6 into 3x3"));
   untouched();
 
   // An unwritable place: io_error naming the path.

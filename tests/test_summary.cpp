@@ -75,6 +75,60 @@ TEST_CASE("summary of the report's CNN: PyTorch's parameter count, and nothing c
   CHECK(cnn.is_training());
 }
 
+namespace {
+// A layer of one's own with a parameter: y = x * scale (per feature). With describe it is a Mul node; without,
+// the summary cannot trace it.
+struct ScaleNoDescribe : nn::Module {
+  Parameter scale{Tensor::full({3}, 2.0f), Tensor({3}), true};
+  void forward_into(const Tensor& x, Tensor& out) override { predict_into(x, out); }
+  void backward_into(const Tensor& g, Tensor* gi) override {
+    if (gi) *gi = g;
+  }
+  void predict_into(const Tensor& x, Tensor& out) const override {
+    out.assign(x);
+    for (std::int64_t i = 0; i < out.numel(); ++i) out.data()[i] *= scale.value.data()[i % 3];
+  }
+  void collect_parameters(const std::string& prefix, NamedParameters& out) override {
+    out.emplace_back(prefix + "scale", &scale);
+  }
+  std::unique_ptr<nn::Module> clone() const override { return std::make_unique<ScaleNoDescribe>(*this); }
+  std::string type_name() const override { return "Scale"; }
+};
+struct Scale : ScaleNoDescribe {
+  std::string describe(graph::Tracer& t, const std::string& x) const override {
+    return t.node("Mul", {x, t.parameter("scale", scale.value)});
+  }
+  std::unique_ptr<nn::Module> clone() const override { return std::make_unique<Scale>(*this); }
+};
+}  // namespace
+
+TEST_CASE("summary: a layer of one's own gets its row and parameters; its output shape when it describes itself") {
+  nn::Sequential net("Net", {{"fc", nn::Linear(4, 3)}, {"scale", Scale()}, {"head", nn::Linear(3, 2)}});
+  const nn::ModelSummary s = nn::summary(net, {5, 4});
+  REQUIRE(s.rows.size() == 4);
+  CHECK(s.rows[2].type == "Scale");
+  CHECK(s.rows[2].output_shape == Shape{5, 3});
+  CHECK(s.rows[2].params == 3);
+  CHECK(s.rows[3].output_shape == Shape{5, 2});
+  CHECK(s.total_params == 15 + 3 + 8);
+  CHECK(s.note.empty());
+
+  // Without describe: still its row and its parameters; the shapes the trace did not reach are empty, the
+  // model's own is predict's, and a note names the layer.
+  nn::Sequential opaque("Net", {{"fc", nn::Linear(4, 3)}, {"scale", ScaleNoDescribe()}, {"head", nn::Linear(3, 2)}});
+  const nn::ModelSummary o = nn::summary(opaque, {5, 4});
+  REQUIRE(o.rows.size() == 4);
+  CHECK(o.rows[0].output_shape == Shape{5, 2});
+  CHECK(o.rows[1].output_shape == Shape{5, 3});
+  CHECK(o.rows[2].params == 3);
+  CHECK(o.rows[2].output_shape.empty());
+  CHECK(o.rows[3].output_shape.empty());
+  CHECK(o.total_params == 26);
+  CHECK(scratch::contains(o.note, "'scale' (Scale())"));
+  CHECK(scratch::contains(o.note, "override ModuleT::describe"));
+  CHECK(scratch::contains(o.str(), "Note: "));
+}
+
 namespace bad_input {
 TEST_CASE("summary: an input the model cannot take throws the layer's shape error") {
   nn::Sequential net = small_resnet();

@@ -19,25 +19,9 @@ namespace ember::graph {
 
 template <typename T>
 Graph trace(const nn::ModuleT<T>& model, const Shape& input_shape) {
-  bool positive = input_shape.size() >= 2;
-  for (auto d : input_shape) positive = positive && d > 0;
-  if (!positive)
-    throw shape_error("trace: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
-                      to_string(input_shape));
   Graph g;
   Tracer t(g);
-  t.input("input", input_shape);
-  t.reserve("output");
-  t.set_root(model.repr().substr(0, model.repr().find('\n')));
-  std::string out;
-  try {
-    out = model.describe(t, "input");
-  } catch (const std::invalid_argument& e) {
-    const std::string where = t.scope().empty() ? "" : " at '" + t.scope() + "'";
-    if (dynamic_cast<const shape_error*>(&e))
-      throw shape_error(std::string("trace") + where + ": " + e.what());
-    throw std::invalid_argument(std::string("trace") + where + ": " + e.what());
-  }
+  const std::string out = describe_model(model, input_shape, t);
   // The last node's output becomes "output"; a model that writes nothing (an empty Sequential) gets an
   // Identity.
   Shape out_shape = t.shape(out);

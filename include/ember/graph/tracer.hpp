@@ -8,9 +8,11 @@
 //     return t.node("Gemm", {x, t.parameter("weight", weight_.value), t.parameter("bias", bias_.value)},
 //                   {{"transB", graph::Attribute::integer(1)}});
 //   }
-// This header knows only core/ and graph/graph.hpp: nn/module.hpp includes it.
+// describe_model(model, input_shape, t) describes a whole model (graph::trace and nn::summary use it).
+// This header knows only core/, graph/graph.hpp and graph/shapes.hpp: nn/module.hpp includes it.
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +82,7 @@ class Tracer {
     scope_ = scope_.empty() ? name : scope_ + "." + name;
     layer_ = module.repr().substr(0, module.repr().find('\n'));
     std::string out = module.describe(*this, x);
+    outputs_[scope_] = shape(out);
     scope_ = saved;
     layer_ = saved_layer;
     return out;
@@ -87,6 +90,10 @@ class Tracer {
 
   // The dotted name of the layer being described ("" at the root).
   const std::string& scope() const { return scope_; }
+  // The output shape of every module described so far (through child()), by its dotted name.
+  const std::map<std::string, Shape>& module_shapes() const { return outputs_; }
+  // The first line of the printout of the layer being described.
+  const std::string& layer() const { return layer_; }
   // "'block.0' (Conv2d(...))": how errors name it.
   std::string where() const { return scope_.empty() ? layer_ : "'" + scope_ + "' (" + layer_ + ")"; }
   Graph& graph() { return graph_; }
@@ -103,9 +110,47 @@ class Tracer {
 
  private:
   Graph& graph_;
-  std::map<std::string, Shape> shapes_;
+  std::map<std::string, Shape> shapes_, outputs_;
   std::set<std::string> used_;
   std::string scope_, layer_;
 };
+
+namespace detail {
+
+// A describe's error, with the layer where it happened: "trace: layer 'block.0' (Conv2d(...)): what". A
+// message from the tracer names the layer already; one that starts with the layer's printout loses it.
+inline std::string traced_error(const Tracer& t, const std::string& what) {
+  if (what.rfind("trace", 0) == 0) return what;
+  std::string rest = what;
+  const std::string& layer = t.layer();
+  if (!layer.empty() && rest.rfind(layer + ": ", 0) == 0) rest = rest.substr(layer.size() + 2);
+  return "trace: layer " + t.where() + ": " + rest;
+}
+
+}  // namespace detail
+
+// The model described to t, reading "input" of input_shape; returns its output value. Afterwards
+// t.module_shapes() holds every module's output shape (nn::summary reads them); on an error it holds those of
+// the modules described before it.
+template <class M>
+std::string describe_model(const M& model, const Shape& input_shape, Tracer& t) {
+  bool positive = input_shape.size() >= 2;
+  for (auto d : input_shape) positive = positive && d > 0;
+  if (!positive)
+    throw shape_error("trace: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
+                      to_string(input_shape));
+  t.input("input", input_shape);
+  t.reserve("output");
+  t.set_root(model.repr().substr(0, model.repr().find('\n')));
+  std::string out;
+  try {
+    out = model.describe(t, "input");
+  } catch (const shape_error& e) {
+    throw shape_error(detail::traced_error(t, e.what()));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(detail::traced_error(t, e.what()));
+  }
+  return out;
+}
 
 }  // namespace ember::graph

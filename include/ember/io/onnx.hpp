@@ -1,23 +1,24 @@
 #pragma once
 // ONNX export: a module, in eval mode, as an ONNX file that other runtimes load (OpenCV's dnn module, ONNX
-// Runtime, TensorRT). The graph reads "input" (input_shape with a dynamic batch "N") and writes "output";
-// parameters and running statistics are initialisers under their dotted names ("conv1.weight",
-// "batchnorm1.running_mean"); each layer maps to the operators of io/onnx_layers.hpp, Sequential to its
-// children in order, Residual to its body and shortcut and an Add. The file's metadata_props hold "model"
-// (the printout), "input_shape" (C, H, W as a JSON array) and the caller's entries ("classes",
-// "normalize_mean", "normalize_std", ...), which win on equal keys.
+// Runtime, TensorRT). The module is traced (graph::trace: each layer describes itself, ModuleT::describe;
+// containers their children in order) and the graph written as io/onnx_graph.hpp writes one, in the model's
+// type (a double model's tensors are DOUBLE). The graph reads "input" (input_shape with a dynamic batch "N")
+// and writes "output"; parameters and running statistics are initialisers under their dotted names
+// ("conv1.weight", "batchnorm1.running_mean"), in the order the nodes first read them; Dropout and Identity
+// leave no node, as torch exports them. The file's metadata_props hold "model" (the printout), "input_shape"
+// (C, H, W as a JSON array) and the caller's entries ("classes", "normalize_mean", "normalize_std", ...),
+// which win on equal keys.
 //
-// The walk runs the model on a sample batch of 2 (predict: nothing in the model changes), so every layer's
-// input and output shapes are known and a shape that does not fit is the layer's own shape_error. A layer
-// without a mapping (a layer of your own) is a std::invalid_argument naming it; nothing is written then. An
-// nn::GraphModule is written as the graph it describes (graph::trace), its initialisers under their names
-// (inside a container, under the container's dotted name: "backbone.conv1.weight").
+// The trace runs on a sample batch of 2 (a layer that mixes samples across the batch shows in the shapes),
+// then predict checks the traced output shape (a describe that disagrees with predict is a logic_error naming
+// the model). A shape that does not fit is a shape_error naming the layer; a layer that does not describe
+// itself (a layer of your own without describe) is a std::invalid_argument naming it and saying to override
+// describe; nothing is written then. An nn::GraphModule is written as the graph it describes.
 // The file is written atomically (core/file.hpp): io_error naming the path when it cannot be.
-#include <cstdint>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -27,103 +28,82 @@
 #include "ember/graph/trace.hpp"
 #include "ember/io/onnx_builder.hpp"
 #include "ember/io/onnx_graph.hpp"
-#include "ember/io/onnx_layers.hpp"
 #include "ember/nn/graph_module.hpp"
 #include "ember/nn/module.hpp"
-#include "ember/nn/residual.hpp"
-#include "ember/nn/sequential.hpp"
 #include "ember/version.hpp"
 
 namespace ember::io {
 
 namespace onnx_detail {
 
-// The value a module reads and, after it, the value it wrote; `sample` is that value for the sample batch.
+// The traced graph's nodes into b: Dropout and Identity elided (their readers read their input), each
+// initializer written before the first node that reads it, from the module's own tensors (in its type) when
+// it has one of that name. Returns the value that holds the model's output ("input" when every node was
+// elided: the caller writes an Identity then).
 template <typename T>
-struct Flow {
-  std::string value;
-  TensorT<T> sample;
-};
-
-inline std::string child_name(const std::string& parent, const std::string& child) {
-  return parent.empty() ? child : parent + "." + child;
+std::string write_traced(OnnxGraphBuilder<T>& b, const graph::Graph& g, const nn::ModuleT<T>& model) {
+  std::map<std::string, const TensorT<T>*> own;
+  for (const auto& [name, p] : model.named_parameters()) own[name] = &p->value;
+  for (const auto& [name, t] : model.named_buffers()) own[name] = t;
+  for (const auto& n : g.nodes()) {
+    b.reserve(n.name);
+    for (const auto& o : n.outputs) b.reserve(o);
+  }
+  std::map<std::string, std::string> alias;
+  const auto value = [&](const std::string& v) {
+    const auto it = alias.find(v);
+    return it == alias.end() ? v : it->second;
+  };
+  std::set<std::string> written;
+  const bool leaf = model.children().empty();
+  for (graph::Node n : g.nodes()) {
+    for (auto& v : n.inputs) v = v.empty() ? v : value(v);
+    if (n.op == "Dropout" || n.op == "Identity") {
+      alias[n.outputs.at(0)] = n.inputs.at(0);
+      continue;
+    }
+    for (const auto& v : n.inputs) {
+      if (!g.has_initializer(v) || !written.insert(v).second) continue;
+      const auto it = own.find(v);
+      if (it != own.end()) b.parameter(v, *it->second);
+      else b.parameter(v, g.initializer(v).template cast<T>());
+    }
+    // A layer as the whole model: its nodes named after its type ("BatchNorm1d"), as torch names them.
+    if (leaf && n.name.rfind(n.op, 0) == 0) n.name = model.type_name() + n.name.substr(n.op.size());
+    write_node(b, n);
+  }
+  return value(g.outputs().at(0).name);
 }
 
-inline std::string describe(const std::string& name, const std::string& repr) {
-  const std::string first_line = repr.substr(0, repr.find('\n'));
-  return name.empty() ? first_line : "'" + name + "' (" + first_line + ")";
-}
-
 template <typename T>
-TensorT<T> run(const std::string& name, const nn::ModuleT<T>& m, const TensorT<T>& x) {
+graph::Graph traced(const nn::ModuleT<T>& model, const Shape& input_shape, const std::string& batch_hint,
+                    const Shape& batched) {
+  Shape sample = input_shape;
+  sample[0] = 2;
   try {
-    return m.predict(x);
+    graph::Graph g = graph::trace(model, sample);
+    const Shape y = model.predict(TensorT<T>(sample)).shape();
+    Shape traced_y = g.outputs().at(0).shape;
+    traced_y[0] = 2;
+    if (y != traced_y)
+      throw std::logic_error("export_onnx: " + model.repr().substr(0, model.repr().find('\n')) +
+                             " predicts " + to_string(y) + " for a batch of " + to_string(sample) +
+                             " but describes itself as a graph that computes " + to_string(traced_y) +
+                             ": a layer's describe and predict disagree");
+    return g;
   } catch (const shape_error& e) {
-    throw shape_error("export_onnx: layer " + describe(name, m.repr()) + ": " + e.what() +
-                      " (the input_shape given, with the batch made 2 to follow it through the model)");
-  }
-}
-
-template <typename T>
-void walk(OnnxGraphBuilder<T>& graph, const std::string& name, const nn::ModuleT<T>& m, Flow<T>& x) {
-  if (const auto* seq = dynamic_cast<const nn::SequentialT<T>*>(&m)) {
-    for (std::size_t i = 0; i < seq->size(); ++i)
-      walk(graph, child_name(name, seq->name_of(i)), (*seq)[i], x);
-    return;
-  }
-  // Residual: body and shortcut (the identity without one) from the same value, then Add. Its own predict
-  // first, so that a body whose output does not fit the shortcut's is its shape_error, not a broadcast.
-  if (const auto* res = dynamic_cast<const nn::ResidualT<T>*>(&m)) {
-    TensorT<T> out = run(name, m, x.sample);
-    Flow<T> body = x, shortcut = x;
-    walk(graph, child_name(name, "body"), res->body(), body);
-    if (res->has_shortcut()) walk(graph, child_name(name, "shortcut"), *res->shortcut(), shortcut);
-    x.value = graph.node("Add", name.empty() ? "Residual" : name, {body.value, shortcut.value});
-    x.sample = std::move(out);
-    return;
-  }
-  // A GraphModule inside a container: its graph (graph::trace), values and initializers renamed into this one.
-  if constexpr (std::is_same_v<T, float>) {
-    if (dynamic_cast<const nn::GraphModuleT<T>*>(&m)) {
-      TensorT<T> out = run(name, m, x.sample);
-      const graph::Graph g = graph::trace(m, x.sample.shape());
-      std::map<std::string, std::string> renamed{{g.inputs().at(0).name, x.value}};
-      for (const auto& [init, t] : g.initializers()) renamed[init] = graph.parameter(child_name(name, init), t);
-      for (graph::Node n : g.nodes()) {
-        for (auto& v : n.inputs) v = v.empty() ? v : renamed.at(v);
-        n.name = graph.fresh(child_name(name, n.name));
-        const std::string value = graph.fresh(n.name);
-        renamed[n.outputs.at(0)] = value;
-        n.outputs = {value};
-        write_node(graph, n);
-      }
-      x.value = renamed.at(g.outputs().at(0).name);
-      x.sample = std::move(out);
-      return;
+    bool takes_batched = false;  // the model takes the shape once a batch dimension is added in front
+    try {
+      model.predict(TensorT<T>(batched));
+      takes_batched = true;
+    } catch (const std::exception&) {
     }
+    throw shape_error("export_onnx: " + std::string(e.what()) +
+                      " (the input_shape given, with the batch made 2 to follow it through the model)" +
+                      (takes_batched ? batch_hint : ""));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("export_onnx: " + std::string(e.what()));
   }
-  TensorT<T> out = run(name, m, x.sample);
-  if (out.dim() == 0 || out.size(0) != x.sample.size(0))
-    throw shape_error("export_onnx: layer " + describe(name, m.repr()) + " turns a batch of " +
-                      std::to_string(x.sample.size(0)) + ", " + to_string(x.sample.shape()) + ", into " +
-                      to_string(out.shape()) + ": ONNX export keeps dimension 0 as the batch");
-  const std::string node_name = name.empty() ? m.type_name() : name;
-  onnx_layers::Context<T> c{graph, node_name, name, x.value, x.sample.shape(), out.shape()};
-  for (const auto map : onnx_layers::mappings<T>()) {
-    if (auto value = map(m, c)) {
-      x.value = *value;
-      x.sample = std::move(out);
-      return;
-    }
-  }
-  throw std::invalid_argument("export_onnx: layer " + describe(name, m.repr()) +
-                              " has no ONNX mapping (io/onnx_layers.hpp lists the layers that have one)");
-}
-
-inline std::string json_array(const std::vector<std::int64_t>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
 }
 
 }  // namespace onnx_detail
@@ -142,32 +122,19 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
   if (!positive || input_shape.size() < 2)
     throw shape_error("export_onnx: input_shape must be [N, ...] with at least 2 dimensions, all positive, got " +
                       to_string(input_shape) + (positive ? batch_hint : ""));
-  // A graph made a module (nn::GraphModule) is written as the graph it describes.
+  // A graph made a module (nn::GraphModule) is written as the graph it holds, nodes and names as they are.
   if (dynamic_cast<const nn::GraphModuleT<T>*>(&model)) return to_onnx(graph::trace(model, input_shape), metadata);
+  const graph::Graph g = onnx_detail::traced(model, input_shape, batch_hint, batched);
+
   format::OnnxModel onnx;
   onnx.producer_name = "ember";
   onnx.producer_version = ember::version();
   onnx.graph.name = model.type_name();
-  OnnxGraphBuilder<T> graph(onnx.graph);
-  graph.reserve("input");
-  graph.reserve("output");
-
-  Shape sample_shape = input_shape;
-  sample_shape[0] = 2;  // 2, not 1: a layer that mixes samples across the batch shows in the output shape
-  onnx_detail::Flow<T> x{"input", TensorT<T>(sample_shape)};
-  try {
-    onnx_detail::walk(graph, "", model, x);
-  } catch (const shape_error& e) {
-    bool takes_batched = false;  // the model takes the shape once a batch dimension is added in front
-    try {
-      model.predict(TensorT<T>(batched));
-      takes_batched = true;
-    } catch (const std::exception&) {
-    }
-    if (takes_batched) throw shape_error(std::string(e.what()) + batch_hint);
-    throw;
-  }
-  graph.rename_output(x.value, "output");
+  OnnxGraphBuilder<T> b(onnx.graph);
+  b.reserve("input");
+  b.reserve("output");
+  const std::string out = onnx_detail::write_traced(b, g, model);
+  if (out != "output") b.rename_output(out, "output");
 
   using Dim = format::OnnxValueInfo::Dim;
   const auto value_info = [](const std::string& name, const Shape& s) {
@@ -176,12 +143,8 @@ format::OnnxModel to_onnx(const nn::ModuleT<T>& model, const Shape& input_shape,
     return v;
   };
   onnx.graph.inputs.push_back(value_info("input", input_shape));
-  onnx.graph.outputs.push_back(value_info("output", x.sample.shape()));
-
-  std::map<std::string, std::string> meta = {
-      {"model", model.repr()},
-      {"input_shape",
-       onnx_detail::json_array(std::vector<std::int64_t>(input_shape.begin() + 1, input_shape.end()))}};
+  onnx.graph.outputs.push_back(value_info("output", g.outputs().at(0).shape));
+  std::map<std::string, std::string> meta = g.metadata();
   for (const auto& [k, v] : metadata) meta[k] = v;
   onnx.metadata.assign(meta.begin(), meta.end());
   return onnx;

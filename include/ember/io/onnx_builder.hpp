@@ -1,6 +1,6 @@
 #pragma once
-// The graph that io/onnx.hpp builds while it walks a module: nodes, initialisers and value names, each name
-// unique in the graph. A layer's mapping (io/onnx_layers.hpp) asks it for nodes and constants and gets back
+// The graph that io/onnx.hpp builds as it writes a traced module or a graph: nodes, initialisers and value names, each name
+// unique in the graph. io/onnx_graph.hpp's node writer asks it for nodes and constants and gets back
 // the names of their outputs.
 #include <cstdint>
 #include <set>

@@ -1,7 +1,7 @@
 #pragma once
 // ONNX export of a graph::Graph (graph/graph.hpp): its nodes, initializers, input and output as they are,
 // opset 13, with the batch dimension dynamic ("N"). What opset 13 or common runtimes (OpenCV's dnn) do not
-// take is written as io/onnx_layers.hpp writes it for a module:
+// take is written in operators it does take:
 //   - ember's "activation" attribute on a Conv or Gemm (graph::optimize's fusion): the node, then a Relu
 //   node;
 //   - Gelu (an opset 20 operator): its formula (Erf or Tanh, Mul, Add, Div);
@@ -14,12 +14,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ember/format/onnx_proto.hpp"
 #include "ember/graph/graph.hpp"
 #include "ember/io/onnx_builder.hpp"
-#include "ember/io/onnx_layers.hpp"
 #include "ember/io/onnx_quantized.hpp"
 #include "ember/version.hpp"
 
@@ -53,10 +53,34 @@ inline std::vector<format::OnnxAttribute> onnx_attributes(const graph::Node& n, 
   return out;
 }
 
+// GELU has no operator before opset 20: its formula, as torch exports it. Exact: x * 0.5 * (1 + erf(x / √2));
+// approximate='tanh': x * 0.5 * (1 + tanh(√(2/π) * (x + 0.044715 x³))). The nodes are named name/Op, the last
+// one `name`; returns its output.
+template <typename T>
+std::string gelu_formula(OnnxGraphBuilder<T>& g, const std::string& name, const std::string& x, bool tanh) {
+  const auto op = [&](const std::string& type, std::vector<std::string> in) {
+    return g.node(type, name + "/" + type, std::move(in));
+  };
+  const auto constant = [&](const std::string& what, double v) {
+    return g.scalar_constant(name + "/" + what, static_cast<T>(v));
+  };
+  std::string inner;
+  if (tanh) {
+    const std::string cube = op("Mul", {op("Mul", {x, x}), x});
+    const std::string sum = op("Add", {x, op("Mul", {cube, constant("coefficient", 0.044715)})});
+    inner = op("Tanh", {op("Mul", {sum, constant("sqrt_2_over_pi", 0.7978845608028654)})});
+  } else {
+    inner = op("Erf", {op("Div", {x, constant("sqrt_2", 1.4142135623730951)})});
+  }
+  const std::string half_x = op("Mul", {op("Add", {inner, constant("one", 1.0)}), x});
+  return g.node("Mul", name, {half_x, constant("half", 0.5)});
+}
+
 // n with the operands io::load_onnx made attributes (as ONNX's first opsets had them: Reshape's shape,
 // Squeeze's and Unsqueeze's axes, Slice's starts..., Pad's pads and value, Clip's min and max) as the constant
 // inputs opset 13 takes; nullopt when it has none.
-inline std::optional<graph::Node> with_constant_inputs(OnnxGraphBuilder<float>& b, const graph::Node& n) {
+template <typename T>
+std::optional<graph::Node> with_constant_inputs(OnnxGraphBuilder<T>& b, const graph::Node& n) {
   const std::string& op = n.op;
   std::vector<const char*> ints, reals;
   if (op == "Reshape") ints = {"shape"};
@@ -78,22 +102,26 @@ inline std::optional<graph::Node> with_constant_inputs(OnnxGraphBuilder<float>& 
     m.attributes.erase(k);
   }
   for (const char* k : reals) {
-    m.inputs.push_back(n.has(k) ? b.scalar_constant(n.name + "/" + k, static_cast<float>(n.get_float(k, 0))) : "");
+    m.inputs.push_back(n.has(k) ? b.scalar_constant(n.name + "/" + k, static_cast<T>(n.get_float(k, 0))) : "");
     m.attributes.erase(k);
   }
   while (m.inputs.size() > 1 && m.inputs.back().empty()) m.inputs.pop_back();
   return m;
 }
 
-inline void write_node(OnnxGraphBuilder<float>& b, const graph::Node& n) {
-  if (graph::is_quantized(n)) return write_node(b, onnx_quantized::dequantized(b, n));
+// n as ONNX nodes of b (of the model's type T: a double model's are double).
+template <typename T>
+void write_node(OnnxGraphBuilder<T>& b, const graph::Node& n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (graph::is_quantized(n)) return write_node(b, onnx_quantized::dequantized(b, n));
+  }
   if (const auto m = with_constant_inputs(b, n)) return write_node(b, *m);
   auto& nodes = b.graph().nodes;
   const std::string out = n.outputs.at(0);
   if (n.op == "Gelu") {
     // The formula's last node writes a fresh name; the value keeps its own through an Identity-free rename.
     const std::string v =
-        onnx_layers::gelu_formula(b, n.name, n.inputs.at(0), n.get_string("approximate", "none") == "tanh");
+        gelu_formula(b, n.name, n.inputs.at(0), n.get_string("approximate", "none") == "tanh");
     b.rename_output(v, out);
     return;
   }

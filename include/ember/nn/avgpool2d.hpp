@@ -154,7 +154,7 @@ class AdaptiveAvgPool2dT : public ModuleT<T> {
     if (out_.h == 1 && out_.w == 1) return t.node("GlobalAveragePool", {x});
     if (s[2] % out_.h != 0 || s[3] % out_.w != 0)
       throw std::invalid_argument(this->repr() + ": pools " + std::to_string(s[2]) + "x" + std::to_string(s[3]) +
-                                  " into " + out_.str() + ": a graph can express adaptive average pooling only "
+                                  " into " + std::to_string(out_.h) + "x" + std::to_string(out_.w) + ": a graph can express adaptive average pooling only "
                                   "when the output size divides the input size (or is 1x1)");
     const std::vector<std::int64_t> k = {s[2] / out_.h, s[3] / out_.w};
     return t.node("AveragePool", {x}, {{"kernel_shape", graph::Attribute::integers(k)},

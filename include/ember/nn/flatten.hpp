@@ -42,10 +42,18 @@ class FlattenT : public ModuleT<T> {
   std::string type_name() const override { return "Flatten"; }
   // Flatten from dim 1 to the last is ONNX's Flatten(axis=1); other ranges are not traced yet.
   std::string describe(graph::Tracer& t, const std::string& x) const override {
-    const auto d = static_cast<std::int64_t>(t.shape(x).size());
-    if (start_ != 1 || (end_ != -1 && end_ != d - 1))
-      throw std::invalid_argument(this->repr() + ": trace takes Flatten from dim 1 to the last only");
-    return t.node("Flatten", {x}, {{"axis", graph::Attribute::integer(1)}});
+    const Shape& in = t.shape(x);
+    const auto d = static_cast<std::int64_t>(in.size());
+    if ((start_ < 0 ? start_ + d : start_) == 0)
+      throw shape_error(this->repr() + ": folds the batch into the features: a graph keeps dimension 0 as "
+                                       "the batch (ONNX export makes it dynamic)");
+    if (start_ == 1 && (end_ == -1 || end_ == d - 1))
+      return t.node("Flatten", {x}, {{"axis", graph::Attribute::integer(1)}});
+    // Any other range: a Reshape to the known sizes, 0 (copy the input's) for the batch.
+    Shape out;
+    flat_shape(in, out);
+    out[0] = 0;
+    return t.node("Reshape", {x}, {{"shape", graph::Attribute::integers(std::vector<std::int64_t>(out.begin(), out.end()))}});
   }
   std::string extra_repr() const override {
     return "start_dim=" + std::to_string(start_) + ", end_dim=" + std::to_string(end_);

@@ -76,12 +76,22 @@ class LinearT : public ModuleT<T> {
   // Gemm (y = x W^T + b), on 2-d input [N, in] only.
   std::string describe(graph::Tracer& t, const std::string& x) const override {
     this->require_parameters();
-    if (t.shape(x).size() != 2 || t.shape(x)[1] != in_)
-      throw shape_error(this->repr() + ": trace takes input [N, " + std::to_string(in_) + "] (a Gemm), got " +
-                        to_string(t.shape(x)));
-    std::vector<std::string> in = {x, t.parameter("weight", weight_.value)};
-    if (has_bias_) in.push_back(t.parameter("bias", bias_.value));
-    return t.node("Gemm", std::move(in), {{"transB", graph::Attribute::integer(1)}});
+    const Shape& s = t.shape(x);
+    if (s.size() < 2 || s.back() != in_)
+      throw shape_error(this->repr() + ": expected input [N, ..., " + std::to_string(in_) + "], got " +
+                        to_string(s));
+    const std::string w = t.parameter("weight", weight_.value);
+    const std::string b = has_bias_ ? t.parameter("bias", bias_.value) : "";
+    // y = x W^T + b: Gemm on 2-d input, as torch exports it; on more dimensions, MatMul by the transposed
+    // weight, then Add.
+    if (s.size() == 2) {
+      std::vector<std::string> in = {x, w};
+      if (has_bias_) in.push_back(b);
+      return t.node("Gemm", std::move(in), {{"transB", graph::Attribute::integer(1)}});
+    }
+    const std::string wt = t.node("Transpose", {w}, {{"perm", graph::Attribute::integers({1, 0})}}, "Transpose");
+    const std::string y = t.node("MatMul", {x, wt}, {}, has_bias_ ? "MatMul" : "");
+    return has_bias_ ? t.node("Add", {y, b}) : y;
   }
 
   std::unique_ptr<ModuleT<T>> clone() const override { return std::make_unique<LinearT>(*this); }

@@ -170,8 +170,9 @@ class ModuleT {
   // describes itself; a layer of your own that does not is named by the error trace throws.
   virtual std::string describe(graph::Tracer& t, const std::string& x) const {
     (void)t, (void)x;
-    throw std::invalid_argument(repr() + ": this layer does not describe itself as a graph (override "
-                                "ModuleT::describe; docs/adding-a-layer.md)");
+    throw std::invalid_argument(repr().substr(0, repr().find('\n')) +
+                                ": this layer does not describe itself as a graph, so it has no ONNX mapping "
+                                "and no traced shape: override ModuleT::describe (docs/adding-a-layer.md)");
   }
 
   // True when predict() treats every sample of the batch on its own (no statistic across the batch), so a

@@ -4,22 +4,29 @@
 // multiply-adds per image, then the totals.
 //   std::cout << nn::summary(model, {1, 1, 28, 28});
 // input_shape includes the batch dimension, as torchinfo's input_size (and io::export_onnx's input_shape); the
-// output shapes are shown for that batch, the multiply-adds for one image. The model runs once on zeros of
-// that shape through predict (eval semantics, nothing changes); a shape error names the layer, as in predict.
+// output shapes are shown for that batch, the multiply-adds for one image. The rows come from children()
+// (any container, a layer of your own too), the output shapes from graph::trace (each layer describes itself,
+// ModuleT::describe; graph/shapes.hpp infers the shapes): nothing runs, nothing changes. A shape that does not
+// fit is the trace's shape_error naming the layer. A layer that does not describe itself still gets its row
+// and its parameters, as torchinfo prints a module it cannot follow; its output shape, and those of the rows
+// after it that the trace did not reach, are empty ("--"), the model's own is predict's, and the table ends
+// with a note naming the layer.
 //
 // Multiply-adds are counted as torchinfo counts them: a layer whose name has "Conv" in it costs the number of
 // its parameters (weight and bias) per output position (out_h * out_w); any other layer with parameters
 // (Linear, BatchNorm) costs their number; a layer without parameters costs nothing.
 #include <cstdint>
 #include <cstdio>
+#include <map>
+#include <stdexcept>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "ember/core/error.hpp"
 #include "ember/core/tensor.hpp"
+#include "ember/graph/tracer.hpp"
 #include "ember/nn/module.hpp"
-#include "ember/nn/residual.hpp"
-#include "ember/nn/sequential.hpp"
 
 namespace ember::nn {
 
@@ -28,7 +35,7 @@ struct SummaryRow {
   std::string name;      // the dotted name, as named_modules ("" for the model itself)
   int depth = 0;         // 0 for the model, 1 for its children, ...
   int index = 0;         // 1-based among its parent's children (torchinfo's depth-idx)
-  Shape output_shape;    // with the batch of input_shape
+  Shape output_shape;    // with the batch of input_shape; empty when the trace did not reach the module
   std::int64_t params = 0;     // of this module alone; 0 for containers, whose children hold them
   std::int64_t mult_adds = 0;  // per image
   bool container = false;
@@ -41,6 +48,7 @@ struct ModelSummary {
   std::int64_t trainable_params = 0;  // every parameter of ember is trainable
   std::int64_t total_mult_adds = 0;   // per image
   std::int64_t param_bytes = 0;
+  std::string note;  // why some output shapes are missing (a layer that does not describe itself); "" if none
 
   // torchinfo's layout: one line per module, indented by depth, then the totals.
   std::string str() const {
@@ -55,7 +63,7 @@ struct ModelSummary {
       label += r.type;
       if (!r.name.empty()) label += " (" + last_part(r.name) + ")";
       if (r.depth > 0) label += ": " + std::to_string(r.depth) + "-" + std::to_string(r.index);
-      s += cell(label, 44) + cell(to_string(r.output_shape), 24) +
+      s += cell(label, 44) + cell(r.output_shape.empty() ? "--" : to_string(r.output_shape), 24) +
            cell(r.container || r.params == 0 ? "--" : grouped(r.params), 16) +
            (r.mult_adds == 0 ? "--" : grouped(r.mult_adds)) + "\n";
     }
@@ -66,6 +74,7 @@ struct ModelSummary {
          "\nNon-trainable params: " + grouped(total_params - trainable_params) +
          "\nTotal mult-adds per image (M): " + mult + "\n" + thin + "\nInput shape: " + to_string(input_shape) +
          "\nParams size (MB): " + mb + "\n" + rule + "\n";
+    if (!note.empty()) s += "Note: " + note + "\n";
     return s;
   }
 
@@ -108,33 +117,27 @@ std::int64_t mult_adds_per_image(const ModuleT<T>& m, const Shape& out) {
   return params;
 }
 
-// Runs m on x into y, adding its row (and its children's) to s.
 template <typename T>
-void summarise(const ModuleT<T>& m, const std::string& name, int depth, int index, const TensorT<T>& x,
-               TensorT<T>& y, ModelSummary& s) {
-  const std::size_t at = s.rows.size();
-  s.rows.push_back({m.type_name(), name, depth, index, {}, 0, 0, false});
-  const std::string dot = name.empty() ? "" : name + ".";
-  if (const auto* seq = dynamic_cast<const SequentialT<T>*>(&m)) {
-    s.rows[at].container = true;
-    TensorT<T> in = x;
-    for (std::size_t i = 0; i < seq->size(); ++i) {
-      summarise((*seq)[i], dot + seq->name_of(i), depth + 1, static_cast<int>(i) + 1, in, y, s);
-      in = y;
-    }
-    y = in;
-  } else if (const auto* res = dynamic_cast<const ResidualT<T>*>(&m)) {
-    s.rows[at].container = true;
-    TensorT<T> branch;
-    summarise(res->body(), dot + "body", depth + 1, 1, x, branch, s);
-    if (res->shortcut()) summarise(*res->shortcut(), dot + "shortcut", depth + 1, 2, x, branch, s);
-    m.predict_into(x, y);
-  } else {
-    m.predict_into(x, y);
-    for (const auto& [pname, p] : m.named_parameters()) s.rows[at].params += p->value.numel();
-    s.rows[at].mult_adds = mult_adds_per_image(m, y.shape());
-  }
-  s.rows[at].output_shape = y.shape();
+std::int64_t parameter_count(const ModuleT<T>& m) {
+  std::int64_t n = 0;
+  for (const auto& [name, p] : m.named_parameters()) n += p->value.numel();
+  return n;
+}
+
+// m's row (its own parameters: not its children's) and its children's, depth first.
+template <typename T>
+void summarise(const ModuleT<T>& m, const std::string& name, int depth, int index,
+               const std::map<std::string, Shape>& shapes, ModelSummary& s) {
+  const auto children = m.children();
+  SummaryRow row{m.type_name(), name, depth, index, {}, parameter_count(m), 0, !children.empty()};
+  for (const auto& [child_name, child] : children) row.params -= parameter_count(*child);
+  const auto it = shapes.find(name);
+  if (it != shapes.end()) row.output_shape = it->second;
+  if (!row.container) row.mult_adds = mult_adds_per_image(m, row.output_shape);
+  s.rows.push_back(row);
+  int i = 0;
+  for (const auto& [child_name, child] : children)
+    summarise(*child, name.empty() ? child_name : name + "." + child_name, depth + 1, ++i, shapes, s);
 }
 
 }  // namespace detail
@@ -143,10 +146,23 @@ template <typename T>
 ModelSummary summary(const ModuleT<T>& model, const Shape& input_shape) {
   ModelSummary s;
   s.input_shape = input_shape;
-  TensorT<T> x(input_shape), y;
-  detail::summarise(model, "", 0, 0, x, y, s);
+  graph::Graph g;
+  graph::Tracer t(g);
+  std::map<std::string, Shape> shapes;
+  try {
+    shapes[""] = t.shape(graph::describe_model(model, input_shape, t));
+    shapes.insert(t.module_shapes().begin(), t.module_shapes().end());
+  } catch (const shape_error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    // A layer that does not describe itself: the shapes traced before it, and the model's from predict.
+    shapes = t.module_shapes();
+    shapes[""] = model.predict(TensorT<T>(input_shape)).shape();
+    s.note = std::string(e.what()) + "; the output shapes after it are not traced";
+  }
+  detail::summarise(model, "", 0, 0, shapes, s);
   for (const auto& r : s.rows) s.total_mult_adds += r.mult_adds;
-  for (const auto& [name, p] : model.named_parameters()) s.total_params += p->value.numel();
+  s.total_params = detail::parameter_count(model);
   s.trainable_params = s.total_params;
   s.param_bytes = s.total_params * static_cast<std::int64_t>(sizeof(T));
   return s;
